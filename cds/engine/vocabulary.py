@@ -1,0 +1,115 @@
+"""The fact vocabulary (rules/facts.yaml): names, types, canonical units and plausible ranges."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cds.errors import RuleError
+from cds.units import UnitError, canonical_unit
+
+FACT_TYPES = ("number", "boolean", "code", "date")
+FACT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+FactValue = float | bool | str
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    type: str
+    description: str
+    unit: str | None = None
+    low: float | None = None
+    high: float | None = None
+    values: tuple[str, ...] | None = None
+    max_age_days: float | None = None
+    derived: bool = False
+    molar_mass_g_mol: float | None = None
+
+    def accepts(self, value: object) -> bool:
+        """Whether ``value`` has this fact's type and lies in its plausible range or value list."""
+        if self.type == "boolean":
+            return isinstance(value, bool)
+        if self.type in ("code", "date"):
+            return isinstance(value, str) and (self.values is None or value in self.values)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return self.low is not None and self.high is not None and self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    facts: Mapping[str, FactSpec]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.facts
+
+    def __getitem__(self, name: str) -> FactSpec:
+        return self.facts[name]
+
+
+def load_vocabulary(path: Path) -> Vocabulary:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RuleError(f"{path}: cannot read the fact vocabulary: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("facts"), dict):
+        raise RuleError(f"{path}: expected a mapping with a 'facts' mapping")
+    specs = {name: _fact_spec(path, name, body) for name, body in raw["facts"].items()}
+    _check_prefixes(path, specs)
+    return Vocabulary(specs)
+
+
+def _fact_spec(path: Path, name: str, body: Any) -> FactSpec:
+    where = f"{path}: fact {name!r}"
+    if not isinstance(name, str) or not FACT_NAME.match(name):
+        raise RuleError(f"{where}: names are lower-case dotted paths such as 'renal.crcl'")
+    if not isinstance(body, dict) or body.get("type") not in FACT_TYPES:
+        raise RuleError(f"{where}: 'type' must be one of {', '.join(FACT_TYPES)}")
+    unit, low, high = None, None, None
+    if body["type"] == "number":
+        try:
+            unit = canonical_unit(str(body.get("unit", "")))
+        except UnitError as exc:
+            raise RuleError(f"{where}: {exc}") from exc
+        low, high = _range(where, body.get("range"))
+    values = body.get("values")
+    return FactSpec(
+        name=name,
+        type=body["type"],
+        description=str(body.get("description", "")),
+        unit=unit,
+        low=low,
+        high=high,
+        values=tuple(str(v) for v in values) if values is not None else None,
+        max_age_days=body.get("max_age_days"),
+        derived=bool(body.get("derived", False)),
+        molar_mass_g_mol=body.get("molar_mass_g_mol"),
+    )
+
+
+def _range(where: str, value: Any) -> tuple[float, float]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        or value[0] > value[1]
+    ):
+        raise RuleError(f"{where}: number facts need 'range: [low, high]'")
+    return float(value[0]), float(value[1])
+
+
+def _check_prefixes(path: Path, specs: Mapping[str, FactSpec]) -> None:
+    # The engine nests dotted names; 'a.b' and 'a.b.c' would collide in one document.
+    names = set(specs)
+    for name in names:
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            if ".".join(parts[:i]) in names:
+                raise RuleError(f"{path}: fact {name!r} lies under fact {'.'.join(parts[:i])!r}")
