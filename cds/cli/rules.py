@@ -1,0 +1,106 @@
+"""``imatinib-cds rules check | test | schema | show``: the pharmacist's tools for rule files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cds.engine.ruleset import check_rules, load_rules
+
+DEFAULT_RULES = Path("rules")
+
+
+def register(sub: Any) -> None:
+    rules = sub.add_parser("rules", help="check, test and inspect rule files")
+    commands = rules.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="lint rule files; every problem as file:line:col CODE message")
+    check.add_argument("path", nargs="?", type=Path, default=DEFAULT_RULES)
+    check.set_defaults(func=run_check)
+
+    test = commands.add_parser("test", help="run the tests written next to the rules")
+    test.add_argument("path", nargs="?", type=Path, default=DEFAULT_RULES)
+    test.add_argument("--engine", choices=("durable", "reference"), default="durable")
+    test.set_defaults(func=run_test)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of rule files (for editors)")
+    schema.set_defaults(func=run_schema)
+
+    show = commands.add_parser("show", help="print one rule as written, with its file and ruleset")
+    show.add_argument("rule_id")
+    show.add_argument("--rules", type=Path, default=DEFAULT_RULES)
+    show.set_defaults(func=run_show)
+
+    _register_review_commands(commands)
+
+
+def _register_review_commands(commands: Any) -> None:
+    """Committee tools (trace, audit, catalogue) live in their own module."""
+    try:
+        from cds.cli import rules_review
+    except ModuleNotFoundError as exc:
+        if exc.name != "cds.cli.rules_review":
+            raise
+        return
+    rules_review.register(commands)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    rule_set, diagnostics = check_rules(args.path)
+    for diagnostic in diagnostics:
+        print(diagnostic)
+    errors = sum(d.severity == "error" for d in diagnostics)
+    rules = len(rule_set.rules) if rule_set else 0
+    print(f"{errors} error(s), {len(diagnostics) - errors} warning(s); {rules} active rule(s)")
+    return 1 if errors else 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from cds.engine.evaluate import RuleEngine
+    from cds.engine.testing import run_rule_tests
+
+    engine = RuleEngine(load_rules(args.path), backend=args.engine)
+    results = run_rule_tests(engine, _request_loader())
+    width = max((len(r.rule_id) for r in results), default=10)
+    for result in results:
+        status = "pass" if result.passed else "FAIL"
+        print(f"{status}  {result.rule_id:<{width}}  {result.test}")
+        for failure in result.failures:
+            print(f"      {result.file}:{result.line} E015 {failure}")
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results)} cases ran: {len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def _request_loader() -> Any:
+    try:
+        from cds.pipeline import request_facts
+    except ModuleNotFoundError:
+        return None
+    return request_facts
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from cds.engine.schema import rule_file_schema
+
+    json.dump(rule_file_schema(), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    rule_set = load_rules(args.rules)
+    try:
+        rule = rule_set.rule(args.rule_id)
+    except KeyError:
+        print(f"imatinib-cds: no rule {args.rule_id} in {args.rules}", file=sys.stderr)
+        return 1
+    print(f"# {rule.id} - {rule.title}")
+    print(f"# {rule.file}:{rule.line}  ruleset {rule.ruleset_id}@{rule.ruleset_version}")
+    print(yaml.safe_dump(dict(rule.source), sort_keys=False, allow_unicode=True, width=110), end="")
+    return 0

@@ -1,0 +1,133 @@
+"""Dose composer: merges the dose effects of all fired rules into one explained recommendation.
+
+Order (deterministic, independent of how rules are listed within a step):
+withhold wins; otherwise the base dose (the set dose, or the proposed/current dose stepped on the ladder),
+times every factor, then the lowest cap (including the label maximum), then rounding to what 100 mg and
+400 mg tablets can give, never past a cap. 800 mg/day is given as 400 mg twice daily.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cds.engine.model import DoseEffect
+from cds.engine.policy import Policy
+from cds.engine.render import format_value
+
+
+@dataclass(frozen=True)
+class DoseStep:
+    text: str
+    rule_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DoseDecision:
+    action: str  # withhold | change | keep | none
+    daily_mg: float | None
+    interval_h: int | None
+    steps: tuple[DoseStep, ...]
+
+
+@dataclass(frozen=True)
+class DosePolicy:
+    ladder_mg: tuple[float, ...]
+    tablet_step_mg: float
+    label_max_daily_mg: float
+    twice_daily_from_mg: float
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> DosePolicy:
+        return cls(
+            ladder_mg=tuple(float(v) for v in policy.get("dose_ladder_mg", [100, 200, 300, 400, 600, 800])),
+            tablet_step_mg=float(_mg(policy, "tablet_step_mg", 100)),
+            label_max_daily_mg=float(_mg(policy, "label_max_daily_mg", 800)),
+            twice_daily_from_mg=float(_mg(policy, "twice_daily_from_mg", 800)),
+        )
+
+
+def _mg(policy: Policy, name: str, default: float) -> float:
+    value = policy.get(name)
+    return default if value is None else policy.quantity(name).value
+
+
+def compose_dose(
+    effects: Sequence[tuple[str, DoseEffect]], base_daily_mg: float | None, base_interval_h: float | None,
+    policy: DosePolicy,
+) -> DoseDecision:
+    if not effects:
+        return DoseDecision("none", None, None, ())
+    withholds = [rid for rid, e in effects if e.withhold]
+    if withholds:
+        steps = tuple(DoseStep(f"Withhold imatinib ({rid}); withholding overrides every other dose effect", rid) for rid in withholds)
+        return DoseDecision("withhold", None, None, steps)
+    steps: list[DoseStep] = []
+    dose = _starting_dose(effects, base_daily_mg, policy, steps)
+    if dose is None:
+        return DoseDecision("none", None, None, tuple(steps))
+    for rid, effect in effects:
+        if effect.factor is not None:
+            dose *= effect.factor
+            steps.append(DoseStep(f"x {format_value(effect.factor)} ({rid}) -> {format_value(dose)} mg/day", rid))
+    cap, cap_rule = _lowest_cap(effects, policy)
+    if dose > cap:
+        dose = cap
+        steps.append(DoseStep(f"capped at {format_value(cap)} mg/day ({cap_rule or 'label maximum'})", cap_rule))
+    dose = _round_to_tablets(dose, cap, policy, steps)
+    interval = 12 if dose >= policy.twice_daily_from_mg else 24
+    if interval == 12:
+        steps.append(DoseStep(f"{format_value(dose)} mg/day is given as {format_value(dose / 2)} mg twice daily"))
+    unchanged = base_daily_mg is not None and math.isclose(dose, base_daily_mg) and interval == (base_interval_h or 24)
+    return DoseDecision("keep" if unchanged else "change", dose, interval, tuple(steps))
+
+
+def _starting_dose(
+    effects: Sequence[tuple[str, DoseEffect]], base: float | None, policy: DosePolicy, steps: list[DoseStep]
+) -> float | None:
+    sets = [(e.set_daily_mg, rid) for rid, e in effects if e.set_daily_mg is not None]
+    if sets:
+        value, rid = min(sets)
+        steps.append(DoseStep(f"set to {format_value(value)} mg/day ({rid})", rid))
+        if len(sets) > 1:
+            steps.append(DoseStep("several rules set a dose; the lowest is taken"))
+        return value
+    if base is None:
+        steps.append(DoseStep("no proposed or current daily dose to adjust; dose effects not applied"))
+        return None
+    steps.append(DoseStep(f"start from {format_value(base)} mg/day (proposed or current dose)"))
+    moves = [(e.step, rid) for rid, e in effects if e.step is not None]
+    if not moves:
+        return base
+    move, rid = min(moves)  # the most conservative step when rules disagree
+    stepped = _ladder_step(base, move, policy.ladder_mg)
+    steps.append(DoseStep(f"{'up' if move > 0 else 'down'} {abs(move)} step(s) on the dose ladder ({rid}) -> {format_value(stepped)} mg/day", rid))
+    return stepped
+
+
+def _ladder_step(dose: float, move: int, ladder: Sequence[float]) -> float:
+    below = [v for v in ladder if v < dose]
+    above = [v for v in ladder if v > dose]
+    if move > 0:
+        return above[min(move, len(above)) - 1] if above else dose
+    return below[-min(-move, len(below))] if below else dose
+
+
+def _lowest_cap(effects: Sequence[tuple[str, DoseEffect]], policy: DosePolicy) -> tuple[float, str | None]:
+    caps = [(e.max_daily_mg, rid) for rid, e in effects if e.max_daily_mg is not None]
+    cap, rule = min(caps) if caps else (policy.label_max_daily_mg, None)
+    if cap >= policy.label_max_daily_mg:
+        return policy.label_max_daily_mg, None
+    return cap, rule
+
+
+def _round_to_tablets(dose: float, cap: float, policy: DosePolicy, steps: list[DoseStep]) -> float:
+    unit = policy.tablet_step_mg
+    lower, upper = math.floor(dose / unit) * unit, math.ceil(dose / unit) * unit
+    # nearest whole tablet dose; a tie goes to the lower dose; never above the cap; never zero
+    rounded = upper if (upper - dose) < (dose - lower) and upper <= cap else lower
+    rounded = max(rounded, unit)
+    if not math.isclose(rounded, dose):
+        steps.append(DoseStep(f"rounded to {format_value(rounded)} mg/day (100 mg and 400 mg tablets)"))
+    return rounded

@@ -1,0 +1,58 @@
+"""Facts -> the one document the engines evaluate: checked, quantised, value sets resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cds.engine.compile import MEMBERSHIP_KEY, Membership
+from cds.engine.conditions import FactValue
+from cds.engine.vocabulary import Vocabulary
+from cds.errors import InvalidInput
+
+DECIMALS = 4  # keeps every number in plain decimal notation (the engine's parser rejects 1e-05)
+
+
+def normalise_facts(facts: Mapping[str, Any], vocabulary: Vocabulary) -> dict[str, FactValue]:
+    """Validate names, types and plausible ranges; quantise numbers."""
+    clean: dict[str, FactValue] = {}
+    for name, value in facts.items():
+        if value is None:
+            continue  # absent, never null
+        spec = vocabulary.facts.get(name)
+        if spec is None:
+            raise InvalidInput(f"facts.{name}", "unknown fact (not in facts.yaml)")
+        if spec.type == "number" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not spec.accepts(value):
+            raise InvalidInput(f"facts.{name}", f"{value!r} is not a plausible {spec.type} for {name} ({_expected(spec)})")
+        clean[name] = quantise(value)
+    return clean
+
+
+def _expected(spec: Any) -> str:
+    if spec.type == "number":
+        return f"range [{spec.low:g}, {spec.high:g}] {spec.unit}"
+    return ", ".join(spec.values) if spec.values else spec.type
+
+
+def quantise(value: FactValue) -> FactValue:
+    if isinstance(value, float):
+        rounded = round(value, DECIMALS)
+        return 0.0 if rounded == 0 else rounded
+    return value
+
+
+def engine_document(facts: Mapping[str, FactValue], sets: Iterable[Membership]) -> dict[str, Any]:
+    """Nest dotted names and add value-set membership under ``_in``; absent facts stay absent."""
+    doc: dict[str, Any] = {}
+    for name, value in facts.items():
+        node = doc
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    members = {m.key: str(facts[m.fact]) in m.values for m in sets if m.fact in facts}
+    if members:
+        doc[MEMBERSHIP_KEY] = members
+    return doc

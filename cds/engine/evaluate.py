@@ -1,0 +1,125 @@
+"""``RuleEngine.evaluate(facts, hook) -> Decision``: stages, hit policy, derived facts, dose, cards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from cds.engine import conditions as c
+from cds.engine.compile import Membership, compile_chunks, memberships
+from cds.engine.compose import DoseDecision, DosePolicy, compose_dose
+from cds.engine.decision import CardSpec, Decision, FiredRule
+from cds.engine.document import engine_document, normalise_facts, quantise
+from cds.engine.model import Rule
+from cds.engine.render import render
+from cds.engine.ruleset import RuleSet
+from cds.engine.schema import HOOKS
+from cds.errors import InvalidInput
+
+Matcher = Callable[[Mapping[str, c.FactValue]], list[str]]
+
+
+class RuleEngine:
+    """Compiled once per rule set; ``evaluate`` is safe to call from several threads."""
+
+    def __init__(self, rule_set: RuleSet, *, backend: str = "durable") -> None:
+        self.rule_set = rule_set
+        self.dose_policy = DosePolicy.from_policy(rule_set.policy)
+        rules = rule_set.rules
+        self._sets = memberships(rules)
+        self._plan: dict[str, list[tuple[list[Rule], Matcher]]] = {
+            hook: self._stages_for(hook, rules, backend) for hook in HOOKS
+        }
+
+    def _stages_for(self, hook: str, rules: Sequence[Rule], backend: str) -> list[tuple[list[Rule], Matcher]]:
+        for_hook = [r for r in rules if hook in r.hooks]
+        plan = []
+        for stage in sorted({self.rule_set.stage_of[r.id] for r in for_hook}):
+            members = [r for r in for_hook if self.rule_set.stage_of[r.id] == stage]
+            plan.append((members, self._matcher(f"{hook}/s{stage}", members, backend)))
+        return plan
+
+    def _matcher(self, label: str, rules: list[Rule], backend: str) -> Matcher:
+        if backend == "reference":
+            return lambda facts: [r.id for r in rules if c.truth(r.when, facts) is True]
+        from cds.engine.durable_adapter import DurableMatcher
+
+        sets = list(self._sets.values())
+        durable = DurableMatcher(f"imatinib-{self.rule_set.digest[:12]}/{label}", compile_chunks(rules, self._sets))
+        return lambda facts: durable.match(engine_document(facts, sets))
+
+    @property
+    def memberships(self) -> Sequence[Membership]:
+        return list(self._sets.values())
+
+    def evaluate(self, facts: Mapping[str, Any], hook: str) -> Decision:
+        if hook not in self._plan:
+            raise InvalidInput("hook", f"unknown hook {hook!r}")
+        working = normalise_facts(facts, self.rule_set.vocabulary)
+        given = set(working)
+        fired: list[tuple[Rule, FiredRule]] = []
+        warnings: list[str] = []
+        for rules, matcher in self._plan[hook]:
+            hits = set(matcher(working))
+            for rule in self._apply_hit_policy([r for r in rules if r.id in hits]):
+                fired.append((rule, self._fired(rule, working)))
+                self._derive(rule, working, given, warnings)
+        dose = self._dose([r for r, _ in fired], working)
+        cards = tuple(self._card(rule, working) for rule, _ in fired if rule.card is not None)
+        return Decision(
+            hook=hook, ruleset_digest=self.rule_set.digest, ruleset_version=self.rule_set.version,
+            facts=dict(working), derived={k: v for k, v in working.items() if k not in given},
+            fired=tuple(f for _, f in fired), dose=dose, cards=cards, warnings=tuple(warnings),
+        )
+
+    def _apply_hit_policy(self, hits: list[Rule]) -> list[Rule]:
+        policies = {f.meta.id: f.meta.hit_policy for f in self.rule_set.files}
+        ordered = sorted(hits, key=lambda r: (self._file_index(r), r.row))
+        taken: set[str] = set()
+        selected = []
+        for rule in ordered:
+            if policies[rule.ruleset_id] == "first" and rule.ruleset_id in taken:
+                continue
+            taken.add(rule.ruleset_id)
+            selected.append(rule)
+        return selected
+
+    def _file_index(self, rule: Rule) -> int:
+        return next(i for i, f in enumerate(self.rule_set.files) if f.meta.id == rule.ruleset_id)
+
+    def _fired(self, rule: Rule, facts: Mapping[str, c.FactValue]) -> FiredRule:
+        used = {name: facts.get(name) for name in c.facts_of(rule.when)}
+        stage = self.rule_set.stage_of[rule.id]
+        return FiredRule(rule.id, rule.title, rule.ruleset_id, rule.ruleset_version, stage, used)
+
+    @staticmethod
+    def _derive(rule: Rule, working: dict[str, c.FactValue], given: set[str], warnings: list[str]) -> None:
+        for d in rule.derive:
+            value = working.get(d.from_fact) if d.from_fact else d.value
+            if value is None:
+                continue
+            if d.fact in working and working[d.fact] != value:
+                source = "input" if d.fact in given else "an earlier rule"
+                warnings.append(f"{rule.id} would set {d.fact}={value!r}; kept {working[d.fact]!r} from {source}")
+                continue
+            working[d.fact] = quantise(value)
+
+    def _dose(self, rules: Sequence[Rule], facts: Mapping[str, c.FactValue]) -> DoseDecision:
+        effects = [(r.id, r.dose) for r in rules if r.dose is not None]
+        base = facts.get("regimen.daily_mg")
+        interval = facts.get("regimen.interval_h")
+        return compose_dose(
+            effects,
+            float(base) if isinstance(base, float) else None,
+            float(interval) if isinstance(interval, float) else None,
+            self.dose_policy,
+        )
+
+    def _card(self, rule: Rule, facts: Mapping[str, c.FactValue]) -> CardSpec:
+        assert rule.card is not None
+        policy = self.rule_set.policy
+        return CardSpec(
+            rule_id=rule.id, indicator=rule.card.indicator, summary=render(rule.card.summary, facts, policy),
+            detail=render(rule.card.detail, facts, policy), suggestions=rule.card.suggestions,
+            evidence=rule.evidence, ruleset_id=rule.ruleset_id, ruleset_version=rule.ruleset_version,
+        )

@@ -1,0 +1,115 @@
+"""Checks that need more than one rule: ids, boundary tests, test references, derivation stages."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from cds.engine import conditions as c
+from cds.engine.diagnostics import Diagnostic
+from cds.engine.model import Rule, RuleFile
+from cds.engine.vocabulary import Vocabulary
+
+BOUNDARY_RELATIVE = 0.05  # a test value within 5% (or 1 unit) of a threshold counts as "at the boundary"
+
+
+def check_cross_file(files: Sequence[RuleFile], vocabulary: Vocabulary) -> list[Diagnostic]:
+    rules = [rule for f in files for rule in f.rules]
+    found = list(_duplicate_ids(files))
+    for rule in rules:
+        found += _boundary_tests(rule)
+        found += _test_references(rule, {r.id for r in rules}, vocabulary)
+    found += _stage_problems(files)
+    return found
+
+
+def _diag(rule: Rule, code: str, message: str, line: int | None = None) -> Diagnostic:
+    return Diagnostic(rule.file, line or rule.line, 5, code, message)
+
+
+def _duplicate_ids(files: Sequence[RuleFile]) -> Iterable[Diagnostic]:
+    seen: dict[str, Rule] = {}
+    retired = {rid: f for f in files for rid in f.meta.retired_ids}
+    for rule in (r for f in files for r in f.rules):
+        if rule.id in seen:
+            first = seen[rule.id]
+            yield _diag(rule, "E007", f"duplicate rule id {rule.id} (first defined at {first.file}:{first.line})")
+        elif rule.id in retired:
+            yield _diag(rule, "E007", f"rule id {rule.id} was retired in {retired[rule.id].path} and may not be reused")
+        seen.setdefault(rule.id, rule)
+
+
+def _boundary_tests(rule: Rule) -> Iterable[Diagnostic]:
+    """Each threshold needs a test at the threshold and one just across it, so both sides are pinned."""
+    for leaf in c.leaves(rule.when):
+        if not isinstance(leaf, c.Compare) or leaf.op not in c.ORDERING or isinstance(leaf.value, bool | str):
+            continue
+        values = [float(v) for t in rule.tests if t.facts for k, v in t.facts.items() if k == leaf.fact and not isinstance(v, bool | str)]
+        threshold = float(leaf.value)
+        width = max(abs(threshold) * BOUNDARY_RELATIVE, 1.0)
+        at = any(v == threshold for v in values)
+        other_side = -1 if leaf.op in ("lt", "gte") else 1
+        across = any(0 < (v - threshold) * other_side <= width for v in values)
+        if not (at and across):
+            side = "below" if other_side < 0 else "above"
+            yield _diag(
+                rule,
+                "E010",
+                f"{rule.id}: threshold {leaf.op} {leaf.text} on {leaf.fact} needs a test at {threshold:g} "
+                f"and one just {side} it (within {width:g})",
+            )
+
+
+def _test_references(rule: Rule, rule_ids: set[str], vocabulary: Vocabulary) -> Iterable[Diagnostic]:
+    for test in rule.tests:
+        for rid in (*test.expect.fired, *test.expect.not_fired):
+            if rid not in rule_ids:
+                yield _diag(rule, "E018", f"test {test.name!r} names unknown rule {rid}", test.line)
+        for name in test.expect.absent:
+            if name not in ("dose", "card") and name not in vocabulary:
+                yield _diag(rule, "E018", f"test {test.name!r}: absent entry {name!r} is neither dose, card nor a fact", test.line)
+
+
+def stages(rules: Sequence[Rule]) -> dict[str, int]:
+    """Evaluation stage per rule: a rule runs after every rule that derives a fact it reads."""
+    order, _ = _stages(rules)
+    return order
+
+
+def _stages(rules: Sequence[Rule]) -> tuple[dict[str, int], list[Rule]]:
+    derivers: Mapping[str, list[Rule]] = _derivers(rules)
+    stage: dict[str, int] = {}
+    cyclic: list[Rule] = []
+
+    def visit(rule: Rule, path: tuple[str, ...]) -> int:
+        if rule.id in stage:
+            return stage[rule.id]
+        if rule.id in path:
+            cyclic.append(rule)
+            return 0
+        deps = [d for fact in c.facts_of(rule.when) for d in derivers.get(fact, ())]
+        level = 1 + max((visit(d, (*path, rule.id)) for d in deps), default=-1)
+        stage[rule.id] = level
+        return level
+
+    for rule in rules:
+        visit(rule, ())
+    return stage, cyclic
+
+
+def _derivers(rules: Sequence[Rule]) -> dict[str, list[Rule]]:
+    found: dict[str, list[Rule]] = defaultdict(list)
+    for rule in rules:
+        for derivation in rule.derive:
+            found[derivation.fact].append(rule)
+    return found
+
+
+def _stage_problems(files: Sequence[RuleFile]) -> Iterable[Diagnostic]:
+    rules = [rule for f in files for rule in f.rules]
+    stage, cyclic = _stages(rules)
+    for rule in dict.fromkeys(cyclic):
+        yield _diag(rule, "E014", f"{rule.id} takes part in a cycle of derived facts")
+    for f in files:
+        if f.meta.hit_policy == "first" and len({stage.get(r.id, 0) for r in f.rules}) > 1:
+            yield Diagnostic(f.path, 1, 1, "E017", f"hit policy 'first' in {f.meta.id} spans rules that run in different stages")

@@ -1,0 +1,119 @@
+"""A whole rule directory: vocabulary, policy and rule files, checked together and digested."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cds.engine.diagnostics import Diagnostic
+from cds.engine.lint import check_cross_file, stages
+from cds.engine.loader import load_rule_file
+from cds.engine.model import Rule, RuleFile
+from cds.engine.policy import Policy, load_policy
+from cds.engine.vocabulary import Vocabulary, load_vocabulary
+from cds.errors import RuleError, RuleLoadError
+
+RULE_GLOB = "*.yaml"
+RULES_SUBDIR = "imatinib"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    root: str
+    vocabulary: Vocabulary
+    policy: Policy
+    files: tuple[RuleFile, ...]
+    digest: str  # sha256 over the canonicalised rule, policy and vocabulary files
+    version: str  # e.g. "renal@1.0.0+hepatic@1.2.0"
+    stage_of: Mapping[str, int]  # rule id -> evaluation stage (derived facts flow to later stages)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(rule for f in self.files if f.meta.status == "active" for rule in f.rules)
+
+    def rule(self, rule_id: str) -> Rule:
+        for f in self.files:
+            for rule in f.rules:
+                if rule.id == rule_id:
+                    return rule
+        raise KeyError(rule_id)
+
+
+def find_root(path: Path) -> Path:
+    """The rules root (the folder holding facts.yaml) for a root folder, a rule folder or a rule file."""
+    for candidate in (path, *path.parents):
+        if (candidate / "facts.yaml").is_file():
+            return candidate
+    raise RuleError(f"{path}: no facts.yaml found here or above; point at the rules directory")
+
+
+def rule_paths(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    folder = path / RULES_SUBDIR if (path / RULES_SUBDIR).is_dir() else path
+    return sorted(folder.glob(RULE_GLOB))
+
+
+def check_rules(path: Path) -> tuple[RuleSet | None, list[Diagnostic]]:
+    """Load and lint everything under ``path``; the RuleSet is None when there are errors."""
+    root = find_root(path)
+    vocabulary = load_vocabulary(root / "facts.yaml")
+    policy = load_policy(root / "policy.yaml")
+    files: list[RuleFile] = []
+    diagnostics: list[Diagnostic] = []
+    texts: dict[str, str] = {}
+    for file_path in rule_paths(path):
+        shown = _display(file_path)
+        text = file_path.read_text(encoding="utf-8")
+        texts[shown] = text
+        rule_file, found = load_rule_file(shown, text, vocabulary, policy)
+        diagnostics += found
+        if rule_file is not None:
+            files.append(rule_file)
+    if not texts:
+        raise RuleError(f"{path}: no rule files ({RULE_GLOB}) found")
+    diagnostics += check_cross_file(files, vocabulary)
+    if any(d.severity == "error" for d in diagnostics):
+        return None, sorted(diagnostics)
+    active = [rule for f in files if f.meta.status == "active" for rule in f.rules]
+    return (
+        RuleSet(
+            root=str(root),
+            vocabulary=vocabulary,
+            policy=policy,
+            files=tuple(files),
+            digest=_digest(root, texts),
+            version="+".join(f"{f.meta.id}@{f.meta.version}" for f in files if f.meta.status == "active"),
+            stage_of=stages(active),
+        ),
+        sorted(diagnostics),
+    )
+
+
+def load_rules(path: Path) -> RuleSet:
+    rule_set, diagnostics = check_rules(path)
+    if rule_set is None:
+        raise RuleLoadError(diagnostics)
+    return rule_set
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _digest(root: Path, texts: Mapping[str, str]) -> str:
+    """sha256 over the parsed (canonical JSON) content, so formatting-only edits keep the digest."""
+    import yaml
+
+    parts = {Path(name).name: yaml.safe_load(text) for name, text in sorted(texts.items())}
+    for extra in ("facts.yaml", "policy.yaml"):
+        if (root / extra).is_file():
+            parts[extra] = yaml.safe_load((root / extra).read_text(encoding="utf-8"))
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
