@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from cds.errors import CdsError, InvalidInput
 
@@ -26,11 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _optional_areas() -> list[object]:
+def _optional_areas() -> list[ModuleType]:
     """Areas whose modules exist; lets each stage of the pipeline land in its own commit."""
     import importlib
 
-    found = []
+    found: list[ModuleType] = []
     for name in ("pk", "facts", "evaluate", "serve", "audit"):
         try:
             found.append(importlib.import_module(f"cds.cli.{name}"))

@@ -41,13 +41,15 @@ def register(sub: Any) -> None:
 
 def _register_review_commands(commands: Any) -> None:
     """Committee tools (trace, audit, catalogue) live in their own module."""
+    import importlib
+
     try:
-        from cds.cli import rules_review
+        review = importlib.import_module("cds.cli.rules_review")
     except ModuleNotFoundError as exc:
         if exc.name != "cds.cli.rules_review":
             raise
         return
-    rules_review.register(commands)
+    review.register(commands)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -78,11 +80,15 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def _request_loader() -> Any:
+    import importlib
+
     try:
-        from cds.pipeline import request_facts
-    except ModuleNotFoundError:
+        pipeline = importlib.import_module("cds.pipeline")
+    except ModuleNotFoundError as exc:
+        if exc.name != "cds.pipeline":
+            raise
         return None
-    return request_facts
+    return pipeline.request_facts
 
 
 def run_schema(args: argparse.Namespace) -> int:

@@ -54,15 +54,19 @@ def _mg(policy: Policy, name: str, default: float) -> float:
 
 
 def compose_dose(
-    effects: Sequence[tuple[str, DoseEffect]], base_daily_mg: float | None, base_interval_h: float | None,
+    effects: Sequence[tuple[str, DoseEffect]],
+    base_daily_mg: float | None,
+    base_interval_h: float | None,
     policy: DosePolicy,
 ) -> DoseDecision:
     if not effects:
         return DoseDecision("none", None, None, ())
     withholds = [rid for rid, e in effects if e.withhold]
     if withholds:
-        steps = tuple(DoseStep(f"Withhold imatinib ({rid}); withholding overrides every other dose effect", rid) for rid in withholds)
-        return DoseDecision("withhold", None, None, steps)
+        reasons = [
+            DoseStep(f"Withhold imatinib ({rid}); withholding overrides every other effect", rid) for rid in withholds
+        ]
+        return DoseDecision("withhold", None, None, tuple(reasons))
     steps: list[DoseStep] = []
     dose = _starting_dose(effects, base_daily_mg, policy, steps)
     if dose is None:
@@ -102,7 +106,12 @@ def _starting_dose(
         return base
     move, rid = min(moves)  # the most conservative step when rules disagree
     stepped = _ladder_step(base, move, policy.ladder_mg)
-    steps.append(DoseStep(f"{'up' if move > 0 else 'down'} {abs(move)} step(s) on the dose ladder ({rid}) -> {format_value(stepped)} mg/day", rid))
+    steps.append(
+        DoseStep(
+            f"{'up' if move > 0 else 'down'} {abs(move)} ladder step(s) ({rid}) -> {format_value(stepped)} mg/day",
+            rid,
+        )
+    )
     return stepped
 
 

@@ -25,7 +25,9 @@ def normalise_facts(facts: Mapping[str, Any], vocabulary: Vocabulary) -> dict[st
         if spec.type == "number" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not spec.accepts(value):
-            raise InvalidInput(f"facts.{name}", f"{value!r} is not a plausible {spec.type} for {name} ({_expected(spec)})")
+            raise InvalidInput(
+                f"facts.{name}", f"{value!r} is not a plausible {spec.type} for {name} ({_expected(spec)})"
+            )
         clean[name] = quantise(value)
     return clean
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from durable import engine as durable_engine
 
-from cds.engine.compile import CATCH_ALL, HIT_PREFIX, NOOP
+from cds.engine.compile import CATCH_ALL, NOOP
 from cds.errors import EngineError
 
 Action = Callable[[Any], None]
@@ -83,7 +83,3 @@ class DurableMatcher:
             raise EngineError(f"rule action failed in ruleset {name}: {state['exception']}")
         self._host.delete_state(name, sid)  # only after success; the catch-all guarantees it was handled
         return [h for h in state.get("hits") or [] if isinstance(h, str)]
-
-
-def hit_action_name(rule_id: str) -> str:
-    return HIT_PREFIX + rule_id

@@ -67,9 +67,15 @@ class RuleEngine:
         dose = self._dose([r for r, _ in fired], working)
         cards = tuple(self._card(rule, working) for rule, _ in fired if rule.card is not None)
         return Decision(
-            hook=hook, ruleset_digest=self.rule_set.digest, ruleset_version=self.rule_set.version,
-            facts=dict(working), derived={k: v for k, v in working.items() if k not in given},
-            fired=tuple(f for _, f in fired), dose=dose, cards=cards, warnings=tuple(warnings),
+            hook=hook,
+            ruleset_digest=self.rule_set.digest,
+            ruleset_version=self.rule_set.version,
+            facts=dict(working),
+            derived={k: v for k, v in working.items() if k not in given},
+            fired=tuple(f for _, f in fired),
+            dose=dose,
+            cards=cards,
+            warnings=tuple(warnings),
         )
 
     def _apply_hit_policy(self, hits: list[Rule]) -> list[Rule]:
@@ -119,7 +125,12 @@ class RuleEngine:
         assert rule.card is not None
         policy = self.rule_set.policy
         return CardSpec(
-            rule_id=rule.id, indicator=rule.card.indicator, summary=render(rule.card.summary, facts, policy),
-            detail=render(rule.card.detail, facts, policy), suggestions=rule.card.suggestions,
-            evidence=rule.evidence, ruleset_id=rule.ruleset_id, ruleset_version=rule.ruleset_version,
+            rule_id=rule.id,
+            indicator=rule.card.indicator,
+            summary=render(rule.card.summary, facts, policy),
+            detail=render(rule.card.detail, facts, policy),
+            suggestions=rule.card.suggestions,
+            evidence=rule.evidence,
+            ruleset_id=rule.ruleset_id,
+            ruleset_version=rule.ruleset_version,
         )

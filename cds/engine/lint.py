@@ -35,7 +35,11 @@ def _duplicate_ids(files: Sequence[RuleFile]) -> Iterable[Diagnostic]:
             first = seen[rule.id]
             yield _diag(rule, "E007", f"duplicate rule id {rule.id} (first defined at {first.file}:{first.line})")
         elif rule.id in retired:
-            yield _diag(rule, "E007", f"rule id {rule.id} was retired in {retired[rule.id].path} and may not be reused")
+            yield _diag(
+                rule,
+                "E007",
+                f"rule id {rule.id} was retired in {retired[rule.id].path} and may not be reused",
+            )
         seen.setdefault(rule.id, rule)
 
 
@@ -44,7 +48,13 @@ def _boundary_tests(rule: Rule) -> Iterable[Diagnostic]:
     for leaf in c.leaves(rule.when):
         if not isinstance(leaf, c.Compare) or leaf.op not in c.ORDERING or isinstance(leaf.value, bool | str):
             continue
-        values = [float(v) for t in rule.tests if t.facts for k, v in t.facts.items() if k == leaf.fact and not isinstance(v, bool | str)]
+        values = [
+            float(v)
+            for t in rule.tests
+            if t.facts
+            for k, v in t.facts.items()
+            if k == leaf.fact and not isinstance(v, bool | str)
+        ]
         threshold = float(leaf.value)
         width = max(abs(threshold) * BOUNDARY_RELATIVE, 1.0)
         at = any(v == threshold for v in values)
@@ -67,7 +77,12 @@ def _test_references(rule: Rule, rule_ids: set[str], vocabulary: Vocabulary) -> 
                 yield _diag(rule, "E018", f"test {test.name!r} names unknown rule {rid}", test.line)
         for name in test.expect.absent:
             if name not in ("dose", "card") and name not in vocabulary:
-                yield _diag(rule, "E018", f"test {test.name!r}: absent entry {name!r} is neither dose, card nor a fact", test.line)
+                yield _diag(
+                    rule,
+                    "E018",
+                    f"test {test.name!r}: absent entry {name!r} is neither dose, card nor a fact",
+                    test.line,
+                )
 
 
 def stages(rules: Sequence[Rule]) -> dict[str, int]:
@@ -112,4 +127,10 @@ def _stage_problems(files: Sequence[RuleFile]) -> Iterable[Diagnostic]:
         yield _diag(rule, "E014", f"{rule.id} takes part in a cycle of derived facts")
     for f in files:
         if f.meta.hit_policy == "first" and len({stage.get(r.id, 0) for r in f.rules}) > 1:
-            yield Diagnostic(f.path, 1, 1, "E017", f"hit policy 'first' in {f.meta.id} spans rules that run in different stages")
+            yield Diagnostic(
+                f.path,
+                1,
+                1,
+                "E017",
+                f"hit policy 'first' in {f.meta.id} spans rules that run in different stages",
+            )

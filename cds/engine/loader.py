@@ -18,8 +18,8 @@ from cds.engine.model import (
     Expectation,
     Rule,
     RuleFile,
-    RuleTest,
     RulesetMeta,
+    RuleTest,
     Suggestion,
 )
 from cds.engine.policy import POLICY_PREFIX, Policy
@@ -30,6 +30,7 @@ from cds.engine.yamlpos import Located, Path_, YamlSyntaxError, load_located
 from cds.units import UnitError, convert, parse_quantity
 
 SUMMARY_LIMIT = 139
+_LEAF_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "present", "missing")
 _VALIDATOR = Draft202012Validator(rule_file_schema())
 
 
@@ -80,7 +81,7 @@ def _check_structure(ctx: _Context) -> set[Path_]:
 def _schema_message(error: ValidationError) -> str:
     where = "/".join(str(p) for p in error.absolute_path) or "file"
     if error.validator == "oneOf" and error.absolute_path and "when" in error.absolute_path:
-        return f"{where}: not a condition (expected all, any, not, eq, ne, lt, lte, gt, gte, between, in, present, missing)"
+        return f"{where}: not a condition (expected all, any, not, {', '.join(_LEAF_OPS)})"
     if error.validator == "additionalProperties":
         return f"{where}: {error.message}"
     return f"{where}: {error.message}"
@@ -111,9 +112,7 @@ def _rule(ctx: _Context, meta: RulesetMeta, row: int, raw: dict[str, Any]) -> Ru
     before = len(ctx.diagnostics)
     for i, hook in enumerate(raw["hooks"]):
         if hook not in HOOKS:
-            ctx.error(
-                (*base, "hooks", i), "E011", f"unknown hook {hook!r} (expected one of {', '.join(HOOKS)})"
-            )
+            ctx.error((*base, "hooks", i), "E011", f"unknown hook {hook!r} (expected one of {', '.join(HOOKS)})")
     if not raw["evidence"]:
         ctx.error((*base, "evidence"), "E008", f"rule {raw['id']} cites no evidence")
     if not raw["tests"]:
@@ -173,9 +172,7 @@ def _condition(ctx: _Context, path: Path_, raw: dict[str, Any]) -> c.Node | None
         if low is None or high is None:
             return None
         if float(low.value) >= float(high.value):
-            ctx.error(
-                (*path, op), "E005", f"between on {spec.name}: low {low.text} is not below high {high.text}"
-            )
+            ctx.error((*path, op), "E005", f"between on {spec.name}: low {low.text} is not below high {high.text}")
             return None
         return c.All((low, high))
     return _threshold(ctx, (*path, op, 1), spec, arg[1], op)
@@ -212,15 +209,13 @@ def _threshold(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, op: str) ->
         ctx.error(
             path,
             "E005",
-            f"threshold {raw} for {spec.name} lies outside its plausible range [{spec.low:g}, {spec.high:g}] {spec.unit}",
+            f"threshold {raw} for {spec.name} is outside its plausible range [{spec.low:g}, {spec.high:g}] {spec.unit}",
         )
         return None
     return c.Compare(op, spec.name, value, str(raw))
 
 
-def fact_value(
-    ctx: _Context, path: Path_, spec: FactSpec, raw: Any, *, allow_policy: bool
-) -> c.FactValue | None:
+def fact_value(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, *, allow_policy: bool) -> c.FactValue | None:
     """A literal (or policy reference) converted to the fact's canonical form; reports problems."""
     if allow_policy and isinstance(raw, str) and raw.startswith(POLICY_PREFIX):
         name = raw[len(POLICY_PREFIX) :]
@@ -254,9 +249,7 @@ def _number(ctx: _Context, path: Path_, spec: FactSpec, raw: Any) -> float | Non
         return float(raw)
     try:
         quantity = parse_quantity(str(raw))
-        return convert(
-            quantity.value, quantity.unit, spec.unit or "1", molar_mass_g_mol=spec.molar_mass_g_mol
-        )
+        return convert(quantity.value, quantity.unit, spec.unit or "1", molar_mass_g_mol=spec.molar_mass_g_mol)
     except UnitError as exc:
         ctx.error(path, "E004", f"{raw!r} for {spec.name} (canonical unit {spec.unit}): {exc}")
         return None
@@ -280,7 +273,7 @@ def _card(ctx: _Context, path: Path_, raw: dict[str, Any]) -> CardTemplate:
         ctx.error(
             (*path, "summary"),
             "E006",
-            f"summary is {len(widest)} characters with the largest plausible values (limit {SUMMARY_LIMIT}): {widest!r}",
+            f"summary is {len(widest)} characters with the largest plausible values (max {SUMMARY_LIMIT}): {widest!r}",
         )
     suggestions = tuple(Suggestion(s["label"], s["action"]) for s in raw.get("suggestions", ()))
     return CardTemplate(raw["indicator"], raw["summary"], raw.get("detail", ""), suggestions)
@@ -301,9 +294,7 @@ def _derivations(ctx: _Context, path: Path_, raw: dict[str, Any]) -> Iterable[De
         if isinstance(value, dict):
             source = _spec(ctx, (*path, name, "from"), value["from"])
             if source is not None and source.type != spec.type:
-                ctx.error(
-                    (*path, name, "from"), "E012", f"{value['from']} is {source.type}, {name} is {spec.type}"
-                )
+                ctx.error((*path, name, "from"), "E012", f"{value['from']} is {source.type}, {name} is {spec.type}")
             elif source is not None:
                 yield Derivation(name, from_fact=source.name)
             continue
@@ -324,9 +315,7 @@ def _tests(ctx: _Context, base: Path_, raw: dict[str, Any]) -> Iterable[RuleTest
             for name, value in test["facts"].items():
                 spec = ctx.vocabulary.facts.get(name)
                 if spec is None:
-                    ctx.error(
-                        (*path, "facts", name), "E018", f"test {test['name']!r} sets unknown fact {name!r}"
-                    )
+                    ctx.error((*path, "facts", name), "E018", f"test {test['name']!r} sets unknown fact {name!r}")
                     continue
                 converted = fact_value(ctx, (*path, "facts", name), spec, value, allow_policy=False)
                 if converted is not None:
@@ -336,9 +325,7 @@ def _tests(ctx: _Context, base: Path_, raw: dict[str, Any]) -> Iterable[RuleTest
         for name, value in expect.get("derived", {}).items():
             spec = _spec(ctx, (*path, "expect", "derived", name), name)
             if spec is not None:
-                converted = fact_value(
-                    ctx, (*path, "expect", "derived", name), spec, value, allow_policy=True
-                )
+                converted = fact_value(ctx, (*path, "expect", "derived", name), spec, value, allow_policy=True)
                 if converted is not None:
                     derived[name] = converted
         yield RuleTest(

@@ -60,9 +60,7 @@ def load_policy(path: Path) -> Policy:
     if not isinstance(raw, dict) or not isinstance(raw.get("parameters"), dict):
         raise RuleError(f"{path}: expected a mapping with 'parameters'")
     params = {name: _parameter(path, name, body) for name, body in raw["parameters"].items()}
-    return Policy(
-        str(raw.get("id", "")), str(raw.get("version", "")), str(raw.get("jurisdiction", "")), params
-    )
+    return Policy(str(raw.get("id", "")), str(raw.get("version", "")), str(raw.get("jurisdiction", "")), params)
 
 
 def _parameter(path: Path, name: str, body: Any) -> PolicyParameter:

@@ -32,7 +32,9 @@ def run_rule_tests(engine: RuleEngine, request_loader: RequestLoader | None = No
     results = []
     for rule in engine.rule_set.rules:
         for test in rule.tests:
-            results.append(TestResult(rule.id, test.name, rule.file, test.line, tuple(_run(engine, rule, test, request_loader))))
+            results.append(
+                TestResult(rule.id, test.name, rule.file, test.line, tuple(_run(engine, rule, test, request_loader)))
+            )
     return results
 
 
