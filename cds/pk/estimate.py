@@ -1,0 +1,365 @@
+"""``estimate_exposure``: from covariates, dose history and levels to the steady-state trough, its
+uncertainty, the probability of target and a dose table (issue 3).
+
+The trough is the concentration just before the next dose of the current regimen at steady state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from cds.errors import EstimationError
+from cds.pk.inputs import STEADY_STATE_H, Covariates, DoseEvent, DoseHistory, Level, Regimen, build_history
+from cds.pk.loglinear import LogLinearEstimate, loglinear_estimate
+from cds.pk.map import MapFit, fit_map
+from cds.pk.model import PkModel, TypicalValues, load_model, typical_values
+from cds.pk.objective import MapProblem
+from cds.pk.predict import steady_state_conc
+from cds.pk.uncertainty import (
+    Percentiles,
+    create_rng,
+    draw_laplace,
+    draw_prior,
+    draw_sir,
+    individual_parameters,
+    measured_level_draws,
+    percentiles,
+    unit_troughs,
+)
+
+DEFAULT_SEED = 20240601
+N_DRAWS = 4000
+# (daily mg, dosing interval h); 800 mg/day is given as 400 mg twice daily
+DOSE_LADDER: tuple[tuple[float, float], ...] = (
+    (100, 24),
+    (200, 24),
+    (300, 24),
+    (400, 24),
+    (600, 24),
+    (800, 12),
+)
+INTERVAL_METHODS = ("laplace", "sir")
+TROUGH_WINDOW = 0.1  # a level within 10 % of the interval from the trough time counts as a trough
+
+
+@dataclass(frozen=True)
+class DoseOption:
+    """One row of the dose table: ``dose_mg`` every ``interval_h`` (= ``daily_mg`` per day)."""
+
+    daily_mg: float
+    dose_mg: float
+    interval_h: float
+    cmin_median_ng_ml: float
+    cmin_p05_ng_ml: float
+    cmin_p95_ng_ml: float
+    p_target: float
+
+
+@dataclass(frozen=True)
+class ExposureEstimate:
+    """Everything the estimator concluded; optional fields are None when they do not apply.
+
+    ``trough_interval`` is the 5/50/95 % range of the true steady-state trough from parameter
+    uncertainty; ``level_prediction_interval`` is the wider range a future *measured* trough level could
+    read (it adds residual error). ``p_target`` is the probability that the true trough reaches
+    ``target_ng_ml``.
+    """
+
+    model_name: str
+    method: str
+    regimen: Regimen
+    target_ng_ml: float
+    cl_l_h: float
+    v_l: float
+    ka_per_h: float
+    eta: tuple[float, ...]
+    eta_names: tuple[str, ...]
+    cmin_pred_ng_ml: float
+    trough_interval: Percentiles | None
+    level_prediction_interval: Percentiles | None
+    p_target: float | None
+    interval_method: str
+    n_draws: int
+    map_fit: MapFit | None
+    loglinear: LogLinearEstimate | None
+    dose_table: tuple[DoseOption, ...]
+    proposed_daily_mg: float | None
+    proposal_threshold: float
+    out_of_domain: bool
+    warnings: tuple[str, ...]
+
+
+def estimate_exposure(
+    model: PkModel | str | Path,
+    covariates: Covariates,
+    regimen: Regimen,
+    doses: Sequence[DoseEvent] = (),
+    levels: Sequence[Level] = (),
+    *,
+    target_ng_ml: float,
+    proposal_threshold: float,
+    caps_max_daily_mg: float | None = None,
+    now: datetime | None = None,
+    seed: int | np.random.Generator = DEFAULT_SEED,
+    interval_method: str = "laplace",
+    n_draws: int = N_DRAWS,
+    dose_ladder: Sequence[tuple[float, float]] = DOSE_LADDER,
+) -> ExposureEstimate:
+    """Estimate the steady-state trough of the current regimen and a dose table.
+
+    Parameters
+    ----------
+    model : PkModel, str or Path
+        The population model (or its name in ``rules/models/``).
+    covariates, regimen : Covariates, Regimen
+        Patient covariates; current regimen (``since`` None: long-standing, at steady state).
+    doses, levels : sequences of DoseEvent and Level
+        Recorded doses (optional when ``regimen.since`` is given) and measured levels (ng/mL).
+    target_ng_ml : float
+        Trough target for ``p_target`` (e.g. 1000 CML, 1100 GIST).
+    proposal_threshold : float
+        Local policy: the smallest ladder dose whose probability of target reaches it is proposed.
+    caps_max_daily_mg : float, optional
+        Ladder doses above this daily dose are left out.
+    now : datetime, optional
+        Evaluation time; levels and doses after it are rejected.
+    seed : int or numpy Generator
+        Randomness of the interval draws (fixed by default, so results are reproducible).
+    interval_method : {"laplace", "sir"}
+        Posterior approximation for the intervals after a MAP fit.
+    n_draws : int
+        Number of parameter draws for percentiles and probabilities.
+    dose_ladder : sequence of (daily mg, interval h)
+        Candidate regimens.
+
+    Returns
+    -------
+    ExposureEstimate
+
+    Examples
+    --------
+    >>> from cds.pk.examples import example_covariates, example_doses, example_levels, example_regimen
+    >>> est = estimate_exposure("imatinib-widmer2006", example_covariates(), example_regimen(),
+    ...     example_doses(), example_levels((3, 1500)), target_ng_ml=1000, proposal_threshold=0.5)
+    >>> est.method, round(est.cmin_pred_ng_ml), est.proposed_daily_mg
+    ('map', 630, 800.0)
+    """
+    model = model if isinstance(model, PkModel) else load_model(model)
+    _check_arguments(target_ng_ml, proposal_threshold, caps_max_daily_mg, interval_method, n_draws)
+    _check_times(doses, levels, now)
+    typical = typical_values(model, covariates.values())
+    request = _Request(
+        model,
+        typical,
+        regimen,
+        target_ng_ml,
+        proposal_threshold,
+        caps_max_daily_mg,
+        tuple(dose_ladder),
+        n_draws,
+        create_rng(seed),
+    )
+    if not levels:
+        draws = draw_prior(model, n_draws, request.rng)
+        return _assemble(request, "apriori", None, draws, None, "prior", list(typical.warnings))
+    history = build_history(regimen, doses, levels)
+    problem = MapProblem(model, typical, history, levels)
+    fit = fit_map(problem)
+    latest = max(levels, key=lambda lv: lv.time)
+    loglinear = loglinear_estimate(history, latest, regimen.interval_h)
+    warnings = list(typical.warnings) + _history_warnings(history, latest, regimen)
+    if not fit.converged:
+        warnings.append(f"MAP fit did not converge: {fit.message}")
+        return _fallback(request, fit, loglinear, history, latest, warnings)
+    if interval_method == "sir":
+        draws = draw_sir(problem, fit, n_draws, request.rng)
+    else:
+        draws = draw_laplace(fit, n_draws, request.rng)
+    return _assemble(request, "map", fit, draws, loglinear, interval_method, warnings)
+
+
+@dataclass(frozen=True, eq=False)
+class _Request:
+    model: PkModel
+    typical: TypicalValues
+    regimen: Regimen
+    target_ng_ml: float
+    proposal_threshold: float
+    caps_max_daily_mg: float | None
+    dose_ladder: tuple[tuple[float, float], ...]
+    n_draws: int
+    rng: np.random.Generator
+
+
+def _check_arguments(target: float, threshold: float, cap: float | None, interval_method: str, n_draws: int) -> None:
+    if not (np.isfinite(target) and target > 0):
+        raise EstimationError(f"Invalid `target_ng_ml`: got {target!r}, must be a positive number")
+    if not 0.0 < threshold <= 1.0:
+        raise EstimationError(f"Invalid `proposal_threshold`: got {threshold!r}, must be in (0, 1]")
+    if cap is not None and not (np.isfinite(cap) and cap > 0):
+        raise EstimationError(f"Invalid `caps_max_daily_mg`: got {cap!r}, must be a positive number")
+    if interval_method not in INTERVAL_METHODS:
+        raise EstimationError(f"Invalid `interval_method`: got {interval_method!r}, must be one of {INTERVAL_METHODS}")
+    if n_draws < 100:
+        raise EstimationError(f"Invalid `n_draws`: got {n_draws!r}, must be at least 100")
+
+
+def _check_times(doses: Sequence[DoseEvent], levels: Sequence[Level], now: datetime | None) -> None:
+    if now is None:
+        return
+    if now.tzinfo is None:
+        raise EstimationError(f"Invalid `now`: got {now!r}, must be timezone-aware")
+    times = [("levels", i, lv.time) for i, lv in enumerate(levels)]
+    times += [("doses", i, d.time) for i, d in enumerate(doses)]
+    for what, i, time in times:
+        if time > now:
+            raise EstimationError(
+                f"Invalid `{what}[{i}].time`: got {time.isoformat()}, must not be after now ({now.isoformat()})"
+            )
+
+
+def _history_warnings(history: DoseHistory, latest: Level, regimen: Regimen) -> list[str]:
+    t_h = history.hours(latest.time)
+    on_regimen = history.hours_on_regimen(t_h, regimen.interval_h)
+    if on_regimen < STEADY_STATE_H:
+        return [
+            f"latest level drawn after {on_regimen:.0f} h of regular dosing at {regimen.dose_mg:g} mg "
+            f"(< {STEADY_STATE_H:g} h): not at steady state; the full dose history was used"
+        ]
+    return []
+
+
+def _assemble(
+    request: _Request,
+    method: str,
+    fit: MapFit | None,
+    draws: np.ndarray,
+    loglinear: LogLinearEstimate | None,
+    interval_method: str,
+    warnings: list[str],
+) -> ExposureEstimate:
+    model, typical, regimen = request.model, request.typical, request.regimen
+    eta = np.array(fit.eta) if fit else np.zeros(len(model.eta_parameters))
+    cl, v, ka = individual_parameters(model, typical, eta[None, :])[0]
+    params = individual_parameters(model, typical, draws)
+    troughs = regimen.dose_mg * unit_troughs(params, regimen.interval_h, model.bioavailability)
+    table = _dose_table(request, params)
+    proposed = _propose(table, request.proposal_threshold)
+    if proposed is None:
+        warnings.append(
+            f"no ladder dose reaches P(trough >= {request.target_ng_ml:g} ng/mL) >= {request.proposal_threshold:g}"
+        )
+    return ExposureEstimate(
+        model_name=model.name,
+        method=method,
+        regimen=regimen,
+        target_ng_ml=request.target_ng_ml,
+        cl_l_h=float(cl),
+        v_l=float(v),
+        ka_per_h=float(ka),
+        eta=tuple(float(x) for x in eta),
+        eta_names=model.eta_parameters,
+        cmin_pred_ng_ml=_trough(regimen, float(cl), float(v), float(ka), model.bioavailability),
+        trough_interval=percentiles(troughs),
+        level_prediction_interval=percentiles(measured_level_draws(troughs, model, request.rng)),
+        p_target=float(np.mean(troughs >= request.target_ng_ml)),
+        interval_method=interval_method,
+        n_draws=len(draws),
+        map_fit=fit,
+        loglinear=loglinear,
+        dose_table=table,
+        proposed_daily_mg=proposed,
+        proposal_threshold=request.proposal_threshold,
+        out_of_domain=typical.out_of_domain,
+        warnings=tuple(warnings),
+    )
+
+
+def _trough(regimen: Regimen, cl: float, v: float, ka: float, bioavailability: float) -> float:
+    dose = bioavailability * regimen.dose_mg
+    return float(steady_state_conc(dose, regimen.interval_h, cl, v, ka, regimen.interval_h))
+
+
+def _dose_table(request: _Request, params: np.ndarray) -> tuple[DoseOption, ...]:
+    """Troughs scale with the dose (linear kinetics), so one sorted draw set per interval serves all rows."""
+    sorted_units: dict[float, np.ndarray] = {}
+    rows = []
+    for daily_mg, interval_h in request.dose_ladder:
+        if request.caps_max_daily_mg is not None and daily_mg > request.caps_max_daily_mg:
+            continue
+        if interval_h not in sorted_units:
+            sorted_units[interval_h] = np.sort(unit_troughs(params, interval_h, request.model.bioavailability))
+        dose_mg = daily_mg * interval_h / 24.0
+        troughs = dose_mg * sorted_units[interval_h]
+        band = percentiles(troughs)
+        below = np.searchsorted(troughs, request.target_ng_ml, side="left")
+        rows.append(
+            DoseOption(
+                daily_mg=float(daily_mg),
+                dose_mg=dose_mg,
+                interval_h=float(interval_h),
+                cmin_median_ng_ml=band.p50,
+                cmin_p05_ng_ml=band.p05,
+                cmin_p95_ng_ml=band.p95,
+                p_target=float(1.0 - below / troughs.size),
+            )
+        )
+    return tuple(rows)
+
+
+def _propose(table: Sequence[DoseOption], threshold: float) -> float | None:
+    reaching = [row.daily_mg for row in table if row.p_target >= threshold]
+    return min(reaching) if reaching else None
+
+
+def _fallback(
+    request: _Request,
+    fit: MapFit,
+    loglinear: LogLinearEstimate | None,
+    history: DoseHistory,
+    latest: Level,
+    warnings: list[str],
+) -> ExposureEstimate:
+    """Without a MAP fit: a measured trough at steady state, else a reliable log-linear value, else a priori."""
+    regimen = request.regimen
+    after = history.hours_after_last_dose(history.hours(latest.time))
+    on_regimen = history.hours_on_regimen(history.hours(latest.time), regimen.interval_h)
+    at_trough = after is not None and abs(after - regimen.interval_h) <= TROUGH_WINDOW * regimen.interval_h
+    if at_trough and on_regimen >= STEADY_STATE_H:
+        method, cmin = "measured-trough", latest.ng_ml
+    elif loglinear is not None and loglinear.reliable:
+        method, cmin = "loglinear", loglinear.cmin_ng_ml
+    else:
+        draws = draw_prior(request.model, request.n_draws, request.rng)
+        warnings.append("no usable level: a-priori (population) prediction")
+        return _assemble(request, "apriori", None, draws, loglinear, "prior", warnings)
+    typical = request.typical
+    return ExposureEstimate(
+        model_name=request.model.name,
+        method=method,
+        regimen=regimen,
+        target_ng_ml=request.target_ng_ml,
+        cl_l_h=fit.cl_l_h,
+        v_l=fit.v_l,
+        ka_per_h=fit.ka_per_h,
+        eta=fit.eta,
+        eta_names=fit.eta_names,
+        cmin_pred_ng_ml=cmin,
+        trough_interval=None,
+        level_prediction_interval=None,
+        p_target=None,
+        interval_method="none",
+        n_draws=0,
+        map_fit=fit,
+        loglinear=loglinear,
+        dose_table=(),
+        proposed_daily_mg=None,
+        proposal_threshold=request.proposal_threshold,
+        out_of_domain=typical.out_of_domain,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,191 @@
+"""Plain, validated inputs of the estimator: covariates, regimen, dose events and measured levels.
+
+Times are timezone-aware datetimes; inside the estimator they become hours since the first dose
+(``DoseHistory``). Every constructor rejects what the estimator cannot use with an ``EstimationError``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from cds.errors import EstimationError
+
+SEXES = {"male": 1.0, "female": 0.0, "unknown": 0.5}
+INDICATIONS = {"CML": 0.0, "GIST": 1.0}
+STEADY_STATE_H = 96.0  # ~5.7 half-lives of 16.8 h (pk.md 4.3: warn under ~4 days on a dose)
+
+
+def _finite(value: float, what: str, *, positive: bool = False) -> float:
+    number = float(value)
+    if not math.isfinite(number) or (positive and number <= 0):
+        kind = "a positive finite number" if positive else "a finite number"
+        raise EstimationError(f"Invalid `{what}`: got {value!r}, must be {kind}")
+    return number
+
+
+def _aware(time: datetime, what: str) -> datetime:
+    if not isinstance(time, datetime) or time.tzinfo is None or time.utcoffset() is None:
+        raise EstimationError(f"Invalid `{what}`: got {time!r}, must be a timezone-aware datetime")
+    return time
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """Patient covariates; ``sex`` is male, female or unknown and ``indication`` CML or GIST."""
+
+    sex: str
+    age_y: float
+    weight_kg: float
+    indication: str
+    agp_g_l: float | None = None
+    albumin_g_l: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.sex not in SEXES:
+            raise EstimationError(f"Invalid `sex`: got {self.sex!r}, must be one of {sorted(SEXES)}")
+        if self.indication not in INDICATIONS:
+            raise EstimationError(
+                f"Invalid `indication`: got {self.indication!r}, must be one of {sorted(INDICATIONS)}"
+            )
+        _finite(self.age_y, "age_y")
+        _finite(self.weight_kg, "weight_kg", positive=True)
+        for name in ("agp_g_l", "albumin_g_l"):
+            value = getattr(self, name)
+            if value is not None:
+                _finite(value, name, positive=True)
+
+    def values(self) -> dict[str, float]:
+        """Numeric covariates under the model's names (``male``, ``gist`` coded 1/0)."""
+        out = {
+            "age_y": float(self.age_y),
+            "weight_kg": float(self.weight_kg),
+            "male": SEXES[self.sex],
+            "gist": INDICATIONS[self.indication],
+        }
+        for name in ("agp_g_l", "albumin_g_l"):
+            if getattr(self, name) is not None:
+                out[name] = float(getattr(self, name))
+        return out
+
+
+@dataclass(frozen=True)
+class Regimen:
+    """The current regimen: ``dose_mg`` every ``interval_h``; ``since`` None means long-standing."""
+
+    dose_mg: float
+    interval_h: float
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _finite(self.dose_mg, "regimen.dose_mg", positive=True)
+        _finite(self.interval_h, "regimen.interval_h", positive=True)
+        if self.since is not None:
+            _aware(self.since, "regimen.since")
+
+    @property
+    def daily_mg(self) -> float:
+        return self.dose_mg * 24.0 / self.interval_h
+
+
+@dataclass(frozen=True)
+class DoseEvent:
+    time: datetime
+    mg: float
+
+    def __post_init__(self) -> None:
+        _aware(self.time, "dose.time")
+        _finite(self.mg, "dose.mg", positive=True)
+
+
+@dataclass(frozen=True)
+class Level:
+    """A measured plasma concentration (parent imatinib, ng/mL)."""
+
+    time: datetime
+    ng_ml: float
+
+    def __post_init__(self) -> None:
+        _aware(self.time, "level.time")
+        _finite(self.ng_ml, "level.ng_ml", positive=True)
+
+
+@dataclass(frozen=True, eq=False)
+class DoseHistory:
+    """Doses in hours since ``origin``; with ``ss_dose_mg`` set, ``ss_dose_mg`` every ``ss_interval_h``
+    was given for ever before the first dose (the last one at ``-ss_interval_h``)."""
+
+    origin: datetime
+    times_h: np.ndarray
+    mg: np.ndarray
+    ss_dose_mg: float | None = None
+    ss_interval_h: float = 24.0
+    regimen_dose_mg: float = field(default=0.0)
+
+    def hours(self, time: datetime) -> float:
+        return (time - self.origin).total_seconds() / 3600.0
+
+    def hours_after_last_dose(self, t_h: float) -> float | None:
+        before = self.times_h[self.times_h < t_h]  # a dose at the sample time comes after the sample
+        return float(t_h - before[-1]) if before.size else None
+
+    def hours_on_regimen(self, t_h: float, interval_h: float) -> float:
+        """How long regular dosing at the regimen dose has run before ``t_h`` (inf if since for ever)."""
+        idx = int(np.searchsorted(self.times_h, t_h, side="left")) - 1
+        if idx < 0:
+            return math.inf if self.ss_dose_mg is not None else 0.0
+        if self.mg[idx] != self.regimen_dose_mg:
+            return 0.0
+        start = idx
+        while start > 0 and self._regular(start - 1, start, interval_h):
+            start -= 1
+        if start == 0 and self.ss_dose_mg is not None and self.mg[0] == self.regimen_dose_mg:
+            return math.inf
+        return float(t_h - self.times_h[start])
+
+    def _regular(self, i: int, j: int, interval_h: float) -> bool:
+        gap = self.times_h[j] - self.times_h[i]
+        return bool(self.mg[i] == self.mg[j] == self.regimen_dose_mg and gap <= 1.5 * interval_h)
+
+
+def regular_doses(regimen: Regimen, until: datetime) -> list[DoseEvent]:
+    """Doses of ``regimen`` from ``regimen.since`` up to and including ``until``."""
+    if regimen.since is None:
+        raise EstimationError("Invalid `regimen.since`: needed to generate doses, got None")
+    step = timedelta(hours=regimen.interval_h)
+    count = int((until - regimen.since) / step) + 1
+    return [DoseEvent(regimen.since + i * step, regimen.dose_mg) for i in range(max(count, 0))]
+
+
+def build_history(regimen: Regimen, doses: Sequence[DoseEvent], levels: Sequence[Level]) -> DoseHistory:
+    """The dose history the levels are predicted from; checks that every level follows a dose.
+
+    With recorded ``doses`` and no ``regimen.since`` the patient is taken to be at steady state on the
+    regimen before the first recorded dose. Without recorded doses, regular doses from ``since`` are used.
+    """
+    if not doses:
+        if regimen.since is None:
+            raise EstimationError("levels need dose times: give dose events or `regimen.since`, got neither")
+        last_level = max((lv.time for lv in levels), default=regimen.since)
+        doses = regular_doses(regimen, last_level)
+    ordered = sorted(doses, key=lambda d: d.time)
+    origin = ordered[0].time
+    for i, level in enumerate(levels):
+        if level.time < origin:
+            raise EstimationError(
+                f"Invalid `levels[{i}].time`: got {level.time.isoformat()}, "
+                f"must not be before the first dose ({origin.isoformat()})"
+            )
+    hours = np.array([(d.time - origin).total_seconds() / 3600.0 for d in ordered])
+    return DoseHistory(
+        origin=origin,
+        times_h=hours,
+        mg=np.array([d.mg for d in ordered], dtype=float),
+        ss_dose_mg=regimen.dose_mg if regimen.since is None else None,
+        ss_interval_h=regimen.interval_h,
+        regimen_dose_mg=regimen.dose_mg,
+    )
