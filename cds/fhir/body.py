@@ -1,0 +1,160 @@
+"""Patient, body size, renal, hepatic and blood-count facts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from cds.fhir import derive, parse
+from cds.fhir.index import ResourceIndex, source
+from cds.fhir.labs import Labs, Reading, Want
+from cds.fhir.settings import MappingSettings
+from cds.fhir.sink import FactSink
+from cds.fhir.terminology import Terminology
+from cds.fhir.types import Source
+
+CREATININE_MOLAR_MASS = 113.12
+BILIRUBIN_MOLAR_MASS = 584.66
+
+
+class BodyMapper:
+    def __init__(
+        self,
+        index: ResourceIndex,
+        sink: FactSink,
+        labs: Labs,
+        terminology: Terminology,
+        settings: MappingSettings,
+        now: datetime,
+    ) -> None:
+        self.index, self.sink, self.labs = index, sink, labs
+        self.terms, self.settings, self.now = terminology, settings, now
+        self.patient_source: Source | None = None
+        self.weight: Reading | None = None
+
+    def run(self) -> None:
+        self.patient()
+        self.body_size()
+        self.renal()
+        self.hepatic()
+        self.counts()
+
+    def _max_age(self, name: str) -> float | None:
+        return self.settings.max_age_days.get(name, self.sink.vocabulary[name].max_age_days)
+
+    def _want(self, name: str, molar_mass: float | None = None) -> Want:
+        unit = self.sink.vocabulary[name].unit
+        assert unit is not None
+        return Want(unit, self._max_age(name), molar_mass)
+
+    def patient(self) -> None:
+        keys = self.index.keys("Patient")
+        if not keys:
+            return
+        patient = self.index.required(keys[0], parse.Patient)
+        src = [source(keys[0], None)]
+        self.patient_source = src[0]
+        if patient.gender:
+            self.sink.put("patient.sex", str(patient.gender), src)
+        birth = parse.as_datetime(patient.birthDate)
+        if birth is not None:
+            self.sink.put("patient.age", float(derive.age_years(birth.date(), self.now.date())), src)
+
+    def body_size(self) -> None:
+        weights = self.labs.readings(self.terms["body-weight"], self._want("patient.weight"))
+        height = self.labs.latest(self.terms["body-height"], self._want("patient.height"))
+        if weights and self.sink.put("patient.weight", weights[0].value, [weights[0].source]):
+            self.weight = weights[0]
+            self._weight_gain(weights)
+        if height is not None and self.sink.put("patient.height", height.value, [height.source]) and self.weight:
+            bsa = derive.mosteller_bsa(self.weight.value, height.value)
+            self.sink.put("patient.bsa", bsa, [self.weight.source, height.source], "Mosteller")
+
+    def _weight_gain(self, weights: list[Reading]) -> None:
+        latest = weights[0]
+        window = timedelta(days=self.settings.weight_gain_window_days)
+        earlier = [w for w in weights if timedelta(days=1) <= latest.time - w.time <= window]
+        if earlier:
+            base = earlier[-1]
+            note = f"{latest.value:g} kg vs {base.value:g} kg on {base.time.date()}"
+            self.sink.put("patient.weight_gain_7d", latest.value - base.value, [latest.source, base.source], note)
+
+    def renal(self) -> None:
+        want_cr = self._want("renal.creatinine", CREATININE_MOLAR_MASS)
+        creatinine = self.labs.latest(self.terms["creatinine"], want_cr)
+        if creatinine is not None and not self.sink.put("renal.creatinine", creatinine.value, [creatinine.source]):
+            creatinine = None
+        egfr = self.labs.latest(self.terms["egfr"], self._want("renal.egfr"))
+        if egfr is not None:
+            self.sink.put("renal.egfr", egfr.value, [egfr.source], "kept apart from CrCl")
+        measured = self.labs.latest(self.terms["crcl-measured"], self._want("renal.crcl"))
+        if measured is not None and self.sink.put("renal.crcl", measured.value, [measured.source], "measured"):
+            self.sink.put("renal.crcl_method", "measured", [measured.source])
+            return
+        if creatinine is not None and self.settings.cockcroft_gault:
+            self._cockcroft_gault(creatinine)
+
+    def _cockcroft_gault(self, creatinine: Reading) -> None:
+        age, sex = self.sink.number("patient.age"), self.sink.value("patient.sex")
+        weight = self.weight
+        missing = [n for n, v in (("age", age), ("weight", weight)) if v is None]
+        if sex not in ("male", "female"):
+            missing.append("sex male/female")
+        if age is None or weight is None or missing or sex not in ("male", "female"):
+            self.index.warnings.append(f"renal.crcl: Cockcroft-Gault not computed, missing {', '.join(missing)}")
+            return
+        if not self._recent(creatinine, self.settings.cg_creatinine_max_age_days) or not self._recent(
+            weight, self.settings.cg_weight_max_age_days
+        ):
+            self.index.warnings.append("renal.crcl: Cockcroft-Gault not computed, creatinine or weight too old")
+            return
+        crcl = derive.cockcroft_gault(age, weight.value, creatinine.value, str(sex))
+        sources = [creatinine.source, weight.source, *([self.patient_source] if self.patient_source else [])]
+        note = f"Cockcroft-Gault, actual body weight {weight.value:.1f} kg, SCr {creatinine.value:.3g} mg/dL"
+        if self.sink.put("renal.crcl", crcl, sources, note):
+            self.sink.put("renal.crcl_method", "cockcroft-gault", sources)
+
+    def _recent(self, reading: Reading, days: float) -> bool:
+        return self.now - reading.time <= timedelta(days=days)
+
+    def hepatic(self) -> None:
+        bili = self._xuln("bilirubin", "hepatic.bilirubin_xuln", "mg/dL", BILIRUBIN_MOLAR_MASS)
+        ast = self._xuln("ast", "hepatic.ast_xuln", "U/L")
+        alt = self._xuln("alt", "hepatic.alt_xuln", "U/L")
+        present = [r for r in (ast, alt) if r is not None]
+        if present:
+            top = max(present, key=lambda r: r[0])
+            self.sink.put("hepatic.transaminases_xuln", top[0], [top[1]], "higher of AST and ALT")
+        grade = derive.odwg_class(bili[0] if bili else None, ast[0] if ast else None)
+        if grade is not None:
+            sources = [r[1] for r in (bili, ast) if r is not None]
+            self.sink.put("hepatic.odwg_class", grade, sources, "NCI-ODWG from bilirubin and AST")
+
+    def _xuln(self, group: str, name: str, unit: str, molar: float | None = None) -> tuple[float, Source] | None:
+        reading = self.labs.latest(self.terms[group], Want(unit, self._max_age(name), molar))
+        if reading is None:
+            return None
+        uln, note = reading.uln, "ULN from referenceRange.high"
+        fallback = self.settings.uln_fallback.get(group)
+        if uln is None and fallback is not None:
+            uln, note = _fallback_uln(fallback.value, fallback.unit, unit, molar), "ULN from the local table"
+        if uln is None or uln <= 0:
+            self.index.warnings.append(f"{name}: no upper limit of normal for {reading.source}")
+            return None
+        ratio = reading.value / uln
+        return (ratio, reading.source) if self.sink.put(name, ratio, [reading.source], note) else None
+
+    def counts(self) -> None:
+        for group, name in (("anc", "heme.anc"), ("platelets", "heme.platelets")):
+            reading = self.labs.latest(self.terms[group], self._want(name))
+            if reading is not None:
+                self.sink.put(name, reading.value, [reading.source])
+
+
+def _fallback_uln(value: float, unit: str, target: str, molar: float | None) -> float | None:
+    from cds.fhir.quantities import to_unit
+    from cds.units import UnitError
+
+    try:
+        return to_unit(value, unit, target, molar_mass_g_mol=molar)
+    except UnitError:
+        return None

@@ -1,0 +1,273 @@
+"""Diagnosis, CML phase, adverse events, clinician-recorded flags and CYP3A4 comedications."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from cds.fhir import parse
+from cds.fhir.dosing import product
+from cds.fhir.index import ResourceIndex, concept, effective, source
+from cds.fhir.settings import MappingSettings
+from cds.fhir.sink import FactSink
+from cds.fhir.terminology import Concept, Terminology, ValueSet
+from cds.fhir.types import Source
+
+_INACTIVE = {"inactive", "remission", "resolved"}
+_UNCONFIRMED = {"refuted", "entered-in-error"}
+_GRADE_TEXT = re.compile(r"\bgrade\s*([0-5])\b", re.IGNORECASE)
+_AE_SEVERITY = {"mild": 1, "moderate": 2, "severe": 3}
+_PERPETRATORS = (
+    ("cyp3a4-strong-inducers", "comed.strong_cyp3a4_inducer", "comed.inducer_name"),
+    ("cyp3a4-moderate-inducers", "comed.moderate_cyp3a4_inducer", "comed.inducer_name"),
+    ("cyp3a4-strong-inhibitors", "comed.strong_cyp3a4_inhibitor", "comed.inhibitor_name"),
+    ("cyp3a4-moderate-inhibitors", "comed.moderate_cyp3a4_inhibitor", "comed.inhibitor_name"),
+)
+_FLAGS = (
+    ("response-suboptimal", "response.suboptimal"),
+    ("response-progression", "response.progression"),
+    ("adherence-poor", "adherence.suspected_poor"),
+    ("gi-absorption-risk", "gi.absorption_risk"),
+    ("prior-cytopenia-episode", "heme.prior_cytopenia_episode"),
+)
+
+
+class ClinicalMapper:
+    def __init__(
+        self, index: ResourceIndex, sink: FactSink, terminology: Terminology, settings: MappingSettings, now: datetime
+    ) -> None:
+        self.index, self.sink, self.terms, self.settings, self.now = index, sink, terminology, settings, now
+
+    def run(self) -> None:
+        conditions = list(self._active_conditions())
+        self.indication(conditions)
+        self.adverse_events(conditions)
+        self.flags(conditions)
+        self.leukaemia_related()
+        self.comedications()
+
+    # --- diagnosis ----------------------------------------------------------------------------------
+
+    def _active_conditions(self) -> Iterator[tuple[Source, Any, Concept | None]]:
+        for key, condition in self.index.models(parse.Condition):
+            status = _code(condition.clinicalStatus)
+            if status in _INACTIVE or _code(condition.verificationStatus) in _UNCONFIRMED:
+                continue
+            yield source(key, effective(condition)), condition, concept(condition.code)
+
+    def indication(self, conditions: list[tuple[Source, Any, Concept | None]]) -> None:
+        for name, label in (("cml", "CML"), ("gist", "GIST"), ("imatinib-other-indications", "other")):
+            hits = [(src, c) for src, c, found in conditions if self.terms[name].match(found)]
+            if hits:
+                self.sink.put("dx.indication", label, [hits[0][0]])
+                if label == "CML":
+                    self._phase(hits)
+                return
+
+    def _phase(self, hits: list[tuple[Source, Any]]) -> None:
+        for src, condition in hits:
+            phase = self._phase_of(condition)
+            if phase is not None:
+                self.sink.put("dx.cml_phase", phase, [src])
+                return
+        self.sink.put("dx.cml_phase", "unknown", [hits[0][0]], "no stage or configured phase code")
+
+    def _phase_of(self, condition: Any) -> str | None:
+        concepts = [concept(condition.code)]
+        for stage in condition.stage or ():
+            concepts += [concept(stage.summary), concept(stage.type)]
+        for found in concepts:
+            for coding in found.codings if found else ():
+                phase = self.settings.cml_phase_codes.get((coding.system or "", coding.code or ""))
+                if phase:
+                    return phase
+        texts = " ".join((f.label if f else "") for f in concepts[1:]).lower()
+        return next((p for w, p in self.settings.cml_phase_words.items() if w in texts), None)
+
+    # --- adverse events -----------------------------------------------------------------------------
+
+    def adverse_events(self, conditions: list[tuple[Source, Any, Concept | None]]) -> None:
+        events = [e for e in self._graded(conditions) if not self.terms["heme-adverse-events"].match(e[2])]
+        if not events:
+            return
+        src, grade, found, onset = max(events, key=lambda e: (e[1], e[3] or self.now))
+        self.sink.put("ae.nonheme_max_grade", float(grade), [src], "CTCAE grade")
+        self.sink.put("ae.nonheme_event", found.label if found else "adverse event", [src])
+        if onset is not None:
+            self.sink.put("ae.nonheme_days", round((self.now - onset).total_seconds() / 86400, 2), [src])
+        fluid = [e for e in events if self.terms["fluid-retention"].match(e[2])]
+        if fluid:
+            worst = max(fluid, key=lambda e: e[1])
+            self.sink.put("ae.fluid_retention_grade", float(worst[1]), [worst[0]], "CTCAE grade")
+
+    def _graded(
+        self, conditions: list[tuple[Source, Any, Concept | None]]
+    ) -> Iterator[tuple[Source, int, Concept | None, datetime | None]]:
+        for src, condition, found in conditions:
+            stages = [concept(s.summary) for s in condition.stage or ()]
+            grade = self._grade([concept(condition.severity), *stages])
+            if grade is not None:
+                yield src, grade, found, parse.as_datetime(condition.onsetDateTime or condition.recordedDate)
+        yield from self._adverse_event_resources()
+        yield from self._graded_observations()
+
+    def _adverse_event_resources(self) -> Iterator[tuple[Source, int, Concept | None, datetime | None]]:
+        for key, event in self.index.models(parse.AdverseEvent):
+            if _code(event.outcome) in ("resolved", "recovered") or event.actuality == "potential":
+                continue
+            grade = self._grade([concept(event.severity)])
+            if grade is None and _code(event.severity) in _AE_SEVERITY:
+                grade = _AE_SEVERITY[str(_code(event.severity))]
+                self.index.warnings.append(f"AdverseEvent/{key[1]}: severity '{_code(event.severity)}' read as grade")
+            when = parse.as_datetime(event.date or event.detected)
+            if grade is not None:
+                yield source(key, when), grade, concept(event.event), when
+
+    def _graded_observations(self) -> Iterator[tuple[Source, int, Concept | None, datetime | None]]:
+        oldest = self.now - timedelta(days=self.settings.ae_observation_max_age_days)
+        for key in self.index.keys("Observation"):
+            value = self.index.raw(key).get("valueCodeableConcept")
+            if not isinstance(value, dict) or self.terms["ctcae-grades"].match(concept(value)) is None:
+                continue
+            obs = self.index.model(key, parse.Observation)
+            when = effective(obs) if obs else None
+            if obs is None or obs.status not in self.settings.observation_statuses or not when or when < oldest:
+                continue
+            grade = self._grade([concept(obs.valueCodeableConcept)])
+            if grade is not None:
+                yield source(key, when), grade, concept(obs.code), when
+
+    def _grade(self, concepts: list[Concept | None]) -> int | None:
+        for found in concepts:
+            match = self.terms["ctcae-grades"].match(found)
+            if match is not None and match.member.grade is not None:
+                return match.member.grade
+            text = _GRADE_TEXT.search(" ".join(filter(None, [found.text if found else None])))
+            if text is None and found is not None:
+                text = _GRADE_TEXT.search(" ".join(c.display or "" for c in found.codings))
+            if text:
+                return int(text.group(1))
+        return None
+
+    # --- recorded flags -----------------------------------------------------------------------------
+
+    def flags(self, conditions: list[tuple[Source, Any, Concept | None]]) -> None:
+        for set_name, fact in _FLAGS:
+            found = self._flagged(self.terms[set_name], conditions)
+            if found is not None:
+                self.sink.put(fact, True, [found])
+
+    def _flagged(self, value_set: ValueSet, conditions: list[tuple[Source, Any, Concept | None]]) -> Source | None:
+        for src, _, found in conditions:
+            if value_set.match(found):
+                return src
+        for key, procedure in self.index.models(parse.Procedure):
+            if procedure.status == "completed" and value_set.match(concept(procedure.code)):
+                return source(key, effective(procedure))
+        for key in self.index.keys("Observation"):
+            if value_set.match(concept(self.index.raw(key).get("code"))) and self._observed_true(key):
+                return source(key, effective(self.index.model(key, parse.Observation)))
+        return None
+
+    def _observed_true(self, key: tuple[str, str]) -> bool:
+        obs = self.index.model(key, parse.Observation)
+        if obs is None or obs.status not in self.settings.observation_statuses:
+            return False
+        return obs.valueBoolean is not False and _code(obs.valueCodeableConcept) not in ("no", "N", "373067005")
+
+    def leukaemia_related(self) -> None:
+        value_set = self.terms["cytopenia-leukaemia-related"]
+        for key in self.index.keys("Observation"):
+            if not value_set.match(concept(self.index.raw(key).get("code"))):
+                continue
+            obs = self.index.model(key, parse.Observation)
+            if obs is None or obs.status not in self.settings.observation_statuses:
+                continue
+            answer = _yes_no(obs.valueBoolean, _code(obs.valueCodeableConcept))
+            self.sink.put("heme.cytopenia_leukaemia_related", answer, [source(key, effective(obs))])
+            return
+
+    # --- comedications ------------------------------------------------------------------------------
+
+    def comedications(self) -> None:
+        meds = list(self._active_medications())
+        imatinib, topical = self.terms["imatinib"], self.terms["topical-forms"]
+        systemic = [m for m in meds if not imatinib.match(m[1]) and not topical.match(m[1])]
+        if not systemic and not self._medication_list_supplied():
+            return  # no medication data at all: absent, not "no perpetrator"
+        for set_name, fact, name_fact in _PERPETRATORS:
+            hits = [(src, self.terms[set_name].match(c), start) for src, c, start in systemic]
+            found = [(src, m, start) for src, m, start in hits if m is not None]
+            self.sink.put(fact, bool(found), [f[0] for f in found] or [m[0] for m in meds[:1]])
+            if found and name_fact not in self.sink.facts:
+                self.sink.put(name_fact, found[0][1].member.name, [found[0][0]], f"matched by {found[0][1].by}")
+        self._perpetrator_start(systemic)
+        self._grapefruit(meds)
+
+    def _medication_list_supplied(self) -> bool:
+        drafts = set(self.index.request.context_draft_keys)
+        keys = self.index.keys("MedicationRequest") + self.index.keys("MedicationStatement")
+        return any(key not in drafts for key in keys)
+
+    def _perpetrator_start(self, systemic: list[tuple[Source, Concept | None, datetime | None]]) -> None:
+        starts = [
+            (start, src)
+            for src, found, start in systemic
+            if start is not None and any(self.terms[s].match(found) for s, _, _ in _PERPETRATORS)
+        ]
+        if starts:
+            start, src = max(starts, key=lambda s: s[0])
+            days = max(0.0, round((self.now - start).total_seconds() / 86400, 2))
+            self.sink.put("comed.cyp3a4_days_since_start", days, [src])
+
+    def _grapefruit(self, meds: list[tuple[Source, Concept | None, datetime | None]]) -> None:
+        hits = [src for src, found, _ in meds if self.terms["grapefruit"].match(found)]
+        for key in self.index.keys("Observation"):
+            if self.terms["grapefruit"].match(concept(self.index.raw(key).get("code"))) and self._observed_true(key):
+                hits.append(source(key, None))
+        if hits:
+            self.sink.put("comed.grapefruit", True, hits[:1])
+
+    def _active_medications(self) -> Iterator[tuple[Source, Concept | None, datetime | None]]:
+        """Active orders and statements, plus this session's draft orders (about to be co-prescribed)."""
+        drafts = set(self.index.request.context_draft_keys)
+        kinds: tuple[type[Any], ...] = (parse.MedicationRequest, parse.MedicationStatement)
+        for kind in kinds:
+            for key, med in self.index.models(kind):
+                is_draft = key in drafts
+                if not is_draft and med.status != "active":
+                    continue
+                start = self.now if is_draft else _start(med)
+                yield source(key, start), product(self.index, key, med, self.terms["imatinib"]).concept, start
+
+
+def _start(med: Any) -> datetime | None:
+    period = getattr(med, "effectivePeriod", None)
+    for dosage in getattr(med, "dosageInstruction", None) or ():
+        bounds = dosage.timing.repeat.boundsPeriod if dosage.timing and dosage.timing.repeat else None
+        if bounds is not None and bounds.start:
+            return parse.as_datetime(bounds.start)
+    if period is not None and period.start:
+        return parse.as_datetime(period.start)
+    return parse.as_datetime(getattr(med, "authoredOn", None) or getattr(med, "effectiveDateTime", None))
+
+
+def _code(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    codings = value.coding or []
+    return str(codings[0].code) if codings and codings[0].code else None
+
+
+def _yes_no(boolean: bool | None, code: str | None) -> str:
+    if boolean is not None:
+        return "yes" if boolean else "no"
+    if code in ("yes", "Y", "373066001"):
+        return "yes"
+    if code in ("no", "N", "373067005"):
+        return "no"
+    return "unknown"

@@ -1,0 +1,142 @@
+"""Imatinib products and dosage instructions: strength, mg per dose, doses per day, clock times."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import time
+from typing import Any
+
+from cds.fhir.index import ResourceIndex, concept
+from cds.fhir.quantities import is_tablet_count, mass_mg
+from cds.fhir.terminology import Concept, ValueSet
+
+_UCUM = "http://unitsofmeasure.org"
+_PER_DAY_CODES = {"QD": 1, "OD": 1, "Q24H": 1, "QAM": 1, "QPM": 1, "QHS": 1, "BID": 2, "Q12H": 2}
+_PER_DAY_CODES |= {"TID": 3, "Q8H": 3, "QID": 4, "Q6H": 4}
+_UNIT_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.4375, "a": 365.25}
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Product:
+    concept: Concept | None
+    strength_mg: float | None
+
+
+@dataclass(frozen=True)
+class Dosing:
+    """A dosage instruction read into numbers; fields are None when the instruction does not say."""
+
+    daily_mg: float | None
+    doses_per_day: float | None
+    schedule: tuple[tuple[time, float], ...]  # (clock time, mg) from timing.repeat.timeOfDay
+    note: str = ""
+
+    @property
+    def interval_h(self) -> float | None:
+        return 24 / self.doses_per_day if self.doses_per_day else None
+
+
+def product(index: ResourceIndex, key: tuple[str, str], resource: Any, imatinib: ValueSet) -> Product:
+    """The medication of a request/statement/administration, with its tablet strength when known."""
+    found = concept(getattr(resource, "medicationCodeableConcept", None))
+    strength = None
+    ref = getattr(resource, "medicationReference", None)
+    if found is None and ref is not None and ref.reference:
+        medication = _medication(index, key, str(ref.reference))
+        if medication is not None:
+            found = concept(medication.get("code"))
+            strength = _ingredient_strength(medication)
+        elif ref.display:
+            found = Concept((), str(ref.display))
+    return Product(found, strength or _strength(found, imatinib))
+
+
+def _medication(index: ResourceIndex, key: tuple[str, str], ref: str) -> Mapping[str, Any] | None:
+    if ref.startswith("#"):
+        contained = index.raw(key).get("contained") or []
+        return next((c for c in contained if isinstance(c, dict) and c.get("id") == ref[1:]), None)
+    target = ("Medication", ref.rstrip("/").split("/")[-1])
+    return index.raw(target) if target in index.request.resources else None
+
+
+def _ingredient_strength(medication: Mapping[str, Any]) -> float | None:
+    for ingredient in medication.get("ingredient") or []:
+        numerator = ((ingredient or {}).get("strength") or {}).get("numerator") or {}
+        value, unit = numerator.get("value"), numerator.get("code") or numerator.get("unit")
+        if isinstance(value, int | float) and isinstance(unit, str):
+            return mass_mg(float(value), unit)
+    return None
+
+
+def _strength(found: Concept | None, imatinib: ValueSet) -> float | None:
+    match = imatinib.match(found)
+    if match is not None and match.member.strength_mg is not None:
+        return match.member.strength_mg
+    for text in (found.text, *(c.display for c in found.codings)) if found else ():
+        hit = _STRENGTH.search(text or "")
+        if hit:
+            return float(hit.group(1))
+    return None
+
+
+def read_dosing(dosages: Sequence[Any], strength_mg: float | None) -> Dosing:
+    """Sum the scheduled (not as-needed) dosage lines into mg/day, doses/day and clock times."""
+    daily, per_day_total, schedule = 0.0, 0.0, []
+    for dosage in dosages:
+        if dosage.asNeededBoolean or dosage.asNeededCodeableConcept is not None:
+            continue
+        mg, why = dose_mg(dosage, strength_mg)
+        per_day = _per_day(dosage.timing)
+        if mg is None or per_day is None:
+            return Dosing(None, per_day, (), why or "the dosage gives no frequency")
+        daily += mg * per_day
+        per_day_total += per_day
+        times = dosage.timing.repeat.timeOfDay if dosage.timing and dosage.timing.repeat else None
+        schedule += [(t, mg) for t in times or ()]
+    if not per_day_total:
+        return Dosing(None, None, (), "no scheduled dosage instruction")
+    return Dosing(daily, per_day_total, tuple(sorted(schedule)))
+
+
+def dose_mg(dosage: Any, strength_mg: float | None) -> tuple[float | None, str]:
+    """mg per administration from doseQuantity in mg, or tablets x strength."""
+    quantity = _dose_quantity(dosage)
+    if quantity is None or quantity.value is None:
+        return None, "the dosage gives no dose"
+    value = float(quantity.value)
+    unit = quantity.code if quantity.code and quantity.system in (None, _UCUM) else quantity.unit
+    if unit and mass_mg(value, str(unit)) is not None:
+        return mass_mg(value, str(unit)), ""
+    if is_tablet_count(unit):
+        if strength_mg is None:
+            return None, "a tablet count for a product whose strength is not known"
+        return value * strength_mg, f"{value:g} tablet(s) x {strength_mg:g} mg"
+    return None, f"dose unit {unit!r} is neither mg nor tablets"
+
+
+def _dose_quantity(dosage: Any) -> Any:
+    if getattr(dosage, "doseAndRate", None):
+        first = dosage.doseAndRate[0]
+        return first.doseQuantity or (first.doseRange.low if first.doseRange else None)
+    return getattr(dosage, "dose", None)
+
+
+def _per_day(timing: Any) -> float | None:
+    if timing is None:
+        return None
+    repeat = timing.repeat
+    if repeat is not None and (repeat.frequency or repeat.timeOfDay):
+        frequency = float(repeat.frequency or len(repeat.timeOfDay))
+        days = float(repeat.period or 1) * _UNIT_DAYS.get(str(repeat.periodUnit or "d"), 1.0)
+        return frequency / days if days > 0 else None
+    for coding in (timing.code.coding or []) if timing.code else []:
+        if str(coding.code).upper() in _PER_DAY_CODES:
+            return float(_PER_DAY_CODES[str(coding.code).upper()])
+    return None
+
+
+def is_imatinib(found: Concept | None, imatinib: ValueSet) -> bool:
+    return imatinib.match(found) is not None

@@ -1,0 +1,112 @@
+"""Observations by LOINC group: values in a target unit with their reference-range ULN, newest first."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cds.fhir import parse
+from cds.fhir.index import ResourceIndex, concept, effective, source
+from cds.fhir.quantities import to_unit
+from cds.fhir.terminology import ValueSet
+from cds.fhir.types import Source
+from cds.units import UnitError
+
+_UCUM = "http://unitsofmeasure.org"
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: float
+    time: datetime
+    source: Source
+    uln: float | None  # referenceRange.high in the same unit as value
+
+
+@dataclass(frozen=True)
+class Want:
+    """Which readings to collect: unit, optional molar mass and how far back."""
+
+    unit: str
+    max_age_days: float | None
+    molar_mass_g_mol: float | None = None
+
+
+class Labs:
+    def __init__(self, index: ResourceIndex, now: datetime, statuses: frozenset[str]) -> None:
+        self.index = index
+        self.now = now
+        self.statuses = statuses
+        self._by_code: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        for key in index.keys("Observation"):
+            code = index.raw(key).get("code")
+            for coding in concept(code).codings if isinstance(code, dict) else ():  # type: ignore[union-attr]
+                if coding.system and coding.code:
+                    self._by_code[(coding.system, coding.code.strip())].append(key)
+
+    def readings(self, group: ValueSet, want: Want, *, limit: int | None = None) -> list[Reading]:
+        """Usable readings of ``group``, newest first; at most ``limit`` of them."""
+        keys = {k for m in group.members for code in m.codes for k in self._by_code.get(code, [])}
+        found: list[Reading] = []
+        for key in sorted(keys, key=self._raw_time, reverse=True):
+            if limit is not None and len(found) >= limit:
+                break
+            reading = self._reading(key, want)
+            if reading is not None:
+                found.append(reading)
+        return sorted(found, key=lambda r: r.time, reverse=True)
+
+    def latest(self, group: ValueSet, want: Want) -> Reading | None:
+        found = self.readings(group, want, limit=1)
+        return found[0] if found else None
+
+    def _raw_time(self, key: tuple[str, str]) -> str:
+        raw = self.index.raw(key)
+        period = raw.get("effectivePeriod")
+        value = raw.get("effectiveDateTime") or (period.get("start") if isinstance(period, dict) else None)
+        when = parse.as_datetime(value) if isinstance(value, str) else None
+        return when.isoformat() if when else ""
+
+    def _reading(self, key: tuple[str, str], want: Want) -> Reading | None:
+        obs = self.index.model(key, parse.Observation)
+        if obs is None or obs.status not in self.statuses:
+            return None
+        when = effective(obs)
+        if when is None or not self._in_window(key, when, want.max_age_days):
+            return None
+        quantity = obs.valueQuantity
+        if quantity is None or quantity.value is None:
+            return None
+        try:
+            value = to_unit(float(quantity.value), _unit(quantity), want.unit, molar_mass_g_mol=want.molar_mass_g_mol)
+        except UnitError as exc:
+            self.index.warnings.append(f"{key[0]}/{key[1]}: {exc} (value not used)")
+            return None
+        return Reading(value, when, source(key, when), self._uln(obs, want, _unit(quantity)))
+
+    def _in_window(self, key: tuple[str, str], when: datetime, max_age_days: float | None) -> bool:
+        if when > self.now + _CLOCK_SKEW:
+            self.index.warnings.append(f"{key[0]}/{key[1]}: dated in the future ({when.isoformat()}), not used")
+            return False
+        return max_age_days is None or self.now - when <= timedelta(days=max_age_days)
+
+    def _uln(self, obs: Any, want: Want, value_unit: str | None) -> float | None:
+        for ref in obs.referenceRange or ():
+            high = ref.high
+            if high is not None and high.value is not None:
+                try:
+                    unit = _unit(high) or value_unit  # a bare number shares the value's unit
+                    return to_unit(float(high.value), unit, want.unit, molar_mass_g_mol=want.molar_mass_g_mol)
+                except UnitError:
+                    return None
+        return None
+
+
+def _unit(quantity: Any) -> str | None:
+    """UCUM code when the quantity says it is UCUM, else the human unit string."""
+    if quantity.code and (quantity.system in (None, _UCUM)):
+        return str(quantity.code)
+    return str(quantity.unit) if quantity.unit else None

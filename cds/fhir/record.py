@@ -1,0 +1,85 @@
+"""extract_record: a parsed CDS Hooks request -> the patient's sourced facts, doses and levels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from cds.engine.vocabulary import Vocabulary, load_vocabulary
+from cds.fhir.body import BodyMapper
+from cds.fhir.clinical import ClinicalMapper
+from cds.fhir.index import ResourceIndex
+from cds.fhir.labs import Labs
+from cds.fhir.regimen import RegimenMapper
+from cds.fhir.settings import RULES_DIR, MappingSettings, load_settings
+from cds.fhir.sink import FactSink
+from cds.fhir.terminology import Terminology, load_terminology
+from cds.fhir.types import Covariates, HookRequest, PatientRecord
+
+
+def extract_record(
+    request: HookRequest,
+    *,
+    now: datetime,
+    vocabulary: Vocabulary | None = None,
+    settings: MappingSettings | None = None,
+    terminology: Terminology | None = None,
+) -> PatientRecord:
+    """Map the request's resources to facts; raises InvalidInput only for resources the answer needs."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    vocabulary = vocabulary or default_vocabulary()
+    settings = settings or default_settings()
+    terminology = terminology or default_terminology()
+    warnings = list(request.warnings)
+    index = ResourceIndex(request, warnings)
+    sink = FactSink(vocabulary, warnings)
+    labs = Labs(index, now, settings.observation_statuses)
+    body = BodyMapper(index, sink, labs, terminology, settings, now)
+    body.run()
+    ClinicalMapper(index, sink, terminology, settings, now).run()
+    regimen = RegimenMapper(index, sink, terminology, settings, now).run(labs)
+    return PatientRecord(
+        hook=request.hook,
+        hook_instance=request.hook_instance,
+        patient_id=request.patient_id,
+        now=now,
+        facts=dict(sorted(sink.facts.items())),
+        doses=regimen.doses.doses,
+        dose_source=regimen.doses.source,
+        dose_note=regimen.doses.note,
+        levels=regimen.levels,
+        covariates=_covariates(sink),
+        draft_orders=regimen.draft_orders,
+        warnings=tuple(dict.fromkeys(warnings)),
+    )
+
+
+def _covariates(sink: FactSink) -> Covariates:
+    sex, indication = sink.value("patient.sex"), sink.value("dx.indication")
+    return Covariates(
+        sex=sex if isinstance(sex, str) else None,
+        age_years=sink.number("patient.age"),
+        weight_kg=sink.number("patient.weight"),
+        indication=indication if isinstance(indication, str) else None,
+    )
+
+
+@lru_cache(maxsize=1)
+def default_vocabulary() -> Vocabulary:
+    return load_vocabulary(RULES_DIR / "facts.yaml")
+
+
+@lru_cache(maxsize=1)
+def default_settings() -> MappingSettings:
+    return load_settings(RULES_DIR / "mapping.yaml")
+
+
+@lru_cache(maxsize=1)
+def default_terminology() -> Terminology:
+    return load_terminology(RULES_DIR / "terminology")
+
+
+def rules_dir() -> Path:
+    return RULES_DIR

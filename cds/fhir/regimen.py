@@ -1,0 +1,271 @@
+"""Imatinib regimen facts, dose history and levels (the inputs of the TDM rules and the PK estimator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cds.fhir import parse
+from cds.fhir.dosing import dose_mg, is_imatinib, product
+from cds.fhir.index import ResourceIndex, effective, source
+from cds.fhir.labs import Labs, Want
+from cds.fhir.settings import MappingSettings
+from cds.fhir.sink import FactSink
+from cds.fhir.terminology import Terminology
+from cds.fhir.therapy import (
+    CURRENT,
+    Segment,
+    Therapy,
+    current,
+    history,
+    request_therapy,
+    segment_at,
+    segments,
+    statement_therapy,
+)
+from cds.fhir.types import DoseEvent, DoseSource, LevelSample, Source
+
+IMATINIB_MOLAR_MASS = 493.6
+
+
+@dataclass(frozen=True)
+class DoseHistory:
+    doses: tuple[DoseEvent, ...]
+    source: DoseSource
+    note: str
+
+
+@dataclass(frozen=True)
+class RegimenResult:
+    draft_orders: tuple[dict[str, Any], ...]
+    doses: DoseHistory
+    levels: tuple[LevelSample, ...]
+
+
+class RegimenMapper:
+    def __init__(
+        self,
+        index: ResourceIndex,
+        sink: FactSink,
+        terminology: Terminology,
+        settings: MappingSettings,
+        now: datetime,
+    ) -> None:
+        self.index, self.sink, self.settings, self.now = index, sink, settings, now
+        self.imatinib = terminology["imatinib"]
+        self.terminology = terminology
+        self.lookback = timedelta(days=settings.new_start_lookback_days)
+
+    def run(self, labs: Labs) -> RegimenResult:
+        drafts = self._drafts()
+        records = history(self._therapies("MedicationRequest"), self._therapies("MedicationStatement"))
+        runs = segments(records, self.now, self.lookback)
+        active = current(records)
+        self._regimen_facts(drafts, records, runs, active)
+        doses = self._dose_history(records)
+        levels = self._levels(labs, doses, runs, active)
+        return RegimenResult(tuple(dict(self.index.raw(d.key)) for d in drafts), doses, levels)
+
+    # --- records ------------------------------------------------------------------------------------
+
+    def _drafts(self) -> list[Therapy]:
+        found = []
+        for key in self.index.request.draft_keys:
+            if key[0] != "MedicationRequest" or key not in set(self.index.keys("MedicationRequest")):
+                continue
+            request = self.index.required(key, parse.MedicationRequest)
+            if is_imatinib(product(self.index, key, request, self.imatinib).concept, self.imatinib):
+                found.append(request_therapy(self.index, key, request, self.imatinib))
+        if len(found) > 1:
+            self.index.warnings.append(f"{len(found)} imatinib draft orders: the regimen is the first one's")
+        return found
+
+    def _therapies(self, kind: str) -> list[Therapy]:
+        model = parse.MedicationRequest if kind == "MedicationRequest" else parse.MedicationStatement
+        reader = request_therapy if kind == "MedicationRequest" else statement_therapy
+        drafts = set(self.index.request.draft_keys)
+        out = []
+        for key, resource in self.index.models(model):
+            if key not in drafts and is_imatinib(
+                product(self.index, key, resource, self.imatinib).concept, self.imatinib
+            ):
+                out.append(reader(self.index, key, resource, self.imatinib))
+        return out
+
+    # --- regimen facts ------------------------------------------------------------------------------
+
+    def _regimen_facts(
+        self, drafts: list[Therapy], records: list[Therapy], runs: list[Segment], active: Therapy | None
+    ) -> None:
+        regimen = drafts[0] if drafts else active
+        if regimen is None:
+            return
+        src = [regimen.source]
+        put = self.sink.put
+        put("regimen.status", "draft" if drafts else "active", src)
+        if regimen.dosing.daily_mg is not None:
+            put("regimen.daily_mg", regimen.dosing.daily_mg, src, regimen.dosing.note)
+        else:
+            self.index.warnings.append(f"regimen.daily_mg: not read from {regimen.source}: {regimen.dosing.note}")
+        if regimen.dosing.interval_h is not None:
+            put("regimen.interval_h", regimen.dosing.interval_h, src)
+        put("regimen.on_hold", active is not None and active.status == "on-hold", [(active or regimen).source])
+        new_start = bool(drafts) and not self._recent_therapy(records)
+        put("regimen.new_start", new_start, src + [r.source for r in records[-1:]])
+        if new_start:
+            for name in ("regimen.days_on_therapy", "regimen.days_on_dose"):
+                put(name, 0.0, src, "new start")
+            if regimen.dosing.daily_mg is not None:
+                put("regimen.starting_daily_mg", regimen.dosing.daily_mg, src, "new start")
+            return
+        self._course_facts(regimen, runs, bool(drafts))
+
+    def _recent_therapy(self, records: list[Therapy]) -> bool:
+        for record in records:
+            if record.status in CURRENT:
+                return True
+            if record.last_seen is not None and record.last_seen >= self.now - self.lookback:
+                return True
+        recent = [d for d in self._administrations() if d[1].time >= self.now - self.lookback]
+        return bool(recent)
+
+    def _course_facts(self, regimen: Therapy, runs: list[Segment], is_draft: bool) -> None:
+        if not runs:
+            return
+        put, last = self.sink.put, runs[-1]
+        put("regimen.days_on_therapy", _days(self.now - runs[0].start), [runs[0].therapy.source])
+        if runs[0].daily_mg is not None:
+            put("regimen.starting_daily_mg", runs[0].daily_mg, [runs[0].therapy.source])
+        changed = is_draft and regimen.dosing.daily_mg != last.daily_mg
+        if changed:
+            put("regimen.days_on_dose", 0.0, [regimen.source], "the draft changes the daily dose")
+            if last.daily_mg is not None:
+                put("regimen.previous_daily_mg", last.daily_mg, [last.therapy.source], "dose before the draft")
+            return
+        put("regimen.days_on_dose", _days(self.now - last.start), [last.therapy.source])
+        if len(runs) > 1 and runs[-2].daily_mg is not None:
+            put("regimen.previous_daily_mg", runs[-2].daily_mg, [runs[-2].therapy.source])
+
+    # --- dose history -------------------------------------------------------------------------------
+
+    def _dose_history(self, records: list[Therapy]) -> DoseHistory:
+        since = self.now - timedelta(days=self.settings.dose_history_days)
+        given = [d for d in self._administrations() if since <= d[1].time <= self.now]
+        if given:
+            return self._history(given, "administrations", "MedicationAdministration records")
+        taken = self._statement_doses(since)
+        if taken:
+            return self._history(taken, "statements", "MedicationStatement dose times")
+        regular = self._order_doses(records, since)
+        if regular:
+            note = "the order's regimen assumed taken regularly since its start at timing.repeat.timeOfDay"
+            return self._history(regular, "order-regimen", note)
+        self.sink.put("regimen.dose_times_known", False, [r.source for r in records[-1:]])
+        return DoseHistory((), "none", "no administrations, statements or timeOfDay give dose times")
+
+    def _history(self, doses: list[tuple[Source, DoseEvent]], kind: DoseSource, note: str) -> DoseHistory:
+        doses.sort(key=lambda d: d[1].time)
+        last_source, last = doses[-1]
+        self.sink.put("regimen.dose_times_known", True, [last_source], note)
+        hours = (self.now - last.time).total_seconds() / 3600
+        self.sink.put("regimen.hours_since_last_dose", hours, [last_source], f"last dose {last.time.isoformat()}")
+        return DoseHistory(tuple(d for _, d in doses), kind, note)
+
+    def _administrations(self) -> list[tuple[Source, DoseEvent]]:
+        out = []
+        for key, given in self.index.models(parse.MedicationAdministration):
+            drug = product(self.index, key, given, self.imatinib)
+            if given.status not in ("completed", "in-progress") or not is_imatinib(drug.concept, self.imatinib):
+                continue
+            when = effective(given)
+            mg = dose_mg(given.dosage, drug.strength_mg)[0] if given.dosage else None
+            if when is not None and mg is not None:
+                out.append((source(key, when), DoseEvent(when, mg)))
+        return out
+
+    def _statement_doses(self, since: datetime) -> list[tuple[Source, DoseEvent]]:
+        """A statement dated to an instant is a reported dose; a period with timeOfDay is a regular regimen."""
+        out = []
+        for key, statement in self.index.models(parse.MedicationStatement):
+            drug = product(self.index, key, statement, self.imatinib)
+            if statement.status in ("entered-in-error", "not-taken") or not is_imatinib(drug.concept, self.imatinib):
+                continue
+            therapy = statement_therapy(self.index, key, statement, self.imatinib)
+            point = parse.as_datetime(statement.effectiveDateTime)
+            if point is not None and isinstance(statement.effectiveDateTime, datetime):  # an instant, not a day
+                mg = dose_mg(statement.dosage[0], drug.strength_mg)[0] if statement.dosage else None
+                if mg is not None and since <= point <= self.now:
+                    out.append((source(key, point), DoseEvent(point, mg)))
+            elif therapy.dosing.schedule:
+                out += _expand(therapy, since, self.now)
+        return out
+
+    def _order_doses(self, records: list[Therapy], since: datetime) -> list[tuple[Source, DoseEvent]]:
+        out = []
+        for i, record in enumerate(records):
+            if record.key[0] != "MedicationRequest" or not record.dosing.schedule or record.status == "on-hold":
+                continue
+            nxt = records[i + 1].start if i + 1 < len(records) else None
+            out += _expand(record, since, min((t for t in (record.end, nxt, self.now) if t), default=self.now))
+        return out
+
+    # --- levels -------------------------------------------------------------------------------------
+
+    def _levels(
+        self, labs: Labs, doses: DoseHistory, runs: list[Segment], active: Therapy | None
+    ) -> tuple[LevelSample, ...]:
+        want = Want("ng/mL", self._max_age("level.conc"), IMATINIB_MOLAR_MASS)
+        readings = labs.readings(self.terminology["imatinib-level"], want)
+        samples = tuple(LevelSample(r.time, r.value, r.source) for r in reversed(readings))
+        if not readings:
+            return samples
+        latest = readings[0]
+        if not self.sink.put("level.conc", latest.value, [latest.source]):
+            return samples
+        self.sink.put("level.age_days", _days(self.now - latest.time), [latest.source])
+        self._level_timing(latest.time, latest.source, doses, runs, active)
+        return samples
+
+    def _level_timing(
+        self, drawn: datetime, src: Source, doses: DoseHistory, runs: list[Segment], active: Therapy | None
+    ) -> None:
+        run = segment_at(runs, drawn)
+        if run is not None:
+            self.sink.put("level.days_on_dose_at_draw", _days(drawn - run.start), [src, run.therapy.source])
+        if runs:
+            self.sink.put("level.on_current_dose", drawn >= runs[-1].start, [src, runs[-1].therapy.source])
+        before = [d for d in doses.doses if d.time <= drawn]
+        if not before:
+            if doses.source != "none":
+                self.index.warnings.append(f"level.hours_after_dose: no recorded dose before the sample {src}")
+            return
+        hours = (drawn - before[-1].time).total_seconds() / 3600
+        self.sink.put("level.hours_after_dose", hours, [src], f"last dose {before[-1].time.isoformat()}")
+        interval = (run.interval_h if run else None) or (active.dosing.interval_h if active else None)
+        if interval is not None:
+            self.sink.put("level.hours_from_trough", hours - interval, [src], f"interval {interval:g} h")
+
+    def _max_age(self, name: str) -> float | None:
+        return self.settings.max_age_days.get(name, self.sink.vocabulary[name].max_age_days)
+
+
+def _expand(record: Therapy, since: datetime, until: datetime | None) -> list[tuple[Source, DoseEvent]]:
+    """Regular doses at the record's clock times from its start (not before ``since``) to ``until``."""
+    if record.start is None:
+        return []
+    zone = record.start.tzinfo or UTC
+    first, last = max(record.start, since), until or since
+    out = []
+    day = first.astimezone(zone).date()
+    while day <= last.astimezone(zone).date():
+        for clock, mg in record.dosing.schedule:
+            when = datetime.combine(day, clock, tzinfo=zone)
+            if first <= when <= last:
+                out.append((source(record.key, when), DoseEvent(when, mg)))
+        day += timedelta(days=1)
+    return out
+
+
+def _days(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 86400, 2)

@@ -1,0 +1,44 @@
+"""Collects facts, checking each against the vocabulary: wrong names are bugs, implausible values are dropped."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from cds.engine.vocabulary import Vocabulary
+from cds.fhir.types import FactValue, Source, SourcedFact
+
+
+class FactSink:
+    def __init__(self, vocabulary: Vocabulary, warnings: list[str]) -> None:
+        self.vocabulary = vocabulary
+        self.warnings = warnings
+        self.facts: dict[str, SourcedFact] = {}
+
+    def put(self, name: str, value: FactValue, sources: Sequence[Source], note: str = "") -> bool:
+        """Record a fact; returns False (with a warning) when the vocabulary rejects the value."""
+        spec = self.vocabulary[name]
+        if spec.derived:
+            raise AssertionError(f"{name} is derived: the FHIR mapper must not set it")
+        if isinstance(value, float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                return self._drop(name, value, sources, "not a finite number")
+            value = round(value, 6)
+        if not spec.accepts(value):
+            expected = f"[{spec.low:g}, {spec.high:g}] {spec.unit}" if spec.type == "number" else str(spec.values)
+            return self._drop(name, value, sources, f"outside the plausible {expected}")
+        self.facts[name] = SourcedFact(name, value, spec.unit, tuple(dict.fromkeys(sources)), note)
+        return True
+
+    def value(self, name: str) -> FactValue | None:
+        fact = self.facts.get(name)
+        return None if fact is None else fact.value
+
+    def number(self, name: str) -> float | None:
+        value = self.value(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    def _drop(self, name: str, value: FactValue, sources: Sequence[Source], why: str) -> bool:
+        where = ", ".join(str(s) for s in sources) or "no source"
+        self.warnings.append(f"{name}: {value!r} dropped, {why} (from {where})")
+        return False

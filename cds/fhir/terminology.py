@@ -1,0 +1,177 @@
+"""Named value sets from rules/terminology/*.yaml and matching of FHIR codings against them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cds.errors import RuleError
+
+_PREFIX_KEYS = {"icd10cm_prefix": "icd10cm", "ndc": "ndc"}
+_META_KEYS = {"name", "aliases", "status", "source", "strength_mg", "grade", "origin"}
+
+
+@dataclass(frozen=True)
+class Coding:
+    system: str | None
+    code: str | None
+    display: str | None
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A CodeableConcept reduced to what matching needs."""
+
+    codings: tuple[Coding, ...]
+    text: str | None
+
+    @property
+    def label(self) -> str:
+        names = [self.text, *(c.display for c in self.codings), *(c.code for c in self.codings)]
+        return next((n for n in names if n), "unnamed")
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    codes: frozenset[tuple[str, str]]
+    prefixes: tuple[tuple[str, str], ...]
+    words: tuple[str, ...]
+    status: str
+    source: str
+    strength_mg: float | None = None
+    grade: int | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    value_set: str
+    member: Member
+    by: str  # "code" or "name"
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    name: str
+    description: str
+    members: tuple[Member, ...]
+    names: re.Pattern[str] | None
+
+    def match(self, concept: Concept | None) -> Match | None:
+        """The member a concept belongs to: by code first, then (if enabled) by a whole-word name."""
+        if concept is None:
+            return None
+        for coding in concept.codings:
+            member = self._by_code(coding)
+            if member is not None:
+                return Match(self.name, member, "code")
+        return self._by_name(concept)
+
+    def _by_code(self, coding: Coding) -> Member | None:
+        if not coding.system or not coding.code:
+            return None
+        code = coding.code.strip()
+        for member in self.members:
+            if (coding.system, code) in member.codes:
+                return member
+            if any(coding.system == s and _starts(code, p) for s, p in member.prefixes):
+                return member
+        return None
+
+    def _by_name(self, concept: Concept) -> Match | None:
+        if self.names is None:
+            return None
+        for text in (concept.text, *(c.display for c in concept.codings)):
+            found = self.names.search(text or "")
+            if found:
+                word = found.group(0).lower()
+                member = next(m for m in self.members if word in m.words)
+                return Match(self.name, member, "name")
+        return None
+
+
+def _starts(code: str, prefix: str) -> bool:
+    return code.replace(".", "").upper().startswith(prefix.replace(".", "").upper())
+
+
+@dataclass(frozen=True)
+class Terminology:
+    value_sets: Mapping[str, ValueSet]
+    systems: Mapping[str, str]
+
+    def __getitem__(self, name: str) -> ValueSet:
+        return self.value_sets[name]
+
+    def system(self, alias: str) -> str:
+        return self.systems[alias]
+
+
+def load_terminology(folder: Path) -> Terminology:
+    systems = _read(folder / "systems.yaml").get("systems", {})
+    sets: dict[str, ValueSet] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        for name, body in (_read(path).get("value_sets") or {}).items():
+            if name in sets:
+                raise RuleError(f"{path}: value set {name!r} is defined twice")
+            sets[name] = _value_set(path, name, body, systems)
+    return Terminology(sets, systems)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RuleError(f"{path}: cannot read terminology: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: expected a mapping")
+    return data
+
+
+def _value_set(path: Path, name: str, body: Any, systems: Mapping[str, str]) -> ValueSet:
+    if not isinstance(body, dict) or not isinstance(body.get("members"), list):
+        raise RuleError(f"{path}: value set {name!r} needs a 'members' list")
+    members = tuple(_member(path, name, raw, systems) for raw in body["members"])
+    words = sorted({w for m in members for w in m.words}, key=len, reverse=True)
+    pattern = None
+    if body.get("match_names") and words:
+        pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, words)) + r")(?![\w-])", re.IGNORECASE)
+    return ValueSet(name, str(body.get("description", "")), members, pattern)
+
+
+def _member(path: Path, set_name: str, raw: Any, systems: Mapping[str, str]) -> Member:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise RuleError(f"{path}: every member of {set_name!r} needs a 'name'")
+    codes: set[tuple[str, str]] = set()
+    prefixes: list[tuple[str, str]] = []
+    for key, value in raw.items():
+        if key in _META_KEYS:
+            continue
+        alias = str(_PREFIX_KEYS.get(key, key))
+        if alias not in systems:
+            raise RuleError(f"{path}: {set_name}/{raw['name']}: unknown code system {key!r}")
+        target = prefixes if key in _PREFIX_KEYS else None
+        for code in _strings(value):
+            if target is not None:
+                target.append((systems[alias], code))
+            else:
+                codes.add((systems[alias], code))
+    words = tuple(w.lower() for w in (raw["name"], *raw.get("aliases", [])))
+    return Member(
+        name=raw["name"],
+        codes=frozenset(codes),
+        prefixes=tuple(prefixes),
+        words=words,
+        status=str(raw.get("status", "U")),
+        source=str(raw.get("source", "")),
+        strength_mg=float(raw["strength_mg"]) if "strength_mg" in raw else None,
+        grade=int(raw["grade"]) if "grade" in raw else None,
+    )
+
+
+def _strings(value: Any) -> Iterable[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]

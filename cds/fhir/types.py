@@ -1,0 +1,96 @@
+"""Frozen values the FHIR layer hands to the rest of the service (no fhir.resources types leak out)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+FactValue = float | bool | str
+DoseSource = Literal["administrations", "statements", "order-regimen", "none"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from: a FHIR resource and the clinically effective time, if it has one."""
+
+    resource_type: str
+    id: str
+    effective: datetime | None = None
+
+    def __str__(self) -> str:
+        when = self.effective.isoformat() if self.effective else "undated"
+        return f"{self.resource_type}/{self.id} ({when})"
+
+
+@dataclass(frozen=True)
+class SourcedFact:
+    name: str
+    value: FactValue
+    unit: str | None
+    sources: tuple[Source, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DoseEvent:
+    time: datetime
+    mg: float
+
+
+@dataclass(frozen=True)
+class LevelSample:
+    time: datetime
+    ng_ml: float
+    source: Source
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """What the PK estimator needs about the patient; None when not known."""
+
+    sex: str | None
+    age_years: float | None
+    weight_kg: float | None
+    indication: str | None
+
+
+@dataclass(frozen=True)
+class HookRequest:
+    """A parsed CDS Hooks call; ``resources`` holds every resource found, keyed by (type, id)."""
+
+    hook: str
+    hook_instance: str
+    fhir_server: str | None
+    context: Mapping[str, Any]
+    patient_id: str | None
+    user_id: str | None
+    encounter_id: str | None
+    selections: tuple[str, ...]
+    draft_keys: tuple[tuple[str, str], ...]  # the orders to act on (on order-select: the selected ones)
+    context_draft_keys: tuple[tuple[str, str], ...]  # every order in context.draftOrders
+    resources: Mapping[tuple[str, str], Mapping[str, Any]]
+    paths: Mapping[tuple[str, str], str]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    hook: str
+    hook_instance: str
+    patient_id: str | None
+    now: datetime
+    facts: Mapping[str, SourcedFact]
+    doses: tuple[DoseEvent, ...]
+    dose_source: DoseSource
+    dose_note: str
+    levels: tuple[LevelSample, ...]
+    covariates: Covariates
+    draft_orders: tuple[Mapping[str, Any], ...]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def fact_values(record: PatientRecord) -> dict[str, FactValue]:
+    """The plain name -> value document the rule engine consumes."""
+    return {name: fact.value for name, fact in record.facts.items()}
