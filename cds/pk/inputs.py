@@ -174,18 +174,19 @@ def build_history(regimen: Regimen, doses: Sequence[DoseEvent], levels: Sequence
         doses = regular_doses(regimen, last_level)
     ordered = sorted(doses, key=lambda d: d.time)
     origin = ordered[0].time
+    steady = regimen.since is None
     for i, level in enumerate(levels):
-        if level.time < origin:
+        if level.time < origin or (level.time == origin and not steady):
             raise EstimationError(
                 f"Invalid `levels[{i}].time`: got {level.time.isoformat()}, "
-                f"must not be before the first dose ({origin.isoformat()})"
+                f"must be after the first dose ({origin.isoformat()})"
             )
     hours = np.array([(d.time - origin).total_seconds() / 3600.0 for d in ordered])
     return DoseHistory(
         origin=origin,
         times_h=hours,
         mg=np.array([d.mg for d in ordered], dtype=float),
-        ss_dose_mg=regimen.dose_mg if regimen.since is None else None,
+        ss_dose_mg=regimen.dose_mg if steady else None,
         ss_interval_h=regimen.interval_h,
         regimen_dose_mg=regimen.dose_mg,
     )

@@ -66,7 +66,8 @@ class MapProblem:
 
     def _set_run_arrays(self, bioavailability: float) -> None:
         flat = [(j, *run) for j, runs in enumerate(self.runs) for run in runs]
-        obs, mg, age, count, tau = (np.array(col, dtype=float) for col in zip(*flat, strict=True))
+        columns = np.array(flat, dtype=float).reshape(len(flat), 5)
+        obs, mg, age, count, tau = columns.T
         self.run_mg = bioavailability * mg
         self.run_age, self.run_tau = age, tau
         self.run_infinite = np.isinf(count)
@@ -145,9 +146,12 @@ class MapProblem:
         total = 0.0
         grad_log = [0.0, 0.0, 0.0]
         for y, sk, dsk, ska, dska in zip(self.y.tolist(), s_k, ds_k, s_ka, ds_ka, strict=True):
-            f = max(amp * (sk - ska), _MIN_CONC)
-            dfdk = f / gap + amp * dsk
-            dfdka = (MG_L_TO_NG_ML / v) * ((-k / (gap * gap)) * (sk - ska) - (ka / gap) * dska)
+            f = amp * (sk - ska)
+            if f > _MIN_CONC:
+                dfdk = f / gap + amp * dsk
+                dfdka = (MG_L_TO_NG_ML / v) * ((-k / (gap * gap)) * (sk - ska) - (ka / gap) * dska)
+            else:  # clamped: the objective is flat here
+                f, dfdk, dfdka = _MIN_CONC, 0.0, 0.0
             r = y - f
             s2 = self.sigma_prop2 * f * f + self.sigma_add2
             total += r * r / s2 + math.log(s2)
