@@ -28,19 +28,19 @@ def _diag(rule: Rule, code: str, message: str, line: int | None = None) -> Diagn
 
 
 def _duplicate_ids(files: Sequence[RuleFile]) -> Iterable[Diagnostic]:
-    seen: dict[str, Rule] = {}
+    """From the ids as written, so a rule with other errors still counts."""
+    seen: dict[str, tuple[str, int]] = {}
     retired = {rid: f for f in files for rid in f.meta.retired_ids}
-    for rule in (r for f in files for r in f.rules):
-        if rule.id in seen:
-            first = seen[rule.id]
-            yield _diag(rule, "E007", f"duplicate rule id {rule.id} (first defined at {first.file}:{first.line})")
-        elif rule.id in retired:
-            yield _diag(
-                rule,
-                "E007",
-                f"rule id {rule.id} was retired in {retired[rule.id].path} and may not be reused",
-            )
-        seen.setdefault(rule.id, rule)
+    for f in files:
+        for rule_id, line in f.ids:
+            if rule_id in seen:
+                first_file, first_line = seen[rule_id]
+                message = f"duplicate rule id {rule_id} (first defined at {first_file}:{first_line})"
+                yield Diagnostic(f.path, line, 5, "E007", message)
+            elif rule_id in retired:
+                message = f"rule id {rule_id} was retired in {retired[rule_id].path} and may not be reused"
+                yield Diagnostic(f.path, line, 5, "E007", message)
+            seen.setdefault(rule_id, (f.path, line))
 
 
 def _boundary_tests(rule: Rule) -> Iterable[Diagnostic]:
@@ -123,8 +123,11 @@ def _derivers(rules: Sequence[Rule]) -> dict[str, list[Rule]]:
 def _stage_problems(files: Sequence[RuleFile]) -> Iterable[Diagnostic]:
     rules = [rule for f in files for rule in f.rules]
     stage, cyclic = _stages(rules)
-    for rule in dict.fromkeys(cyclic):
-        yield _diag(rule, "E014", f"{rule.id} takes part in a cycle of derived facts")
+    reported: set[str] = set()
+    for rule in cyclic:
+        if rule.id not in reported:
+            reported.add(rule.id)
+            yield _diag(rule, "E014", f"{rule.id} takes part in a cycle of derived facts")
     for f in files:
         if f.meta.hit_policy == "first" and len({stage.get(r.id, 0) for r in f.rules}) > 1:
             yield Diagnostic(

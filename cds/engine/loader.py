@@ -65,7 +65,12 @@ def load_rule_file(
             rule = _rule(ctx, meta, row, raw)
             if rule is not None:
                 rules.append(rule)
-    return RuleFile(file, meta, tuple(rules)), ctx.diagnostics
+    ids = tuple(
+        (raw["id"], located.where(("rules", row))[0])
+        for row, raw in enumerate(located.data.get("rules") or [])
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str)
+    )
+    return RuleFile(file, meta, tuple(rules), ids), ctx.diagnostics
 
 
 def _check_structure(ctx: _Context) -> set[Path_]:
@@ -201,7 +206,8 @@ def _threshold(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, op: str) ->
     if value is None:
         return None
     if op in c.ORDERING and spec.type != "number":
-        ctx.error(path, "E012", f"'{op}' compares numbers; {spec.name} is {spec.type} (compare durations in days)")
+        hint = " (compare a duration in days instead)" if spec.type == "date" else ""
+        ctx.error(path, "E012", f"'{op}' compares numbers; {spec.name} is {spec.type}{hint}")
         return None
     if spec.type == "number" and not (
         spec.low is not None and spec.high is not None and spec.low <= float(value) <= spec.high

@@ -109,4 +109,5 @@ class RulesetMeta:
 class RuleFile:
     path: str
     meta: RulesetMeta
-    rules: tuple[Rule, ...]
+    rules: tuple[Rule, ...]  # the rules that passed every per-rule check
+    ids: tuple[tuple[str, int], ...] = ()  # every rule id as written, with its line

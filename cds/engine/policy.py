@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from cds.engine.yamlpos import safe_load
 from cds.errors import RuleError
 from cds.units import Quantity, UnitError, parse_quantity
 
@@ -54,7 +55,7 @@ def load_policy(path: Path) -> Policy:
     if not path.exists():
         return EMPTY_POLICY
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RuleError(f"{path}: cannot read the policy: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("parameters"), dict):

@@ -14,6 +14,7 @@ from cds.engine.loader import load_rule_file
 from cds.engine.model import Rule, RuleFile
 from cds.engine.policy import Policy, load_policy
 from cds.engine.vocabulary import Vocabulary, load_vocabulary
+from cds.engine.yamlpos import safe_load
 from cds.errors import RuleError, RuleLoadError
 
 RULE_GLOB = "*.yaml"
@@ -109,11 +110,9 @@ def _display(path: Path) -> str:
 
 def _digest(root: Path, texts: Mapping[str, str]) -> str:
     """sha256 over the parsed (canonical JSON) content, so formatting-only edits keep the digest."""
-    import yaml
-
-    parts = {Path(name).name: yaml.safe_load(text) for name, text in sorted(texts.items())}
+    parts = {Path(name).name: safe_load(text) for name, text in sorted(texts.items())}
     for extra in ("facts.yaml", "policy.yaml"):
         if (root / extra).is_file():
-            parts[extra] = yaml.safe_load((root / extra).read_text(encoding="utf-8"))
+            parts[extra] = safe_load((root / extra).read_text(encoding="utf-8"))
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

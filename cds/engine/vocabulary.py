@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from cds.engine.yamlpos import safe_load
 from cds.errors import RuleError
 from cds.units import UnitError, canonical_unit
 
@@ -56,7 +57,7 @@ class Vocabulary:
 
 def load_vocabulary(path: Path) -> Vocabulary:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RuleError(f"{path}: cannot read the fact vocabulary: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("facts"), dict):

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cds.engine.evaluate import RuleEngine
+from cds.engine.ruleset import RuleSet, load_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+
+
+@pytest.fixture(scope="session")
+def rules_dir() -> Path:
+    return RULES
+
+
+@pytest.fixture(scope="session")
+def rule_set() -> RuleSet:
+    return load_rules(RULES)
+
+
+@pytest.fixture(scope="session")
+def durable_engine(rule_set: RuleSet) -> RuleEngine:
+    return RuleEngine(rule_set)
+
+
+@pytest.fixture(scope="session")
+def reference_engine(rule_set: RuleSet) -> RuleEngine:
+    return RuleEngine(rule_set, backend="reference")
+
+
+def make_rules_root(tmp_path: Path, *rule_files: Path | tuple[str, str]) -> Path:
+    """A throw-away rules root: the shipped vocabulary and policy plus the given rule files."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(RULES / "facts.yaml", tmp_path / "facts.yaml")
+    shutil.copy(RULES / "policy.yaml", tmp_path / "policy.yaml")
+    (tmp_path / "imatinib").mkdir()
+    for item in rule_files:
+        if isinstance(item, Path):
+            shutil.copy(item, tmp_path / "imatinib" / item.name)
+        else:
+            name, text = item
+            (tmp_path / "imatinib" / name).write_text(text, encoding="utf-8")
+    return tmp_path

@@ -1,0 +1,97 @@
+"""The durable_rules facade: errors surface as EngineError, a poisoned host is rebuilt, threads are safe."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from cds.engine.compile import compile_chunks, memberships
+from cds.engine.durable_adapter import DurableMatcher
+from cds.engine.evaluate import RuleEngine
+from cds.errors import EngineError, InvalidInput
+
+
+@pytest.fixture()
+def matcher(rule_set: Any) -> DurableMatcher:
+    rules = [r for r in rule_set.rules if "order-sign" in r.hooks and rule_set.stage_of[r.id] == 0]
+    return DurableMatcher("test-adapter", compile_chunks(rules, memberships(rules)))
+
+
+def test_engine_error_poisons_then_the_host_is_rebuilt(matcher: DurableMatcher) -> None:
+    # the engine's JSON parser rejects exponent notation without a dot (error 204)
+    with pytest.raises(EngineError, match="rule engine failed"):
+        matcher.match({"renal": {"crcl": 1e-07}})
+    assert matcher.match({"renal": {"crcl": 30.0}}) == ["IMA-RENAL-002"]
+
+
+def test_a_swallowed_action_exception_is_raised(rule_set: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """durable_rules catches exceptions in actions and only records them in the session state."""
+    from cds.engine import durable_adapter
+
+    def broken_factory(rule_id: str) -> Any:
+        def broken(c: Any) -> None:
+            raise RuntimeError("boom")
+
+        return broken
+
+    monkeypatch.setattr(durable_adapter, "_record_hit", broken_factory)
+    rules = [r for r in rule_set.rules if r.id == "IMA-RENAL-002"]
+    matcher = DurableMatcher("test-broken", compile_chunks(rules, memberships(rules)))
+    with pytest.raises(EngineError, match="boom"):
+        matcher.match({"renal": {"crcl": 30.0}})
+    monkeypatch.undo()
+    assert matcher.match({"renal": {"crcl": 30.0}}) == ["IMA-RENAL-002"]  # rebuilt with working actions
+
+
+def test_tiny_numbers_are_quantised_before_the_engine(durable_engine: RuleEngine) -> None:
+    decision = durable_engine.evaluate({"renal.crcl": 0.00001, "regimen.daily_mg": 400.0}, "order-sign")
+    assert decision.facts["renal.crcl"] == 0.0
+    assert "IMA-RENAL-003" in decision.fired_ids
+
+
+@pytest.mark.parametrize(
+    ("facts", "path"),
+    [
+        ({"renal.kidney": 3.0}, "facts.renal.kidney"),
+        ({"renal.crcl": 900.0}, "facts.renal.crcl"),
+        ({"renal.crcl": "35"}, "facts.renal.crcl"),
+        ({"regimen.new_start": "yes"}, "facts.regimen.new_start"),
+        ({"renal.crcl": float("nan")}, "facts.renal.crcl"),
+        ({"dx.indication": "ALL"}, "facts.dx.indication"),
+    ],
+)
+def test_facts_are_checked_before_evaluation(durable_engine: RuleEngine, facts: dict[str, Any], path: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        durable_engine.evaluate(facts, "order-sign")
+    assert info.value.path == path
+
+
+def test_unknown_hook_is_invalid_input(durable_engine: RuleEngine) -> None:
+    with pytest.raises(InvalidInput, match="hook"):
+        durable_engine.evaluate({}, "medication-prescribe")
+
+
+def test_concurrent_callers_get_the_same_answers_as_one(
+    durable_engine: RuleEngine, reference_engine: RuleEngine
+) -> None:
+    documents = [
+        {"renal.crcl": float(v), "regimen.daily_mg": 800.0, "regimen.new_start": v % 2 == 0} for v in range(0, 120)
+    ]
+    expected = [reference_engine.evaluate(d, "order-sign").fired_ids for d in documents]
+    failures: list[str] = []
+
+    def worker() -> None:
+        for _ in range(3):
+            for doc, want in zip(documents, expected, strict=True):
+                got = durable_engine.evaluate(doc, "order-sign").fired_ids
+                if got != want:
+                    failures.append(f"{doc}: {got} != {want}")
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []

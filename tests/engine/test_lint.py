@@ -1,0 +1,74 @@
+"""The linter: every diagnostic code has an invalid file that must produce it (first line: `# expect: CODES`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cds.cli.main import main
+from cds.engine.ruleset import check_rules
+from tests.conftest import make_rules_root
+
+INVALID = Path(__file__).parent / "invalid"
+CASES = sorted(INVALID.glob("*.yaml"))
+
+
+def expected_codes(path: Path) -> set[str]:
+    header = path.read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("# expect:"), f"{path.name} must start with '# expect: CODES'"
+    return set(header.removeprefix("# expect:").split())
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_invalid_file_yields_its_codes(tmp_path: Path, path: Path) -> None:
+    rule_set, diagnostics = check_rules(make_rules_root(tmp_path, path))
+    assert rule_set is None
+    assert {d.code for d in diagnostics} == expected_codes(path)
+    assert all(d.file.endswith(path.name) and d.line >= 1 and d.col >= 1 for d in diagnostics)
+
+
+def test_every_code_except_test_failures_has_an_invalid_file() -> None:
+    from cds.engine.diagnostics import CODES
+
+    covered = set().union(*(expected_codes(p) for p in CASES))
+    assert covered == set(CODES) - {"E015"}  # E015 is reported by `rules test` (test_cli.py)
+
+
+def test_one_file_with_several_problems_reports_all_with_lines(tmp_path: Path) -> None:
+    _, diagnostics = check_rules(make_rules_root(tmp_path, INVALID / "several_problems.yaml"))
+    found = {(d.code, d.line) for d in diagnostics}
+    assert found == {("E008", 21), ("E004", 24), ("E003", 25), ("E011", 32), ("E009", 37), ("E007", 38)}
+
+
+def test_shipped_rules_have_no_diagnostics(rules_dir: Path) -> None:
+    rule_set, diagnostics = check_rules(rules_dir)
+    assert [str(d) for d in diagnostics] == []
+    assert rule_set is not None and rule_set.rules
+
+
+def test_check_command_prints_each_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_rules_root(tmp_path, INVALID / "several_problems.yaml")
+    assert main(["rules", "check", str(root)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 7  # six problems and the count
+    assert lines[-1].startswith("6 error(s)")
+    assert all(":" in line and " E0" in line for line in lines[:-1])
+
+
+def test_check_command_on_shipped_rules_exits_0(rules_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", str(rules_dir)]) == 0
+    assert capsys.readouterr().out.startswith("0 error(s)")
+
+
+def test_digest_ignores_formatting_but_not_content(tmp_path: Path, rules_dir: Path) -> None:
+    renal = (rules_dir / "imatinib" / "renal.yaml").read_text(encoding="utf-8")
+    reformatted = renal + "\n# a comment changes nothing a rule means\n"
+    edited = renal.replace("version: 1.0.0\n  status: active", "version: 1.0.1\n  status: active", 1)
+    assert edited != renal
+    digests = []
+    for name, text in (("a", renal), ("b", reformatted), ("c", edited)):
+        rule_set, _ = check_rules(make_rules_root(tmp_path / name, ("renal.yaml", text)))
+        assert rule_set is not None
+        digests.append(rule_set.digest)
+    assert digests[0] == digests[1] != digests[2]
