@@ -153,12 +153,12 @@ class DoseHistory:
 
 
 def regular_doses(regimen: Regimen, until: datetime) -> list[DoseEvent]:
-    """Doses of ``regimen`` from ``regimen.since`` up to and including ``until``."""
+    """Doses of ``regimen`` from ``regimen.since`` up to and including ``until`` (at least the first)."""
     if regimen.since is None:
         raise EstimationError("Invalid `regimen.since`: needed to generate doses, got None")
     step = timedelta(hours=regimen.interval_h)
     count = int((until - regimen.since) / step) + 1
-    return [DoseEvent(regimen.since + i * step, regimen.dose_mg) for i in range(max(count, 0))]
+    return [DoseEvent(regimen.since + i * step, regimen.dose_mg) for i in range(max(count, 1))]
 
 
 def build_history(regimen: Regimen, doses: Sequence[DoseEvent], levels: Sequence[Level]) -> DoseHistory:
