@@ -104,6 +104,23 @@ class PkModel:
     def omega_matrix(self) -> np.ndarray:
         return np.array(self.omega, dtype=float)
 
+    def eta_columns(self) -> list[int]:
+        """Index into (CL, V, KA) of each eta."""
+        return [PARAMETERS.index(name) for name in self.eta_parameters]
+
+
+def apply_etas(model: PkModel, log_values: np.ndarray, etas: np.ndarray) -> np.ndarray:
+    """exp(log typical + eta) as (..., 3) columns CL, V, ka for etas of shape (..., n_eta).
+
+    Element-wise on purpose: a BLAS matmul on thousands of draws wakes OpenBLAS threads whose
+    spinning slows the small optimiser calls that follow on a 2-core machine.
+    """
+    etas = np.asarray(etas, dtype=float)
+    logs = np.broadcast_to(log_values, (*etas.shape[:-1], len(PARAMETERS))).copy()
+    for eta_index, column in enumerate(model.eta_columns()):
+        logs[..., column] += etas[..., eta_index]
+    return np.asarray(np.exp(logs))
+
 
 def load_model(name_or_path: str | Path) -> PkModel:
     """Load a population PK model by name (a file in ``rules/models/``) or by path.

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cds.pk.inputs import DoseHistory, Level
-from cds.pk.model import PARAMETERS, PkModel, TypicalValues
+from cds.pk.model import PkModel, TypicalValues, apply_etas
 from cds.pk.predict import MG_L_TO_NG_ML, NEAR_RATES, separate_rates
 
 _MIN_CONC = 1e-9  # ng/mL; keeps ln s^2 finite for a prediction that underflows
@@ -55,9 +55,7 @@ class MapProblem:
         self.runs = [dose_runs(history, history.hours(lv.time)) for lv in levels]
         self._set_run_arrays(model.bioavailability)
         self.log_tv = typical.log_values()
-        # eta_map[p, e] = 1 when eta e is on parameter p (CL, V, KA)
-        self.eta_map = np.array([[1.0 if p == e else 0.0 for e in model.eta_parameters] for p in PARAMETERS])
-        self.eta_index = [PARAMETERS.index(e) for e in model.eta_parameters]
+        self.eta_index = model.eta_columns()
         self.omega_inv = np.linalg.inv(model.omega_matrix())
         self.sigma_prop2 = model.sigma_prop**2
         self.sigma_add2 = model.sigma_add_ng_ml**2
@@ -81,7 +79,7 @@ class MapProblem:
 
     def parameters(self, eta: np.ndarray) -> np.ndarray:
         """Individual (CL, V, ka) for eta of shape (n_eta,) or (n, n_eta); last axis is the parameter."""
-        return np.asarray(np.exp(self.log_tv + eta @ self.eta_map.T))
+        return apply_etas(self.model, self.log_tv, eta)
 
     def _sums(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """S(x) and dS/dx for x of shape (n,); results have shape (n, n_obs)."""
@@ -92,7 +90,8 @@ class MapProblem:
         n_tau = self.run_count * self.run_tau
         tail = np.where(self.run_infinite, 0.0, n_tau * q_n / np.where(q_n < 1.0, 1.0 - q_n, 1.0))
         dterm = term * (-self.run_age + tail - self.run_tau * q / (1.0 - q))
-        return term @ self.run_to_obs, dterm @ self.run_to_obs
+        to_obs = self.run_to_obs
+        return np.einsum("nr,ro->no", term, to_obs), np.einsum("nr,ro->no", dterm, to_obs)
 
     def _sums_scalar(self, x: float) -> tuple[list[float], list[float]]:
         """S(x) and dS/dx for one x with Python floats (a handful of runs per sample)."""

@@ -11,9 +11,9 @@ import numpy as np
 
 from cds.pk.estimate import ExposureEstimate
 from cds.pk.inputs import Covariates, DoseEvent, DoseHistory, Level, Regimen, build_history, regular_doses
-from cds.pk.model import PkModel, typical_values
+from cds.pk.model import PkModel, apply_etas, typical_values
 from cds.pk.predict import simulate
-from cds.pk.uncertainty import create_rng
+from cds.pk.uncertainty import create_rng, normal_draws
 
 BAND_DRAWS = 300
 HISTORY_SHOWN_H = 96.0
@@ -102,9 +102,8 @@ def _band(estimate: ExposureEstimate, model: PkModel, history: DoseHistory, grid
     """5 and 95 % of simulated curves for parameter draws around the estimate."""
     rng = create_rng(seed)
     covariance = np.array(estimate.map_fit.covariance) if estimate.map_fit else model.omega_matrix()
-    draws = rng.multivariate_normal(np.zeros(len(covariance)), covariance, size=BAND_DRAWS, method="cholesky")
+    draws = normal_draws(rng, np.zeros(len(covariance)), covariance, BAND_DRAWS)
     base = np.log([estimate.cl_l_h, estimate.v_l, estimate.ka_per_h])
-    eta_map = np.array([[1.0 if p == e else 0.0 for e in model.eta_parameters] for p in ("CL", "V", "KA")])
-    params = np.exp(base + draws @ eta_map.T)
+    params = apply_etas(model, base, draws)
     curves = simulate(history, params[:, 0], params[:, 1], params[:, 2], grid)
     return np.asarray(np.quantile(curves, [0.05, 0.95], axis=0))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cds.pk.map import MapFit
-from cds.pk.model import PARAMETERS, PkModel, TypicalValues
+from cds.pk.model import PkModel, TypicalValues, apply_etas
 from cds.pk.objective import MapProblem
 from cds.pk.predict import steady_state_conc
 
@@ -44,22 +44,32 @@ def create_rng(seed: int | np.random.Generator) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
+def normal_draws(rng: np.random.Generator, mean: np.ndarray, covariance: np.ndarray, n: int) -> np.ndarray:
+    """``n`` multivariate normal draws via the Cholesky factor, element-wise (see ``apply_etas``)."""
+    factor = np.linalg.cholesky(covariance)
+    z = rng.standard_normal((n, mean.size))
+    draws = np.broadcast_to(mean, (n, mean.size)).copy()
+    for j in range(mean.size):
+        draws += z[:, j : j + 1] * factor[:, j]
+    return draws
+
+
 def draw_prior(model: PkModel, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` etas from the population distribution N(0, Omega), shape (n, n_eta)."""
     omega = model.omega_matrix()
-    return rng.multivariate_normal(np.zeros(len(omega)), omega, size=n, method="cholesky")
+    return normal_draws(rng, np.zeros(len(omega)), omega, n)
 
 
 def draw_laplace(fit: MapFit, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` etas from the Laplace approximation N(eta_MAP, H^-1) of the posterior."""
-    return rng.multivariate_normal(np.array(fit.eta), np.array(fit.covariance), size=n, method="cholesky")
+    return normal_draws(rng, np.array(fit.eta), np.array(fit.covariance), n)
 
 
 def draw_sir(problem: MapProblem, fit: MapFit, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` etas by sampling-importance-resampling from multivariate-t proposals around the MAP."""
     centre, scale = np.array(fit.eta), np.array(fit.covariance)
     n_prop = SIR_PROPOSALS_PER_DRAW * n
-    z = rng.multivariate_normal(np.zeros(centre.size), scale, size=n_prop, method="cholesky")
+    z = normal_draws(rng, np.zeros(centre.size), scale, n_prop)
     stretch = np.sqrt(rng.chisquare(SIR_DF, size=(n_prop, 1)) / SIR_DF)
     proposals = centre + z / stretch
     offsets = proposals - centre
@@ -75,8 +85,7 @@ def draw_sir(problem: MapProblem, fit: MapFit, n: int, rng: np.random.Generator)
 
 def individual_parameters(model: PkModel, typical: TypicalValues, etas: np.ndarray) -> np.ndarray:
     """(CL, V, ka) per eta row, shape (n, 3)."""
-    eta_map = np.array([[1.0 if p == e else 0.0 for e in model.eta_parameters] for p in PARAMETERS])
-    return np.asarray(np.exp(typical.log_values() + etas @ eta_map.T))
+    return apply_etas(model, typical.log_values(), etas)
 
 
 def unit_troughs(parameters: np.ndarray, interval_h: float, bioavailability: float = 1.0) -> np.ndarray:
