@@ -127,9 +127,8 @@ class ClinicalMapper:
 
     def _graded_observations(self) -> Iterator[tuple[Source, int, Concept | None, datetime | None]]:
         oldest = self.now - timedelta(days=self.settings.ae_observation_max_age_days)
-        for key in self.index.keys("Observation"):
-            value = self.index.raw(key).get("valueCodeableConcept")
-            if not isinstance(value, dict) or self.terms["ctcae-grades"].match(concept(value)) is None:
+        for key, value in self.index.coded("Observation", "valueCodeableConcept"):
+            if self.terms["ctcae-grades"].match(value) is None:
                 continue
             obs = self.index.model(key, parse.Observation)
             when = effective(obs) if obs else None
@@ -166,8 +165,8 @@ class ClinicalMapper:
         for key, procedure in self.index.models(parse.Procedure):
             if procedure.status == "completed" and value_set.match(concept(procedure.code)):
                 return source(key, effective(procedure))
-        for key in self.index.keys("Observation"):
-            if value_set.match(concept(self.index.raw(key).get("code"))) and self._observed_true(key):
+        for key, found in self.index.coded("Observation"):
+            if value_set.match(found) and self._observed_true(key):
                 return source(key, effective(self.index.model(key, parse.Observation)))
         return None
 
@@ -179,8 +178,8 @@ class ClinicalMapper:
 
     def leukaemia_related(self) -> None:
         value_set = self.terms["cytopenia-leukaemia-related"]
-        for key in self.index.keys("Observation"):
-            if not value_set.match(concept(self.index.raw(key).get("code"))):
+        for key, found in self.index.coded("Observation"):
+            if not value_set.match(found):
                 continue
             obs = self.index.model(key, parse.Observation)
             if obs is None or obs.status not in self.settings.observation_statuses:
@@ -224,8 +223,8 @@ class ClinicalMapper:
 
     def _grapefruit(self, meds: list[tuple[Source, Concept | None, datetime | None]]) -> None:
         hits = [src for src, found, _ in meds if self.terms["grapefruit"].match(found)]
-        for key in self.index.keys("Observation"):
-            if self.terms["grapefruit"].match(concept(self.index.raw(key).get("code"))) and self._observed_true(key):
+        for key, found in self.index.coded("Observation"):
+            if self.terms["grapefruit"].match(found) and self._observed_true(key):
                 hits.append(source(key, None))
         if hits:
             self.sink.put("comed.grapefruit", True, hits[:1])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
-from cds.fhir.index import ResourceIndex, concept
+from cds.fhir.index import ResourceIndex, concept, raw_concept
 from cds.fhir.quantities import is_tablet_count, mass_mg
 from cds.fhir.terminology import Concept, ValueSet
 
@@ -47,7 +47,7 @@ def product(index: ResourceIndex, key: tuple[str, str], resource: Any, imatinib:
     if found is None and ref is not None and ref.reference:
         medication = _medication(index, key, str(ref.reference))
         if medication is not None:
-            found = concept(medication.get("code"))
+            found = raw_concept(medication.get("code"))
             strength = _ingredient_strength(medication)
         elif ref.display:
             found = Concept((), str(ref.display))
@@ -55,18 +55,25 @@ def product(index: ResourceIndex, key: tuple[str, str], resource: Any, imatinib:
 
 
 def _medication(index: ResourceIndex, key: tuple[str, str], ref: str) -> Mapping[str, Any] | None:
+    """The referenced Medication as JSON: contained ('#id') or elsewhere in the request."""
     if ref.startswith("#"):
-        contained = index.raw(key).get("contained") or []
-        return next((c for c in contained if isinstance(c, dict) and c.get("id") == ref[1:]), None)
+        contained = index.raw(key).get("contained")
+        found = (c for c in contained or [] if isinstance(c, dict) and c.get("id") == ref[1:])
+        return next(found, None) if isinstance(contained, list) else None
     target = ("Medication", ref.rstrip("/").split("/")[-1])
     return index.raw(target) if target in index.request.resources else None
 
 
 def _ingredient_strength(medication: Mapping[str, Any]) -> float | None:
-    for ingredient in medication.get("ingredient") or []:
-        numerator = ((ingredient or {}).get("strength") or {}).get("numerator") or {}
+    """mg per unit from Medication.ingredient[].strength.numerator (JSON, so checked step by step)."""
+    ingredients = medication.get("ingredient")
+    for ingredient in ingredients if isinstance(ingredients, list) else []:
+        strength = ingredient.get("strength") if isinstance(ingredient, dict) else None
+        numerator = strength.get("numerator") if isinstance(strength, dict) else None
+        if not isinstance(numerator, dict):
+            continue
         value, unit = numerator.get("value"), numerator.get("code") or numerator.get("unit")
-        if isinstance(value, int | float) and isinstance(unit, str):
+        if isinstance(value, int | float) and not isinstance(value, bool) and isinstance(unit, str):
             return mass_mg(float(value), unit)
     return None
 
@@ -95,7 +102,7 @@ def read_dosing(dosages: Sequence[Any], strength_mg: float | None) -> Dosing:
         daily += mg * per_day
         per_day_total += per_day
         times = dosage.timing.repeat.timeOfDay if dosage.timing and dosage.timing.repeat else None
-        schedule += [(t, mg) for t in times or ()]
+        schedule += [(t, mg) for t in times or () if isinstance(t, time)]
     if not per_day_total:
         return Dosing(None, None, (), "no scheduled dosage instruction")
     return Dosing(daily, per_day_total, tuple(sorted(schedule)))

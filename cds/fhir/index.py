@@ -22,6 +22,7 @@ class ResourceIndex:
         self.warnings = warnings
         self._by_type: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._models: dict[tuple[str, str], Any] = {}
+        self._concepts: dict[tuple[str, str], list[tuple[tuple[str, str], Concept]]] = {}
         for key, raw in request.resources.items():
             if self._belongs(key, raw):
                 self._by_type[key[0]].append(key)
@@ -44,6 +45,14 @@ class ResourceIndex:
         if not same:
             self.warnings.append(f"{self.request.paths[key]}: belongs to another patient (ignored)")
         return same
+
+    def coded(self, resource_type: str, element: str = "code") -> list[tuple[tuple[str, str], Concept]]:
+        """Each resource's raw CodeableConcept ``element``, read once (cheap pre-selection before validating)."""
+        cache_key = (resource_type, element)
+        if cache_key not in self._concepts:
+            pairs = ((key, raw_concept(self.raw(key).get(element))) for key in self.keys(resource_type))
+            self._concepts[cache_key] = [(key, found) for key, found in pairs if found is not None]
+        return self._concepts[cache_key]
 
     def keys(self, resource_type: str) -> list[tuple[str, str]]:
         return self._by_type.get(resource_type, [])
@@ -84,23 +93,24 @@ class ResourceIndex:
 
 
 def concept(value: Any) -> Concept | None:
-    """A CodeableConcept model (or a raw JSON one) reduced for terminology matching."""
+    """A CodeableConcept model reduced for terminology matching."""
     if value is None:
         return None
-    if isinstance(value, Mapping):
-        raw_codings = value.get("coding")
-        codings: list[Any] = raw_codings if isinstance(raw_codings, list) else []
-        return Concept(
-            tuple(
-                Coding(_str(c.get("system")), _str(c.get("code")), _str(c.get("display")))
-                for c in codings
-                if isinstance(c, Mapping)
-            ),
-            _str(value.get("text")),
-        )
+    return Concept(tuple(Coding(c.system, c.code, c.display) for c in value.coding or ()), value.text)
+
+
+def raw_concept(value: object) -> Concept | None:
+    """The same from unvalidated JSON (used to pre-select resources before validating them)."""
+    if not isinstance(value, Mapping):
+        return None
+    codings = value.get("coding")
     return Concept(
-        tuple(Coding(c.system, c.code, c.display) for c in value.coding or ()),
-        value.text,
+        tuple(
+            Coding(_str(c.get("system")), _str(c.get("code")), _str(c.get("display")))
+            for c in (codings if isinstance(codings, list) else [])
+            if isinstance(c, Mapping)
+        ),
+        _str(value.get("text")),
     )
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cds.fhir import parse
-from cds.fhir.index import ResourceIndex, concept, effective, source
+from cds.fhir.index import ResourceIndex, effective, source
 from cds.fhir.quantities import to_unit
 from cds.fhir.terminology import ValueSet
 from cds.fhir.types import Source
@@ -16,6 +16,7 @@ from cds.units import UnitError
 
 _UCUM = "http://unitsofmeasure.org"
 _CLOCK_SKEW = timedelta(minutes=5)
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,19 @@ class Labs:
         self.now = now
         self.statuses = statuses
         self._by_code: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-        for key in index.keys("Observation"):
-            code = index.raw(key).get("code")
-            for coding in concept(code).codings if isinstance(code, dict) else ():  # type: ignore[union-attr]
+        for key, found in index.coded("Observation"):
+            for coding in found.codings:
                 if coding.system and coding.code:
                     self._by_code[(coding.system, coding.code.strip())].append(key)
 
     def readings(self, group: ValueSet, want: Want, *, limit: int | None = None) -> list[Reading]:
         """Usable readings of ``group``, newest first; at most ``limit`` of them."""
         keys = {k for m in group.members for code in m.codes for k in self._by_code.get(code, [])}
+        oldest = self.now - timedelta(days=want.max_age_days) if want.max_age_days is not None else None
         found: list[Reading] = []
-        for key in sorted(keys, key=self._raw_time, reverse=True):
-            if limit is not None and len(found) >= limit:
-                break
+        for when, key in sorted(((self._raw_time(k), k) for k in keys), reverse=True):
+            if limit is not None and len(found) >= limit or oldest and _EPOCH < when < oldest:
+                break  # sorted newest first: nothing further can qualify
             reading = self._reading(key, want)
             if reading is not None:
                 found.append(reading)
@@ -63,12 +64,18 @@ class Labs:
         found = self.readings(group, want, limit=1)
         return found[0] if found else None
 
-    def _raw_time(self, key: tuple[str, str]) -> str:
+    def _raw_time(self, key: tuple[str, str]) -> datetime:
+        """The effective time read from the JSON (for ordering before validating); _EPOCH if unreadable."""
         raw = self.index.raw(key)
         period = raw.get("effectivePeriod")
         value = raw.get("effectiveDateTime") or (period.get("start") if isinstance(period, dict) else None)
-        when = parse.as_datetime(value) if isinstance(value, str) else None
-        return when.isoformat() if when else ""
+        if not isinstance(value, str):
+            return _EPOCH
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return parse.as_datetime(value) or _EPOCH
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
 
     def _reading(self, key: tuple[str, str], want: Want) -> Reading | None:
         obs = self.index.model(key, parse.Observation)

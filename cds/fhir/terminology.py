@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class ValueSet:
     description: str
     members: tuple[Member, ...]
     names: re.Pattern[str] | None
+    by_code: Mapping[tuple[str, str], Member] = field(default_factory=dict)
+    by_prefix: tuple[tuple[str, str, Member], ...] = ()
 
     def match(self, concept: Concept | None) -> Match | None:
         """The member a concept belongs to: by code first, then (if enabled) by a whole-word name."""
@@ -76,12 +78,10 @@ class ValueSet:
         if not coding.system or not coding.code:
             return None
         code = coding.code.strip()
-        for member in self.members:
-            if (coding.system, code) in member.codes:
-                return member
-            if any(coding.system == s and _starts(code, p) for s, p in member.prefixes):
-                return member
-        return None
+        found = self.by_code.get((coding.system, code))
+        if found is not None:
+            return found
+        return next((m for s, p, m in self.by_prefix if coding.system == s and _starts(code, p)), None)
 
     def _by_name(self, concept: Concept) -> Match | None:
         if self.names is None:
@@ -140,7 +140,9 @@ def _value_set(path: Path, name: str, body: Any, systems: Mapping[str, str]) -> 
     pattern = None
     if body.get("match_names") and words:
         pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, words)) + r")(?![\w-])", re.IGNORECASE)
-    return ValueSet(name, str(body.get("description", "")), members, pattern)
+    by_code = {code: m for m in reversed(members) for code in m.codes}  # first listed member wins
+    by_prefix = tuple((s, p, m) for m in members for s, p in m.prefixes)
+    return ValueSet(name, str(body.get("description", "")), members, pattern, by_code, by_prefix)
 
 
 def _member(path: Path, set_name: str, raw: Any, systems: Mapping[str, str]) -> Member:
