@@ -199,7 +199,8 @@ class ClinicalMapper:
         for set_name, fact, name_fact in _PERPETRATORS:
             hits = [(src, self.terms[set_name].match(c), start) for src, c, start in systemic]
             found = [(src, m, start) for src, m, start in hits if m is not None]
-            self.sink.put(fact, bool(found), [f[0] for f in found] or [m[0] for m in meds[:1]])
+            checked = f"none among {len(systemic)} active systemic medication(s)"
+            self.sink.put(fact, bool(found), [f[0] for f in found], "" if found else checked)
             if found and name_fact not in self.sink.facts:
                 self.sink.put(name_fact, found[0][1].member.name, [found[0][0]], f"matched by {found[0][1].by}")
         self._perpetrator_start(systemic)

@@ -12,7 +12,7 @@ from cds.fhir.index import ResourceIndex, effective, source
 from cds.fhir.labs import Labs, Want
 from cds.fhir.settings import MappingSettings
 from cds.fhir.sink import FactSink
-from cds.fhir.terminology import Terminology
+from cds.fhir.terminology import Concept, Terminology
 from cds.fhir.therapy import (
     CURRENT,
     Segment,
@@ -111,6 +111,13 @@ class RegimenMapper:
         if regimen.dosing.interval_h is not None:
             put("regimen.interval_h", regimen.dosing.interval_h, src)
         put("regimen.on_hold", active is not None and active.status == "on-hold", [(active or regimen).source])
+        if active is not None and active.status == "on-hold" and active.status_reason is not None:
+            put(
+                "regimen.hold_reason",
+                self._hold_reason(active.status_reason),
+                [active.source],
+                active.status_reason.label,
+            )
         new_start = bool(drafts) and not self._recent_therapy(records)
         put("regimen.new_start", new_start, src + [r.source for r in records[-1:]])
         if new_start:
@@ -120,6 +127,12 @@ class RegimenMapper:
                 put("regimen.starting_daily_mg", regimen.dosing.daily_mg, src, "new start")
             return
         self._course_facts(regimen, runs, bool(drafts))
+
+    def _hold_reason(self, reason: Concept) -> str:
+        for name in ("hepatotoxicity", "cytopenia", "non-haematological"):
+            if self.terminology[f"hold-reason-{name}"].match(reason):
+                return name
+        return "other"
 
     def _recent_therapy(self, records: list[Therapy]) -> bool:
         for record in records:

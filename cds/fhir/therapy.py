@@ -9,8 +9,8 @@ from typing import Any
 
 from cds.fhir import parse
 from cds.fhir.dosing import Dosing, product, read_dosing
-from cds.fhir.index import ResourceIndex, source
-from cds.fhir.terminology import ValueSet
+from cds.fhir.index import ResourceIndex, concept, source
+from cds.fhir.terminology import Concept, ValueSet
 from cds.fhir.types import Source
 
 # Statuses that describe therapy the patient is on or was on (not drafts, plans or errors).
@@ -28,6 +28,7 @@ class Therapy:
     dosing: Dosing
     strength_mg: float | None
     dosages: tuple[Any, ...]
+    status_reason: Concept | None = None
 
     @property
     def source(self) -> Source:
@@ -57,7 +58,8 @@ def request_therapy(index: ResourceIndex, key: tuple[str, str], request: Any, im
     start = _first(bounds and bounds.start, validity and validity.start, request.authoredOn)
     end = _first(bounds and bounds.end, validity and validity.end)
     dosing = read_dosing(dosages, drug.strength_mg)
-    return Therapy(key, str(request.status), start, end, dosing, drug.strength_mg, dosages)
+    reason = concept(request.statusReason)
+    return Therapy(key, str(request.status), start, end, dosing, drug.strength_mg, dosages, reason)
 
 
 def statement_therapy(index: ResourceIndex, key: tuple[str, str], statement: Any, imatinib: ValueSet) -> Therapy:
@@ -68,7 +70,8 @@ def statement_therapy(index: ResourceIndex, key: tuple[str, str], statement: Any
     start = _first(period and period.start, point, statement.dateAsserted)
     end = _first(period and period.end) if period else point
     dosing = read_dosing(dosages, drug.strength_mg)
-    return Therapy(key, str(statement.status), start, end, dosing, drug.strength_mg, dosages)
+    reason = concept(statement.statusReason[0]) if statement.statusReason else None
+    return Therapy(key, str(statement.status), start, end, dosing, drug.strength_mg, dosages, reason)
 
 
 def _bounds(dosages: Sequence[Any]) -> Any:

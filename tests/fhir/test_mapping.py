@@ -190,3 +190,31 @@ def test_every_fact_is_known_and_not_derived() -> None:
         for fact in record_of(example(name)).facts.values():
             assert fact.name in vocabulary and not vocabulary[fact.name].derived
             assert vocabulary[fact.name].accepts(fact.value)
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ({"text": "Grade 3 transaminitis (ALT 6 x ULN)"}, "hepatotoxicity"),
+        ({"coding": [{"system": LOCAL, "code": "hold-cytopenia"}]}, "cytopenia"),
+        ({"text": "Severe periorbital oedema"}, "non-haematological"),
+        ({"text": "Patient travelling"}, "other"),
+    ],
+)
+def test_hold_reason(reason: dict[str, Any], expected: str) -> None:
+    body = clone(example("patient-view-tdm-due.json"))
+    order = find(body, "MedicationRequest", "rx-ima-active")
+    order.update(status="on-hold", statusReason=reason)
+    values = values_of(body)
+    assert values["regimen.on_hold"] is True and values["regimen.hold_reason"] == expected
+
+
+def test_no_hold_reason_when_not_on_hold() -> None:
+    assert "regimen.hold_reason" not in values_of(example("patient-view-tdm-due.json"))
+
+
+def test_latest_of_two_same_day_weights() -> None:
+    body = clone(example(RENAL))
+    add_observation(body, observation("wt-eve", "pt-renal", "29463-7", 71.0, "kg", "2026-11-23T18:00:00Z"))
+    add_observation(body, observation("wt-am", "pt-renal", "29463-7", 69.0, "kg", "2026-11-23T07:00:00Z"))
+    assert values_of(body)["patient.weight"] == 71.0
