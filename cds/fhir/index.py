@@ -78,7 +78,7 @@ class ResourceIndex:
         try:
             found = parse.validate_resource(self.raw(key), self.request.paths[key], self.warnings)
         except parse.ResourceError as exc:
-            raise InvalidInput(str(exc).split(": ")[0], str(exc).split(": ", 1)[-1]) from exc
+            raise InvalidInput(exc.path, exc.message) from exc
         self._models[key] = found
         if not isinstance(found, kind):
             raise InvalidInput(self.request.paths[key], f"expected a {kind.__name__}")

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
-from typing import Any, TypeVar
+from typing import Any
 
 import pydantic
 from fhir.resources.R4B.adverseevent import AdverseEvent
@@ -61,11 +61,15 @@ MODELS: dict[str, type[FHIRResourceModel]] = {
 }
 _MAX_REPAIRS = 20
 _NO_ZONE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
-M = TypeVar("M", bound=FHIRResourceModel)
 
 
 class ResourceError(ValueError):
-    """A resource that the R4B model rejects even after the lenient repairs."""
+    """A resource that the R4B model rejects even after the lenient repairs; ``path`` is its JSON path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")
 
 
 # --- envelope -------------------------------------------------------------------------------------------
@@ -278,7 +282,7 @@ def validate_resource(raw: Mapping[str, Any], path: str, warnings: list[str]) ->
     """Validate with the R4B model, repairing wrapped lists, unknown fields and zone-less times."""
     model = MODELS.get(str(raw.get("resourceType")))
     if model is None:
-        raise ResourceError(f"{path}: resource type {raw.get('resourceType')!r} is not read by this service")
+        raise ResourceError(path, f"resource type {raw.get('resourceType')!r} is not read by this service")
     data: Any = json.loads(json.dumps(raw))
     for _ in range(_MAX_REPAIRS):
         try:
@@ -287,10 +291,10 @@ def validate_resource(raw: Mapping[str, Any], path: str, warnings: list[str]) ->
             if not _repair(data, exc.errors(), path, warnings):
                 first = exc.errors()[0]
                 where = _path(path, first["loc"])
-                raise ResourceError(f"{where}: {first['msg']}") from exc
+                raise ResourceError(where, str(first["msg"])) from exc
         except (TypeError, ValueError, AttributeError) as exc:
-            raise ResourceError(f"{path}: {exc}") from exc
-    raise ResourceError(f"{path}: too many deviations from R4")
+            raise ResourceError(path, str(exc)) from exc
+    raise ResourceError(path, "too many deviations from R4")
 
 
 def _repair(data: Any, errors: list[Any], path: str, warnings: list[str]) -> bool:

@@ -64,6 +64,8 @@ class RegimenMapper:
         active = current(records)
         self._regimen_facts(drafts, records, runs, active)
         doses = self._dose_history(records)
+        if doses.source == "none" and (drafts or records):
+            self.sink.put("regimen.dose_times_known", False, [r.source for r in records[-1:]], doses.note)
         levels = self._levels(labs, doses, runs, active)
         return RegimenResult(tuple(dict(self.index.raw(d.key)) for d in drafts), doses, levels)
 
@@ -71,8 +73,9 @@ class RegimenMapper:
 
     def _drafts(self) -> list[Therapy]:
         found = []
+        readable = set(self.index.keys("MedicationRequest"))  # of this patient
         for key in self.index.request.draft_keys:
-            if key[0] != "MedicationRequest" or key not in set(self.index.keys("MedicationRequest")):
+            if key not in readable:
                 continue
             request = self.index.required(key, parse.MedicationRequest)
             if is_imatinib(product(self.index, key, request, self.imatinib).concept, self.imatinib):
@@ -84,7 +87,7 @@ class RegimenMapper:
     def _therapies(self, kind: str) -> list[Therapy]:
         model = parse.MedicationRequest if kind == "MedicationRequest" else parse.MedicationStatement
         reader = request_therapy if kind == "MedicationRequest" else statement_therapy
-        drafts = set(self.index.request.draft_keys)
+        drafts = set(self.index.request.context_draft_keys)
         out = []
         for key, resource in self.index.models(model):
             if key not in drafts and is_imatinib(
@@ -101,32 +104,38 @@ class RegimenMapper:
         regimen = drafts[0] if drafts else active
         if regimen is None:
             return
-        src = [regimen.source]
-        put = self.sink.put
-        put("regimen.status", "draft" if drafts else "active", src)
-        if regimen.dosing.daily_mg is not None:
-            put("regimen.daily_mg", regimen.dosing.daily_mg, src, regimen.dosing.note)
-        else:
-            self.index.warnings.append(f"regimen.daily_mg: not read from {regimen.source}: {regimen.dosing.note}")
-        if regimen.dosing.interval_h is not None:
-            put("regimen.interval_h", regimen.dosing.interval_h, src)
-        put("regimen.on_hold", active is not None and active.status == "on-hold", [(active or regimen).source])
-        if active is not None and active.status == "on-hold" and active.status_reason is not None:
-            put(
-                "regimen.hold_reason",
-                self._hold_reason(active.status_reason),
-                [active.source],
-                active.status_reason.label,
-            )
+        self._dosing_facts(regimen, "draft" if drafts else "active")
+        self._hold_facts(regimen, active)
         new_start = bool(drafts) and not self._recent_therapy(records)
-        put("regimen.new_start", new_start, src + [r.source for r in records[-1:]])
+        self.sink.put("regimen.new_start", new_start, [regimen.source, *[r.source for r in records[-1:]]])
         if new_start:
-            for name in ("regimen.days_on_therapy", "regimen.days_on_dose"):
-                put(name, 0.0, src, "new start")
-            if regimen.dosing.daily_mg is not None:
-                put("regimen.starting_daily_mg", regimen.dosing.daily_mg, src, "new start")
-            return
-        self._course_facts(regimen, runs, bool(drafts))
+            self._new_start_facts(regimen)
+        else:
+            self._course_facts(regimen, runs, bool(drafts))
+
+    def _dosing_facts(self, regimen: Therapy, status: str) -> None:
+        src = [regimen.source]
+        self.sink.put("regimen.status", status, src)
+        if regimen.dosing.daily_mg is None:
+            self.index.warnings.append(f"regimen.daily_mg: not read from {regimen.source}: {regimen.dosing.note}")
+        else:
+            self.sink.put("regimen.daily_mg", regimen.dosing.daily_mg, src, regimen.dosing.note)
+        if regimen.dosing.interval_h is not None:
+            self.sink.put("regimen.interval_h", regimen.dosing.interval_h, src)
+
+    def _hold_facts(self, regimen: Therapy, active: Therapy | None) -> None:
+        held = active is not None and active.status == "on-hold"
+        self.sink.put("regimen.on_hold", held, [(active or regimen).source])
+        if held and active is not None and active.status_reason is not None:
+            reason = active.status_reason
+            self.sink.put("regimen.hold_reason", self._hold_reason(reason), [active.source], reason.label)
+
+    def _new_start_facts(self, regimen: Therapy) -> None:
+        src = [regimen.source]
+        for name in ("regimen.days_on_therapy", "regimen.days_on_dose"):
+            self.sink.put(name, 0.0, src, "new start")
+        if regimen.dosing.daily_mg is not None:
+            self.sink.put("regimen.starting_daily_mg", regimen.dosing.daily_mg, src, "new start")
 
     def _hold_reason(self, reason: Concept) -> str:
         for name in ("hepatotoxicity", "cytopenia", "non-haematological"):
@@ -174,7 +183,6 @@ class RegimenMapper:
         if regular:
             note = "the order's regimen assumed taken regularly since its start at timing.repeat.timeOfDay"
             return self._history(regular, "order-regimen", note)
-        self.sink.put("regimen.dose_times_known", False, [r.source for r in records[-1:]])
         return DoseHistory((), "none", "no administrations, statements or timeOfDay give dose times")
 
     def _history(self, doses: list[tuple[Source, DoseEvent]], kind: DoseSource, note: str) -> DoseHistory:

@@ -71,8 +71,8 @@ def test_missing_creatinine_leaves_renal_facts_out() -> None:
 
 def test_non_imatinib_order_has_no_regimen() -> None:
     record = record_of(example("order-sign-non-imatinib-order.json"))
-    assert record.draft_orders == ()
-    assert "regimen.daily_mg" not in record.facts
+    assert record.draft_orders == () and record.dose_source == "none"
+    assert not any(name.startswith(("regimen.", "level.")) for name in record.facts)
 
 
 def test_no_bundle_type_is_a_warning() -> None:
