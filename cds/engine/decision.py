@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cds.engine.compose import DoseDecision
@@ -19,6 +19,7 @@ class FiredRule:
     ruleset_version: str
     stage: int
     facts_used: Mapping[str, FactValue | None]  # None = the rule asked about it and it was absent
+    derived: Mapping[str, FactValue] = field(default_factory=dict)  # facts this rule set for later rules
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,12 @@ class RuleEngine:
         for rules, matcher in self._plan[hook]:
             hits = set(matcher(working))
             for rule in self._apply_hit_policy([r for r in rules if r.id in hits]):
-                fired.append((rule, self._fired(rule, working)))
-                self._derive(rule, working, given, warnings)
+                used = {name: working.get(name) for name in c.facts_of(rule.when)}
+                derived = self._derive(rule, working, given, warnings)
+                stage = self.rule_set.stage_of[rule.id]
+                fired.append(
+                    (rule, FiredRule(rule.id, rule.title, rule.ruleset_id, rule.ruleset_version, stage, used, derived))
+                )
         dose = self._dose([r for r, _ in fired], working)
         cards = tuple(self._card(rule, working) for rule, _ in fired if rule.card is not None)
         return Decision(
@@ -93,13 +97,11 @@ class RuleEngine:
     def _file_index(self, rule: Rule) -> int:
         return next(i for i, f in enumerate(self.rule_set.files) if f.meta.id == rule.ruleset_id)
 
-    def _fired(self, rule: Rule, facts: Mapping[str, c.FactValue]) -> FiredRule:
-        used = {name: facts.get(name) for name in c.facts_of(rule.when)}
-        stage = self.rule_set.stage_of[rule.id]
-        return FiredRule(rule.id, rule.title, rule.ruleset_id, rule.ruleset_version, stage, used)
-
     @staticmethod
-    def _derive(rule: Rule, working: dict[str, c.FactValue], given: set[str], warnings: list[str]) -> None:
+    def _derive(
+        rule: Rule, working: dict[str, c.FactValue], given: set[str], warnings: list[str]
+    ) -> dict[str, c.FactValue]:
+        applied: dict[str, c.FactValue] = {}
         for d in rule.derive:
             value = working.get(d.from_fact) if d.from_fact else d.value
             if value is None:
@@ -108,7 +110,8 @@ class RuleEngine:
                 source = "input" if d.fact in given else "an earlier rule"
                 warnings.append(f"{rule.id} would set {d.fact}={value!r}; kept {working[d.fact]!r} from {source}")
                 continue
-            working[d.fact] = quantise(value)
+            working[d.fact] = applied[d.fact] = quantise(value)
+        return applied
 
     def _dose(self, rules: Sequence[Rule], facts: Mapping[str, c.FactValue]) -> DoseDecision:
         effects = [(r.id, r.dose) for r in rules if r.dose is not None]

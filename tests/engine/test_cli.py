@@ -13,6 +13,8 @@ from cds.engine.ruleset import load_rules
 from cds.engine.yamlpos import load_located
 from tests.conftest import RULES, make_rules_root
 
+FEATURES = Path(__file__).parent / "features.yaml"
+
 
 def test_rules_test_prints_a_table_and_counts(rules_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "test", str(rules_dir)]) == 0
@@ -25,16 +27,15 @@ def test_rules_test_prints_a_table_and_counts(rules_dir: Path, capsys: pytest.Ca
 def test_a_failing_rule_test_is_reported_with_file_line_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    renal = (RULES / "imatinib" / "renal.yaml").read_text(encoding="utf-8")
-    broken = renal.replace(
-        "dose: {action: change, daily_mg: 200, interval_h: 24}", "dose: {action: change, daily_mg: 300}"
-    )
-    assert broken != renal
-    root = make_rules_root(tmp_path, ("renal.yaml", broken))
+    features = FEATURES.read_text(encoding="utf-8")
+    wrong = "expect: {fired: [FX-NOT-001], dose: {daily_mg: 200}}"
+    broken = features.replace("expect: {fired: [FX-NOT-001], dose: {daily_mg: 300}}", wrong)
+    assert broken != features
+    root = make_rules_root(tmp_path, ("features.yaml", broken))
     assert main(["rules", "test", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  IMA-RENAL-020  new start 400 mg with CrCl 30 becomes 200 mg" in out
-    assert "E015 expected 300 mg/day; got 200.0" in out
+    assert any(line.split() == ["FAIL", "FX-NOT-001", "below", "low"] for line in out.splitlines())
+    assert "features.yaml:" in out and "E015 expected 200 mg/day; got 300.0" in out
     assert out.splitlines()[-1].endswith("1 failed")
 
 

@@ -11,6 +11,7 @@ from cds.engine.ruleset import check_rules
 from tests.conftest import make_rules_root
 
 INVALID = Path(__file__).parent / "invalid"
+FEATURES = Path(__file__).parent / "features.yaml"
 CASES = sorted(INVALID.glob("*.yaml"))
 
 
@@ -61,14 +62,14 @@ def test_check_command_on_shipped_rules_exits_0(rules_dir: Path, capsys: pytest.
     assert capsys.readouterr().out.startswith("0 error(s)")
 
 
-def test_digest_ignores_formatting_but_not_content(tmp_path: Path, rules_dir: Path) -> None:
-    renal = (rules_dir / "imatinib" / "renal.yaml").read_text(encoding="utf-8")
-    reformatted = renal + "\n# a comment changes nothing a rule means\n"
-    edited = renal.replace("version: 1.0.0\n  status: active", "version: 1.0.1\n  status: active", 1)
-    assert edited != renal
+def test_digest_ignores_formatting_but_not_content(tmp_path: Path) -> None:
+    original = FEATURES.read_text(encoding="utf-8")
+    reformatted = original + "\n# a comment changes nothing a rule means\n"
+    edited = original.replace("version: 1.0.0\n  status: active", "version: 1.0.1\n  status: active", 1)
+    assert edited != original
     digests = []
-    for name, text in (("a", renal), ("b", reformatted), ("c", edited)):
-        rule_set, _ = check_rules(make_rules_root(tmp_path / name, ("renal.yaml", text)))
+    for name, text in (("a", original), ("b", reformatted), ("c", edited)):
+        rule_set, _ = check_rules(make_rules_root(tmp_path / name, ("features.yaml", text)))
         assert rule_set is not None
         digests.append(rule_set.digest)
     assert digests[0] == digests[1] != digests[2]

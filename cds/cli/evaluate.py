@@ -1,0 +1,47 @@
+"""``imatinib-cds evaluate REQUEST.json``: the whole pipeline offline; prints the CDS Hooks response."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cds.errors import InvalidInput
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("evaluate", help="run facts, PK, rules and cards on a CDS Hooks request file")
+    parser.add_argument("request", type=Path, help="a CDS Hooks request (JSON), e.g. fhir_examples/*.json")
+    parser.add_argument("--trace", action="store_true", help="add a `trace` object: facts, fired rules, dose, PK")
+    parser.add_argument("--now", help="evaluation time (ISO 8601 with offset); default: the current time")
+    parser.add_argument("--rules", type=Path, default=None, help="rules directory (default: the shipped rules)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cds.pipeline import DEFAULT_RULES, Pipeline, dumps
+
+    try:
+        raw = args.request.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(str(args.request), f"cannot read the file: {exc.strerror}") from exc
+    now = parse_now(args.now)  # check the cheap arguments before loading the rules
+    outcome = Pipeline(args.rules or DEFAULT_RULES).run(raw, now=now)
+    body: dict[str, Any] = dict(outcome.response)
+    if args.trace:
+        body["trace"] = outcome.trace()
+    print(dumps(body))
+    return 0
+
+
+def parse_now(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        now = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput("--now", f"not an ISO 8601 date-time: {text!r}") from exc
+    if now.tzinfo is None:
+        raise InvalidInput("--now", "needs a UTC offset, e.g. 2026-11-25T12:00:00Z")
+    return now

@@ -1,0 +1,145 @@
+"""The one flow both the service and the CLI run: request -> facts -> PK -> rules -> composer -> cards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cds.cards import CardContext, build_cards
+from cds.engine.decision import Decision
+from cds.engine.evaluate import RuleEngine
+from cds.engine.render import format_value
+from cds.engine.ruleset import RuleSet, load_rules
+from cds.errors import InvalidInput
+from cds.fhir import HookRequest, PatientRecord, extract_record, fact_values, parse_request
+from cds.fhir.settings import load_settings
+from cds.fhir.terminology import load_terminology
+from cds.pk_step import PkStep, estimate_for_record
+
+DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
+# fhir_examples/ are written for this evaluation time; tests and request-based rule tests pin it
+EXAMPLES_EVALUATION_TIME = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    request: HookRequest
+    record: PatientRecord
+    pk: PkStep
+    decision: Decision
+    cards: list[dict[str, Any]]
+
+    @property
+    def response(self) -> dict[str, Any]:
+        return {"cards": self.cards}
+
+    def trace(self) -> dict[str, Any]:
+        """What `evaluate --trace` prints and the audit log keeps: why these cards."""
+        d = self.decision
+        trace: dict[str, Any] = {
+            "hookInstance": self.request.hook_instance,
+            "ruleset": {"digest": d.ruleset_digest, "version": d.ruleset_version},
+            "facts": dict(d.facts),
+            "sources": {name: [str(s) for s in f.sources] for name, f in self.record.facts.items()},
+            "fired": [
+                {
+                    "rule": f.rule_id,
+                    "version": f.ruleset_version,
+                    "ruleset": f.ruleset_id,
+                    "facts_used": dict(f.facts_used),
+                }
+                for f in d.fired
+            ],
+            "dose": {
+                "action": d.dose.action,
+                "daily_mg": d.dose.daily_mg,
+                "interval_h": d.dose.interval_h,
+                "steps": [s.text for s in d.dose.steps],
+            },
+            "dose_history": {"source": self.record.dose_source, "note": self.record.dose_note},
+            "warnings": [*self.record.warnings, *self.pk.warnings, *d.warnings],
+        }
+        if self.pk.summary is not None:
+            trace["pk"] = self.pk.summary
+        return trace
+
+
+class Pipeline:
+    """Loaded once (rules compiled, model and terminology read); ``run`` is called per request."""
+
+    def __init__(
+        self,
+        rules_dir: Path = DEFAULT_RULES,
+        *,
+        backend: str = "durable",
+        explain_url: Callable[[str], str] | None = None,
+    ) -> None:
+        self.rules_dir = rules_dir
+        self.rule_set: RuleSet = load_rules(rules_dir)
+        self.engine = RuleEngine(self.rule_set, backend=backend)
+        self.settings = load_settings(rules_dir / "mapping.yaml")
+        self.terminology = load_terminology(rules_dir / "terminology")
+        self.explain_url = explain_url
+
+    def run(self, raw: bytes | str | Mapping[str, Any], *, now: datetime | None = None) -> Outcome:
+        request = parse_request(raw if not isinstance(raw, Mapping) else dict(raw))
+        now = now or datetime.now(UTC)
+        record = extract_record(
+            request, now=now, vocabulary=self.rule_set.vocabulary, settings=self.settings, terminology=self.terminology
+        )
+        facts: dict[str, Any] = fact_values(record)
+        pk = estimate_for_record(record, self.rule_set.policy)
+        facts.update(pk.facts)
+        decision = self.engine.evaluate(facts, request.hook)
+        context = CardContext(
+            hook_instance=request.hook_instance,
+            patient_id=request.patient_id,
+            draft_orders=record.draft_orders,
+            fact_lines=_fact_lines(record),
+            pk_lines=pk.lines,
+            explain_url=self.explain_url(request.hook_instance) if self.explain_url and decision.cards else None,
+        )
+        return Outcome(request, record, pk, decision, build_cards(decision, context))
+
+
+def _fact_lines(record: PatientRecord) -> dict[str, str]:
+    lines = {}
+    for name, fact in record.facts.items():
+        unit = f" {fact.unit}" if fact.unit and fact.unit != "1" else ""
+        source = "; ".join(str(s) for s in fact.sources)
+        lines[name] = f"{format_value(fact.value)}{unit}" + (f" ({source})" if source else "")
+    return lines
+
+
+_EXAMPLES_PIPELINE: list[Pipeline] = []
+
+
+def request_facts(path: str) -> tuple[dict[str, Any], str]:
+    """For rule tests with `request:`: the facts (with PK) a fhir_examples request produces, and its hook."""
+    if not _EXAMPLES_PIPELINE:
+        _EXAMPLES_PIPELINE.append(Pipeline())
+    pipeline = _EXAMPLES_PIPELINE[0]
+    file = Path(path) if Path(path).is_absolute() else pipeline.rules_dir.parent / path
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(path, f"cannot read the request: {exc.strerror}") from exc
+    request = parse_request(raw)
+    record = extract_record(
+        request,
+        now=EXAMPLES_EVALUATION_TIME,
+        vocabulary=pipeline.rule_set.vocabulary,
+        settings=pipeline.settings,
+        terminology=pipeline.terminology,
+    )
+    facts: dict[str, Any] = fact_values(record)
+    facts.update(estimate_for_record(record, pipeline.rule_set.policy).facts)
+    return facts, request.hook
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
