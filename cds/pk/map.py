@@ -1,21 +1,24 @@
-"""MAP estimation of the individual etas (pk.md 4.1): bounded L-BFGS-B with an analytic gradient.
+"""MAP estimation of the individual etas (pk.md 4.1): a bounded quasi-Newton minimiser
+(``optimise.minimise_in_box``) on the analytic objective and gradient.
 
-Start at eta = 0 within +-4 SD; restart from a few spread points only when the first fit failed, sits
-on a bound, or a cheap vectorised probe of those points finds a lower objective (a second mode).
-Non-convergence is reported in the result, never raised.
+Start at eta = 0 within +-4 SD; bounds widen by 1 when the estimate sits on one (as posologyr does);
+restart from a few spread points only when the first fit failed, sits on a bound, or a cheap vectorised
+probe of those points finds a lower objective (a second mode). Non-convergence is reported in the
+result, never raised.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from cds.pk.objective import MapProblem
+from cds.pk.optimise import cholesky, finite_difference_hessian, minimise_in_box, solve_cholesky
 
 BOUND_SD = 4.0
 MAX_WIDENINGS = 2
-_HESSIAN_STEP = 1e-4
 
 
 @dataclass(frozen=True)
@@ -77,18 +80,9 @@ Attempt = tuple[np.ndarray, float, tuple[bool, str], int]
 
 
 def _minimise(problem: MapProblem, start: np.ndarray, bound: np.ndarray) -> Attempt:
-    from scipy.optimize import minimize
-
-    res = minimize(
-        problem.ofv_and_gradient,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=list(zip(-bound, bound, strict=True)),
-        options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-7},
-    )
-    ok = bool(res.success) and bool(np.all(np.isfinite(res.x))) and np.isfinite(res.fun)
-    return np.asarray(res.x, dtype=float), float(res.fun), (ok, str(res.message)), int(res.nfev)
+    result = minimise_in_box(problem.ofv_and_gradient, start.tolist(), (-bound).tolist(), bound.tolist())
+    ok = result.success and all(math.isfinite(v) for v in result.x) and math.isfinite(result.value)
+    return np.array(result.x), result.value, (ok, result.message), result.n_evaluations
 
 
 def _restart_if_needed(problem: MapProblem, best: Attempt, sd: np.ndarray, bound: np.ndarray) -> tuple[Attempt, int]:
@@ -135,19 +129,13 @@ def _result(problem: MapProblem, eta: np.ndarray, value: float, ok: bool, messag
 
 def laplace_hessian(problem: MapProblem, eta: np.ndarray) -> np.ndarray:
     """Hessian of -log posterior (= OFV / 2) at ``eta`` by central differences of the analytic gradient."""
-    n = eta.size
-    hessian = np.empty((n, n))
-    for i in range(n):
-        step = np.zeros(n)
-        step[i] = _HESSIAN_STEP
-        hessian[i] = (problem.ofv_and_gradient(eta + step)[1] - problem.ofv_and_gradient(eta - step)[1]) / (
-            2.0 * _HESSIAN_STEP
-        )
-    return 0.25 * (hessian + hessian.T)  # symmetrise and halve (OFV = -2 log posterior)
+    return 0.5 * np.array(finite_difference_hessian(problem.ofv_and_gradient, eta.tolist()))
 
 
 def _invert(hessian: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, bool]:
     """Inverse Hessian; the prior covariance stands in when the Hessian is not positive definite."""
-    if np.all(np.isfinite(hessian)) and np.all(np.linalg.eigvalsh(hessian) > 0):
-        return np.linalg.inv(hessian), True
-    return prior, False
+    low = cholesky(hessian.tolist())
+    if low is None:
+        return prior, False
+    columns = [solve_cholesky(low, unit) for unit in np.eye(len(hessian)).tolist()]
+    return np.array(columns).T, True

@@ -57,6 +57,7 @@ class MapProblem:
         self.log_tv = typical.log_values()
         self.eta_index = model.eta_columns()
         self.omega_inv = np.linalg.inv(model.omega_matrix())
+        self._omega_inv_rows = self.omega_inv.tolist()
         self.sigma_prop2 = model.sigma_prop**2
         self.sigma_add2 = model.sigma_add_ng_ml**2
         self.ka_fixed = "KA" not in model.eta_parameters
@@ -128,10 +129,10 @@ class MapProblem:
         prior = np.einsum("...i,ij,...j->...", eta, self.omega_inv, eta)
         return np.asarray(data + prior)
 
-    def ofv_and_gradient(self, eta: np.ndarray) -> tuple[float, np.ndarray]:
-        """OFV and its gradient for one eta (what the optimiser calls; Python floats for speed)."""
+    def ofv_and_gradient(self, eta: Sequence[float]) -> tuple[float, list[float]]:
+        """OFV and its gradient for one eta (what the optimiser calls; Python floats, no BLAS, for speed)."""
         log_par = self.log_tv.tolist()
-        values = eta.tolist()
+        values = [float(e) for e in eta]
         for index, value in zip(self.eta_index, values, strict=True):
             log_par[index] += value
         cl, v, ka = (math.exp(x) for x in log_par)
@@ -158,6 +159,7 @@ class MapProblem:
             grad_log[0] += dofv_df * k * dfdk
             grad_log[1] += dofv_df * (-k * dfdk - f)
             grad_log[2] += dofv_df * ka * dfdka
-        weighted = self.omega_inv @ eta
-        gradient = np.array([grad_log[i] for i in self.eta_index]) + 2.0 * weighted
-        return total + float(eta @ weighted), gradient
+        weighted = [sum(w * e for w, e in zip(row, values, strict=True)) for row in self._omega_inv_rows]
+        prior = sum(w * e for w, e in zip(weighted, values, strict=True))
+        gradient = [grad_log[i] + 2.0 * w for i, w in zip(self.eta_index, weighted, strict=True)]
+        return total + prior, gradient

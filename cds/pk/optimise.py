@@ -1,0 +1,159 @@
+"""A small bounded quasi-Newton minimiser for the 2-3 etas of a MAP fit, in plain Python floats.
+
+Why not scipy's L-BFGS-B: on this 2-core machine its BLAS calls wake OpenBLAS worker threads, and when
+other processes share the cores a 1.5 ms fit became 20-50 ms. Here nothing touches BLAS, and the
+method suits the problem: the objective is smooth and cheap, the dimension tiny.
+
+Method: projected BFGS on the box ``[lower, upper]``. The curvature starts from a finite-difference
+Hessian at the start point, coordinates pinned at a bound with the gradient pushing outwards are held
+fixed, steps are projected onto the box, and an Armijo backtracking line search guarantees descent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+Vector = list[float]
+Matrix = list[list[float]]
+Objective = Callable[[Sequence[float]], tuple[float, Sequence[float]]]
+
+GRADIENT_TOLERANCE = 1e-6  # OFV units per unit eta
+MAX_ITERATIONS = 100
+FD_STEP = 1e-4
+
+
+@dataclass(frozen=True)
+class BoxResult:
+    x: tuple[float, ...]
+    value: float
+    success: bool
+    message: str
+    n_evaluations: int
+
+
+def minimise_in_box(
+    fun: Objective, start: Sequence[float], lower: Sequence[float], upper: Sequence[float]
+) -> BoxResult:
+    """Minimise ``fun`` (value and gradient) within the box; never raises on non-convergence.
+
+    Examples
+    --------
+    >>> def bowl(x):
+    ...     return (x[0] - 1) ** 2 + 10 * (x[1] + 3) ** 2, [2 * (x[0] - 1), 20 * (x[1] + 3)]
+    >>> result = minimise_in_box(bowl, [0.0, 0.0], [-2.0, -2.0], [2.0, 2.0])
+    >>> [round(v, 6) for v in result.x], result.success
+    ([1.0, -2.0], True)
+    """
+    x = [min(max(v, lo), hi) for v, lo, hi in zip(start, lower, upper, strict=True)]
+    f, g = _call(fun, x)
+    hessian = finite_difference_hessian(fun, x)
+    evaluations = 1 + 2 * len(x)
+    for _ in range(MAX_ITERATIONS):
+        free = [i for i in range(len(x)) if not _pinned(x[i], g[i], lower[i], upper[i])]
+        if max((abs(g[i]) for i in free), default=0.0) < GRADIENT_TOLERANCE:
+            return BoxResult(tuple(x), f, True, "projected gradient below tolerance", evaluations)
+        direction = _direction(hessian, g, free, len(x))
+        step = _line_search(fun, x, f, g, direction, lower, upper)
+        evaluations += step[3]
+        if step[0] is None:
+            ok = max(abs(g[i]) for i in free) < 1e3 * GRADIENT_TOLERANCE * (1.0 + abs(f))
+            return BoxResult(tuple(x), f, ok, "no further decrease at numerical precision", evaluations)
+        x_new, f_new, g_new = step[0], step[1], step[2]
+        hessian = _bfgs_update(hessian, [a - b for a, b in zip(x_new, x, strict=True)],
+                               [a - b for a, b in zip(g_new, g, strict=True)])  # fmt: skip
+        x, f, g = x_new, f_new, g_new
+    return BoxResult(tuple(x), f, False, f"no convergence in {MAX_ITERATIONS} iterations", evaluations)
+
+
+def finite_difference_hessian(fun: Objective, x: Sequence[float], step: float = FD_STEP) -> Matrix:
+    """Symmetrised central differences of the analytic gradient."""
+    n = len(x)
+    rows = []
+    for i in range(n):
+        up = [v + step if j == i else v for j, v in enumerate(x)]
+        down = [v - step if j == i else v for j, v in enumerate(x)]
+        g_up, g_down = fun(up)[1], fun(down)[1]
+        rows.append([(a - b) / (2 * step) for a, b in zip(g_up, g_down, strict=True)])
+    return [[0.5 * (rows[i][j] + rows[j][i]) for j in range(n)] for i in range(n)]
+
+
+def cholesky(matrix: Matrix) -> Matrix | None:
+    """Lower Cholesky factor, or None when ``matrix`` is not positive definite."""
+    n = len(matrix)
+    low = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            total = matrix[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
+            if i == j:
+                if not total > 0.0 or not math.isfinite(total):
+                    return None
+                low[i][i] = math.sqrt(total)
+            else:
+                low[i][j] = total / low[j][j]
+    return low
+
+
+def solve_cholesky(low: Matrix, rhs: Sequence[float]) -> Vector:
+    n = len(rhs)
+    y = [0.0] * n
+    for i in range(n):
+        y[i] = (rhs[i] - sum(low[i][k] * y[k] for k in range(i))) / low[i][i]
+    x = [0.0] * n
+    for i in reversed(range(n)):
+        x[i] = (y[i] - sum(low[k][i] * x[k] for k in range(i + 1, n))) / low[i][i]
+    return x
+
+
+def _call(fun: Objective, x: Sequence[float]) -> tuple[float, Vector]:
+    value, gradient = fun(x)
+    return float(value), [float(v) for v in gradient]
+
+
+def _pinned(x: float, g: float, lo: float, hi: float) -> bool:
+    return (x <= lo and g > 0.0) or (x >= hi and g < 0.0)
+
+
+def _direction(hessian: Matrix, g: Vector, free: list[int], n: int) -> Vector:
+    """Newton direction on the free coordinates; the Hessian is shifted until positive definite."""
+    reduced = [[hessian[i][j] for j in free] for i in free]
+    scale = max(1e-8, max(abs(reduced[i][i]) for i in range(len(free))))
+    shift = 0.0
+    low = cholesky(reduced)
+    while low is None and shift < 1e12 * scale:
+        shift = max(1e-6 * scale, 10.0 * shift)
+        low = cholesky([[v + (shift if i == j else 0.0) for j, v in enumerate(row)] for i, row in enumerate(reduced)])
+    step = solve_cholesky(low, [-g[i] for i in free]) if low is not None else [-g[i] for i in free]
+    direction = [0.0] * n
+    for k, i in enumerate(free):
+        direction[i] = step[k]
+    return direction
+
+
+def _line_search(
+    fun: Objective, x: Vector, f: float, g: Vector, d: Vector, lower: Sequence[float], upper: Sequence[float]
+) -> tuple[Vector | None, float, Vector, int]:
+    """Armijo backtracking along the projected path; returns (x, f, g, evaluations), x None on failure."""
+    t, evaluations = 1.0, 0
+    while t > 1e-12:
+        trial = [min(max(xi + t * di, lo), hi) for xi, di, lo, hi in zip(x, d, lower, upper, strict=True)]
+        value, gradient = _call(fun, trial)
+        evaluations += 1
+        decrease = sum(gi * (ti - xi) for gi, ti, xi in zip(g, trial, x, strict=True))
+        sufficient = value <= f + 1e-4 * decrease if decrease < 0.0 else value < f
+        if math.isfinite(value) and sufficient:
+            return trial, value, gradient, evaluations
+        t *= 0.5
+    return None, f, g, evaluations
+
+
+def _bfgs_update(hessian: Matrix, s: Vector, y: Vector) -> Matrix:
+    """BFGS update of the Hessian approximation; skipped when the curvature condition fails."""
+    n = len(s)
+    sy = sum(a * b for a, b in zip(s, y, strict=True))
+    hs = [sum(hessian[i][j] * s[j] for j in range(n)) for i in range(n)]
+    shs = sum(a * b for a, b in zip(s, hs, strict=True))
+    if sy <= 1e-12 * max(1.0, shs) or shs <= 0.0:
+        return hessian
+    return [[hessian[i][j] - hs[i] * hs[j] / shs + y[i] * y[j] / sy for j in range(n)] for i in range(n)]
