@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,8 @@ from cds.fhir.types import Source
 _INACTIVE = {"inactive", "remission", "resolved"}
 _UNCONFIRMED = {"refuted", "entered-in-error"}
 _GRADE_TEXT = re.compile(r"\bgrade\s*([0-5])\b", re.IGNORECASE)
-_AE_SEVERITY = {"mild": 1, "moderate": 2, "severe": 3}
+_AE_SEVERITY = {"mild": 1, "moderate": 2, "severe": 3}  # R4 AdverseEvent.severity, read as CTCAE 1-3
+_AE_OVER = {"resolved", "resolvedWithSequelae", "fatal"}
 _PERPETRATORS = (
     ("cyp3a4-strong-inducers", "comed.strong_cyp3a4_inducer", "comed.inducer_name"),
     ("cyp3a4-moderate-inducers", "comed.moderate_cyp3a4_inducer", "comed.inducer_name"),
@@ -32,6 +34,14 @@ _FLAGS = (
     ("gi-absorption-risk", "gi.absorption_risk"),
     ("prior-cytopenia-episode", "heme.prior_cytopenia_episode"),
 )
+
+
+@dataclass(frozen=True)
+class GradedEvent:
+    source: Source
+    grade: int
+    event: Concept | None
+    onset: datetime | None
 
 
 class ClinicalMapper:
@@ -89,33 +99,34 @@ class ClinicalMapper:
     # --- adverse events -----------------------------------------------------------------------------
 
     def adverse_events(self, conditions: list[tuple[Source, Any, Concept | None]]) -> None:
-        events = [e for e in self._graded(conditions) if not self.terms["heme-adverse-events"].match(e[2])]
+        heme = self.terms["heme-adverse-events"]
+        events = [e for e in self._graded(conditions) if not heme.match(e.event)]
         if not events:
             return
-        src, grade, found, onset = max(events, key=lambda e: (e[1], e[3] or self.now))
-        self.sink.put("ae.nonheme_max_grade", float(grade), [src], "CTCAE grade")
-        self.sink.put("ae.nonheme_event", found.label if found else "adverse event", [src])
-        if onset is not None:
-            self.sink.put("ae.nonheme_days", round((self.now - onset).total_seconds() / 86400, 2), [src])
-        fluid = [e for e in events if self.terms["fluid-retention"].match(e[2])]
+        worst = max(events, key=lambda e: (e.grade, e.onset or self.now))
+        self.sink.put("ae.nonheme_max_grade", float(worst.grade), [worst.source], "CTCAE grade")
+        self.sink.put("ae.nonheme_event", worst.event.label if worst.event else "adverse event", [worst.source])
+        if worst.onset is not None:
+            days = round((self.now - worst.onset).total_seconds() / 86400, 2)
+            self.sink.put("ae.nonheme_days", days, [worst.source], f"since {worst.onset.date()}")
+        fluid = [e for e in events if self.terms["fluid-retention"].match(e.event)]
         if fluid:
-            worst = max(fluid, key=lambda e: e[1])
-            self.sink.put("ae.fluid_retention_grade", float(worst[1]), [worst[0]], "CTCAE grade")
+            top = max(fluid, key=lambda e: e.grade)
+            self.sink.put("ae.fluid_retention_grade", float(top.grade), [top.source], "CTCAE grade")
 
-    def _graded(
-        self, conditions: list[tuple[Source, Any, Concept | None]]
-    ) -> Iterator[tuple[Source, int, Concept | None, datetime | None]]:
+    def _graded(self, conditions: list[tuple[Source, Any, Concept | None]]) -> Iterator[GradedEvent]:
         for src, condition, found in conditions:
             stages = [concept(s.summary) for s in condition.stage or ()]
             grade = self._grade([concept(condition.severity), *stages])
             if grade is not None:
-                yield src, grade, found, parse.as_datetime(condition.onsetDateTime or condition.recordedDate)
+                onset = parse.as_datetime(condition.onsetDateTime or condition.recordedDate)
+                yield GradedEvent(src, grade, found, onset)
         yield from self._adverse_event_resources()
         yield from self._graded_observations()
 
-    def _adverse_event_resources(self) -> Iterator[tuple[Source, int, Concept | None, datetime | None]]:
+    def _adverse_event_resources(self) -> Iterator[GradedEvent]:
         for key, event in self.index.models(parse.AdverseEvent):
-            if _code(event.outcome) in ("resolved", "recovered") or event.actuality == "potential":
+            if _code(event.outcome) in _AE_OVER or event.actuality == "potential":
                 continue
             grade = self._grade([concept(event.severity)])
             if grade is None and _code(event.severity) in _AE_SEVERITY:
@@ -123,9 +134,10 @@ class ClinicalMapper:
                 self.index.warnings.append(f"AdverseEvent/{key[1]}: severity '{_code(event.severity)}' read as grade")
             when = parse.as_datetime(event.date or event.detected)
             if grade is not None:
-                yield source(key, when), grade, concept(event.event), when
+                yield GradedEvent(source(key, when), grade, concept(event.event), when)
 
-    def _graded_observations(self) -> Iterator[tuple[Source, int, Concept | None, datetime | None]]:
+    def _graded_observations(self) -> Iterator[GradedEvent]:
+        """Observations whose value is a CTCAE grade and whose code names the event."""
         oldest = self.now - timedelta(days=self.settings.ae_observation_max_age_days)
         for key, value in self.index.coded("Observation", "valueCodeableConcept"):
             if self.terms["ctcae-grades"].match(value) is None:
@@ -136,18 +148,18 @@ class ClinicalMapper:
                 continue
             grade = self._grade([concept(obs.valueCodeableConcept)])
             if grade is not None:
-                yield source(key, when), grade, concept(obs.code), when
+                yield GradedEvent(source(key, when), grade, concept(obs.code), when)
 
     def _grade(self, concepts: list[Concept | None]) -> int | None:
-        for found in concepts:
+        """A CTCAE grade from a coded grade, else from text such as 'Grade 3'."""
+        for found in filter(None, concepts):
             match = self.terms["ctcae-grades"].match(found)
             if match is not None and match.member.grade is not None:
                 return match.member.grade
-            text = _GRADE_TEXT.search(" ".join(filter(None, [found.text if found else None])))
-            if text is None and found is not None:
-                text = _GRADE_TEXT.search(" ".join(c.display or "" for c in found.codings))
-            if text:
-                return int(text.group(1))
+            for text in (found.text, *(c.display for c in found.codings)):
+                hit = _GRADE_TEXT.search(text or "")
+                if hit:
+                    return int(hit.group(1))
         return None
 
     # --- recorded flags -----------------------------------------------------------------------------

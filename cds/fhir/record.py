@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 
 from cds.engine.vocabulary import Vocabulary, load_vocabulary
 from cds.fhir.body import BodyMapper
 from cds.fhir.clinical import ClinicalMapper
 from cds.fhir.index import ResourceIndex
 from cds.fhir.labs import Labs
-from cds.fhir.regimen import RegimenMapper
+from cds.fhir.regimen import RegimenMapper, RegimenResult
 from cds.fhir.settings import RULES_DIR, MappingSettings, load_settings
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Terminology, load_terminology
@@ -36,10 +35,16 @@ def extract_record(
     index = ResourceIndex(request, warnings)
     sink = FactSink(vocabulary, warnings)
     labs = Labs(index, now, settings.observation_statuses)
-    body = BodyMapper(index, sink, labs, terminology, settings, now)
-    body.run()
+    # Order matters: Cockcroft-Gault needs age, sex and weight; regimen facts need nothing else.
+    BodyMapper(index, sink, labs, terminology, settings, now).run()
     ClinicalMapper(index, sink, terminology, settings, now).run()
     regimen = RegimenMapper(index, sink, terminology, settings, now).run(labs)
+    return _record(request, now, sink, regimen, warnings)
+
+
+def _record(
+    request: HookRequest, now: datetime, sink: FactSink, regimen: RegimenResult, warnings: list[str]
+) -> PatientRecord:
     return PatientRecord(
         hook=request.hook,
         hook_instance=request.hook_instance,
@@ -79,7 +84,3 @@ def default_settings() -> MappingSettings:
 @lru_cache(maxsize=1)
 def default_terminology() -> Terminology:
     return load_terminology(RULES_DIR / "terminology")
-
-
-def rules_dir() -> Path:
-    return RULES_DIR

@@ -153,21 +153,19 @@ def _member(path: Path, set_name: str, raw: Any, systems: Mapping[str, str]) -> 
     for key, value in raw.items():
         if key in _META_KEYS:
             continue
-        alias = str(_PREFIX_KEYS.get(key, key))
-        if alias not in systems:
+        system = systems.get(_PREFIX_KEYS.get(key) or str(key))
+        if system is None:
             raise RuleError(f"{path}: {set_name}/{raw['name']}: unknown code system {key!r}")
-        target = prefixes if key in _PREFIX_KEYS else None
-        for code in _strings(value):
-            if target is not None:
-                target.append((systems[alias], code))
-            else:
-                codes.add((systems[alias], code))
-    words = tuple(w.lower() for w in (raw["name"], *raw.get("aliases", [])))
+        pairs = [(system, code) for code in _strings(value)]
+        if key in _PREFIX_KEYS:
+            prefixes.extend(pairs)
+        else:
+            codes.update(pairs)
     return Member(
         name=raw["name"],
         codes=frozenset(codes),
         prefixes=tuple(prefixes),
-        words=words,
+        words=tuple(w.lower() for w in (raw["name"], *raw.get("aliases", []))),
         status=str(raw.get("status", "U")),
         source=str(raw.get("source", "")),
         strength_mg=float(raw["strength_mg"]) if "strength_mg" in raw else None,
