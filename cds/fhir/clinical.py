@@ -68,13 +68,22 @@ class ClinicalMapper:
             yield source(key, effective(condition)), condition, concept(condition.code)
 
     def indication(self, conditions: list[tuple[Source, Any, Concept | None]]) -> None:
-        for name, label in (("cml", "CML"), ("gist", "GIST"), ("imatinib-other-indications", "other")):
-            hits = [(src, c) for src, c, found in conditions if self.terms[name].match(found)]
-            if hits:
-                self.sink.put("dx.indication", label, [hits[0][0]])
-                if label == "CML":
-                    self._phase(hits)
-                return
+        """CML before GIST before other labelled indications; several at once is reported, not resolved."""
+        found = {
+            label: [(src, c) for src, c, concept_ in conditions if self.terms[name].match(concept_)]
+            for name, label in (("cml", "CML"), ("gist", "GIST"), ("imatinib-other-indications", "other"))
+        }
+        labels = [label for label, hits in found.items() if hits]
+        if not labels:
+            return
+        if len(labels) > 1:
+            self.index.warnings.append(
+                f"dx.indication: active conditions for {' and '.join(labels)}; using {labels[0]}"
+            )
+        hits = found[labels[0]]
+        self.sink.put("dx.indication", labels[0], [hits[0][0]])
+        if labels[0] == "CML":
+            self._phase(hits)
 
     def _phase(self, hits: list[tuple[Source, Any]]) -> None:
         for src, condition in hits:

@@ -92,6 +92,10 @@ class Labs:
         except UnitError as exc:
             self.index.warnings.append(f"{key[0]}/{key[1]}: {exc} (value not used)")
             return None
+        if quantity.comparator:
+            self.index.warnings.append(
+                f"{key[0]}/{key[1]}: reported as '{quantity.comparator}{quantity.value}', used as the limit"
+            )
         return Reading(value, when, source(key, when), self._uln(obs, want, _unit(quantity)))
 
     def _in_window(self, key: tuple[str, str], when: datetime, max_age_days: float | None) -> bool:

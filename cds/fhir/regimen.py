@@ -181,7 +181,10 @@ class RegimenMapper:
             return self._history(taken, "statements", "MedicationStatement dose times")
         regular = self._order_doses(records, since)
         if regular:
-            note = "the order's regimen assumed taken regularly since its start at timing.repeat.timeOfDay"
+            note = (
+                "the order's regimen assumed taken regularly since its start at timing.repeat.timeOfDay"
+                " (clock times in the zone of the start date-time, UTC if it has none)"
+            )
             return self._history(regular, "order-regimen", note)
         return DoseHistory((), "none", "no administrations, statements or timeOfDay give dose times")
 
@@ -238,7 +241,8 @@ class RegimenMapper:
     ) -> tuple[LevelSample, ...]:
         want = Want("ng/mL", self._max_age("level.conc"), IMATINIB_MOLAR_MASS)
         readings = labs.readings(self.terminology["imatinib-level"], want)
-        samples = tuple(LevelSample(r.time, r.value, r.source) for r in reversed(readings))
+        plausible = self.sink.vocabulary["level.conc"].accepts
+        samples = tuple(LevelSample(r.time, r.value, r.source) for r in reversed(readings) if plausible(r.value))
         if not readings:
             return samples
         latest = readings[0]

@@ -218,3 +218,28 @@ def test_latest_of_two_same_day_weights() -> None:
     add_observation(body, observation("wt-eve", "pt-renal", "29463-7", 71.0, "kg", "2026-11-23T18:00:00Z"))
     add_observation(body, observation("wt-am", "pt-renal", "29463-7", 69.0, "kg", "2026-11-23T07:00:00Z"))
     assert values_of(body)["patient.weight"] == 71.0
+
+
+def test_implausible_level_is_neither_a_fact_nor_a_sample() -> None:
+    body = clone(example(TROUGH))
+    find(body, "Observation", "lvl-1")["valueQuantity"]["value"] = 900000
+    record = record_of(body)
+    assert "level.conc" not in record.facts and record.levels == ()
+
+
+def test_value_with_comparator_is_used_at_the_limit_with_a_warning() -> None:
+    body = clone(example(TROUGH))
+    find(body, "Observation", "lvl-1")["valueQuantity"].update(value=100, comparator="<")
+    record = record_of(body)
+    assert record.facts["level.conc"].value == 100.0
+    assert any("reported as '<100'" in w for w in record.warnings)
+
+
+def test_two_indications_are_reported() -> None:
+    body = clone(example(RENAL))
+    gist = clone(find(example("patient-view-gist-high-trough-oedema.json"), "Condition", "cond-gist"))
+    gist["subject"] = {"reference": "Patient/pt-renal"}
+    body["prefetch"]["conditions"]["entry"].append({"resource": gist})
+    record = record_of(body)
+    assert record.facts["dx.indication"].value == "CML"
+    assert any("CML and GIST" in w for w in record.warnings)
