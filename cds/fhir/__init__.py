@@ -1,8 +1,11 @@
-"""FHIR R4 input layer: CDS Hooks requests -> sourced facts, dose history and levels.
+"""FHIR R4 input layer: a CDS Hooks request -> sourced facts, dose history and levels.
 
->>> request = parse_request(path.read_bytes())                      # doctest: +SKIP
->>> record = extract_record(request, now=datetime.now(UTC))         # doctest: +SKIP
->>> fact_values(record)["renal.crcl"]                               # doctest: +SKIP
+    request = parse_request(raw)                    # bytes | str | dict; InvalidInput names the JSON path
+    record = extract_record(request, now=now)       # PatientRecord (frozen); now must be timezone-aware
+    fact_values(record)                             # {"renal.crcl": 35.0, "regimen.new_start": True, ...}
+
+Resources are validated with fhir.resources' R4B models in ``cds.fhir.parse`` only. Terminology comes from
+rules/terminology/*.yaml, local policy from rules/mapping.yaml and fact names from rules/facts.yaml.
 """
 
 from cds.fhir.parse import parse_request

@@ -343,7 +343,7 @@ def _locate(data: Any, loc: tuple[Any, ...]) -> tuple[Any, Any]:
         except (KeyError, IndexError, TypeError):
             return None, None
     last = loc[-1] if loc else None
-    if isinstance(node, dict) and last in node or isinstance(node, list) and isinstance(last, int):
+    if (isinstance(node, dict) and last in node) or (isinstance(node, list) and isinstance(last, int)):
         return node, last
     return None, None
 
