@@ -188,6 +188,9 @@ def write_doc(studies: dict[str, Study], n: int, seed: int) -> None:
         "",
         "![Predicted versus true trough](pk-validation.png)",
         "",
+        "Reproduce: `.venv/bin/python bench/pk_accuracy.py` (this page and the plot); timings: "
+        "`.venv/bin/python bench/pk_speed.py`.",
+        "",
     ]
     DOC.write_text("\n".join(lines), encoding="utf-8")
 

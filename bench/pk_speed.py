@@ -47,7 +47,7 @@ def main() -> None:
     covariates, regimen, doses = example_covariates(), example_regimen(), example_doses(50)
     typical = typical_values(model, covariates.values())
     history = example_history()
-    print(f"MAP fit (problem set-up + L-BFGS-B + Hessian), {REPEATS} runs each:")
+    print(f"MAP fit (problem set-up + bounded quasi-Newton + Laplace Hessian), {REPEATS} runs each:")
     all_fit: list[float] = []
     for label, samples in CASES.items():
         levels = example_levels(*samples)

@@ -5,8 +5,9 @@ other processes share the cores a 1.5 ms fit became 20-50 ms. Here nothing touch
 method suits the problem: the objective is smooth and cheap, the dimension tiny.
 
 Method: projected BFGS on the box ``[lower, upper]``. The curvature starts from a finite-difference
-Hessian at the start point, coordinates pinned at a bound with the gradient pushing outwards are held
-fixed, steps are projected onto the box, and an Armijo backtracking line search guarantees descent.
+Hessian at the start point and is measured again whenever a step shows negative curvature;
+coordinates pinned at a bound with the gradient pushing outwards are held fixed, steps are projected
+onto the box, and an Armijo backtracking line search guarantees descent.
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ def minimise_in_box(
             ok = max(abs(g[i]) for i in free) < 1e3 * GRADIENT_TOLERANCE * (1.0 + abs(f))
             return BoxResult(tuple(x), f, ok, "no further decrease at numerical precision", evaluations)
         x_new, f_new, g_new = step[0], step[1], step[2]
-        hessian = _bfgs_update(hessian, [a - b for a, b in zip(x_new, x, strict=True)],
+        updated = _bfgs_update(hessian, [a - b for a, b in zip(x_new, x, strict=True)],
                                [a - b for a, b in zip(g_new, g, strict=True)])  # fmt: skip
+        if updated is None:  # negative curvature seen: measure the Hessian afresh
+            updated = finite_difference_hessian(fun, x_new)
+            evaluations += 2 * len(x)
+        hessian = updated
         x, f, g = x_new, f_new, g_new
     return BoxResult(tuple(x), f, False, f"no convergence in {MAX_ITERATIONS} iterations", evaluations)
 
@@ -148,12 +153,12 @@ def _line_search(
     return None, f, g, evaluations
 
 
-def _bfgs_update(hessian: Matrix, s: Vector, y: Vector) -> Matrix:
-    """BFGS update of the Hessian approximation; skipped when the curvature condition fails."""
+def _bfgs_update(hessian: Matrix, s: Vector, y: Vector) -> Matrix | None:
+    """BFGS update of the Hessian approximation; None when the curvature condition fails."""
     n = len(s)
     sy = sum(a * b for a, b in zip(s, y, strict=True))
     hs = [sum(hessian[i][j] * s[j] for j in range(n)) for i in range(n)]
     shs = sum(a * b for a, b in zip(s, hs, strict=True))
-    if sy <= 1e-12 * max(1.0, shs) or shs <= 0.0:
-        return hessian
+    if shs <= 0.0 or sy <= 1e-8 * shs:
+        return None
     return [[hessian[i][j] - hs[i] * hs[j] / shs + y[i] * y[j] / sy for j in range(n)] for i in range(n)]
