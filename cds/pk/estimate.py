@@ -166,7 +166,7 @@ def estimate_exposure(
     )
     if not levels:
         draws = draw_prior(model, n_draws, request.rng)
-        return _assemble(request, "apriori", None, draws, None, "prior", list(typical.warnings))
+        return _assemble(request, "apriori", None, draws, None, "prior", list(typical.warnings), a_priori=True)
     history = build_history(regimen, doses, levels)
     problem = MapProblem(model, typical, history, levels)
     fit = fit_map(problem)
@@ -242,9 +242,12 @@ def _assemble(
     loglinear: LogLinearEstimate | None,
     interval_method: str,
     warnings: list[str],
+    *,
+    a_priori: bool = False,
 ) -> ExposureEstimate:
+    """The estimate at the MAP eta (or eta = 0 when ``a_priori``), with intervals from ``draws``."""
     model, typical, regimen = request.model, request.typical, request.regimen
-    eta = np.array(fit.eta) if fit else np.zeros(len(model.eta_parameters))
+    eta = np.zeros(len(model.eta_parameters)) if a_priori or fit is None else np.array(fit.eta)
     cl, v, ka = individual_parameters(model, typical, eta[None, :])[0]
     params = individual_parameters(model, typical, draws)
     troughs = regimen.dose_mg * unit_troughs(params, regimen.interval_h, model.bioavailability)
@@ -337,7 +340,7 @@ def _fallback(
     else:
         draws = draw_prior(request.model, request.n_draws, request.rng)
         warnings.append("no usable level: a-priori (population) prediction")
-        return _assemble(request, "apriori", None, draws, loglinear, "prior", warnings)
+        return _assemble(request, "apriori", fit, draws, loglinear, "prior", warnings, a_priori=True)
     typical = request.typical
     return ExposureEstimate(
         model_name=request.model.name,

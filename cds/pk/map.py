@@ -73,7 +73,9 @@ def fit_map(problem: MapProblem) -> MapFit:
         evaluations += best[3]
     best, extra = _restart_if_needed(problem, best, sd, bound)
     eta, value, (success, message), _ = best
-    return _result(problem, eta, value, success and not _on_bound(eta, bound), message, evaluations + extra)
+    if _on_bound(eta, bound):
+        success, message = False, f"{message}; estimate on a bound of +-{bound.round(2).tolist()} after widening"
+    return _result(problem, eta, value, success, message, evaluations + extra)
 
 
 Attempt = tuple[np.ndarray, float, tuple[bool, str], int]
