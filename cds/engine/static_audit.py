@@ -237,6 +237,9 @@ class _Searcher:
         self.space = _Space(rule_set)
         self.engine = RuleEngine(rule_set, backend="reference")
         self.rng = random.Random(seed)
+        self.stage_of = rule_set.stage_of
+        self._relevant_cache: dict[tuple[str, ...], list[Rule]] = {}
+        self._options: dict[str, list[list[c.Leaf]]] = {}
 
     def witness(self, targets: Sequence[Rule], hook: str, attempts: int) -> dict[str, c.FactValue] | None:
         if any(self.space.dnfs[r.id] is None for r in targets):
@@ -246,15 +249,44 @@ class _Searcher:
             for rule in targets:
                 leaves += self._pick(rule)
             facts = self._solve(self._expand(leaves, 0))
-            if facts is None:
+            if facts is None or not self._quick_fire(targets, facts):
                 continue
             fired = set(self.engine.evaluate(facts, hook).fired_ids)
             if all(r.id in fired for r in targets):
                 return facts
         return None
 
+    def _quick_fire(self, targets: Sequence[Rule], facts: Mapping[str, c.FactValue]) -> bool:
+        """Cheap pre-check: the targets and the rules deriving what they read, in stage order."""
+        working = dict(facts)
+        for rule in self._relevant(targets):
+            if c.truth(rule.when, working) is True:
+                for d in rule.derive:
+                    value = working.get(d.from_fact) if d.from_fact else d.value
+                    if value is not None and d.fact not in working:
+                        working[d.fact] = value
+        return all(c.truth(r.when, working) is True for r in targets)
+
+    def _relevant(self, targets: Sequence[Rule]) -> list[Rule]:
+        key = tuple(r.id for r in targets)
+        if key not in self._relevant_cache:
+            found: dict[str, Rule] = {}
+            todo = list(targets)
+            while todo:
+                rule = todo.pop()
+                if rule.id in found:
+                    continue
+                found[rule.id] = rule
+                for fact in c.facts_of(rule.when):
+                    todo += [r for r, _ in self.space.derivers.get(fact, ())]
+            self._relevant_cache[key] = sorted(found.values(), key=lambda r: (self.stage_of[r.id], r.id))
+        return self._relevant_cache[key]
+
     def _pick(self, rule: Rule) -> list[c.Leaf]:
-        options = [conj for conj in self.space.dnfs[rule.id] or [] if self.space.consistent(conj)]
+        if rule.id not in self._options:
+            conjuncts = self.space.dnfs[rule.id] or []
+            self._options[rule.id] = [conj for conj in conjuncts if self.space.consistent(conj)]
+        options = self._options[rule.id]
         return list(self.rng.choice(options)) if options else [c.Presence("__never__", True)]
 
     def _expand(self, leaves: list[c.Leaf], depth: int) -> list[c.Leaf]:
