@@ -22,7 +22,9 @@ interval_st = st.sampled_from([12.0, 24.0])
 
 
 def _away_from_equal_rates(cl: float, v: float, ka: float) -> None:
-    """k == ka is handled by a 1e-6 relative nudge (tested separately below), not to 1e-9."""
+    """k == ka is handled by a 1e-6 relative nudge (tested separately below), not to 1e-9.
+
+    Comparisons also allow 1e-9 ng/mL absolute: far below any assay, where cancellation dominates."""
     assume(abs(ka - cl / v) > 1e-4 * ka)
 
 
@@ -59,7 +61,7 @@ def test_steady_state_before_history_equals_closed_form(
     history = _history([(i * tau, dose) for i in range(3)], steady=Regimen(dose, tau))
     t = 2 * tau + frac * tau
     got = simulate(history, cl, v, ka, np.array([t]))[0, 0]
-    assert got == pytest.approx(float(steady_state_conc(dose, tau, cl, v, ka, frac * tau)), rel=1e-9)
+    assert got == pytest.approx(float(steady_state_conc(dose, tau, cl, v, ka, frac * tau)), rel=1e-9, abs=1e-9)
 
 
 @settings(max_examples=40, deadline=None)
@@ -72,7 +74,7 @@ def test_long_regular_history_converges_to_closed_form(cl: float, v: float, ka: 
     history = _history([(i * tau, 300.0) for i in range(n)])
     t = (n - 1) * tau + frac * tau
     got = simulate(history, cl, v, ka, np.array([t]))[0, 0]
-    assert got == pytest.approx(float(steady_state_conc(300.0, tau, cl, v, ka, frac * tau)), rel=1e-8)
+    assert got == pytest.approx(float(steady_state_conc(300.0, tau, cl, v, ka, frac * tau)), rel=1e-8, abs=1e-9)
 
 
 @settings(max_examples=40, deadline=None)
@@ -86,13 +88,15 @@ def test_long_regular_history_converges_to_closed_form(cl: float, v: float, ka: 
 def test_irregular_history_is_the_sum_of_single_doses(
     cl: float, v: float, ka: float, doses: list[tuple[float, float]], t: float
 ) -> None:
-    """Linear kinetics: missed, changed and irregular doses superpose (pk.md 4.3)."""
+    """Linear kinetics: missed, changed and irregular doses superpose (pk.md 4.3).
+
+    rel 1e-8: datetimes round dose times to 1 us, which moves a steep absorption limb by ~1e-9."""
     _away_from_equal_rates(cl, v, ka)
     shift = min(h for h, _ in doses)
     history = _history(doses)
     got = simulate(history, cl, v, ka, np.array([t - shift]))[0, 0] if t >= shift else 0.0
     expected = sum(float(single_dose_conc(mg, cl, v, ka, t - h)) for h, mg in doses if h < t)
-    assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    assert got == pytest.approx(expected, rel=1e-8, abs=1e-9)
 
 
 def test_missed_dose_lowers_the_next_trough_by_one_dose_contribution() -> None:
