@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ class Outcome:
     pk: PkStep
     decision: Decision
     cards: list[dict[str, Any]]
+    service_warnings: tuple[str, ...] = ()  # e.g. prefetch keys that could not be had
 
     @property
     def response(self) -> dict[str, Any]:
@@ -61,7 +62,7 @@ class Outcome:
                 "steps": [s.text for s in d.dose.steps],
             },
             "dose_history": {"source": self.record.dose_source, "note": self.record.dose_note},
-            "warnings": [*self.record.warnings, *self.pk.warnings, *d.warnings],
+            "warnings": [*self.service_warnings, *self.record.warnings, *self.pk.warnings, *d.warnings],
         }
         if self.pk.summary is not None:
             trace["pk"] = self.pk.summary
@@ -85,7 +86,9 @@ class Pipeline:
         self.terminology = load_terminology(rules_dir / "terminology")
         self.explain_url = explain_url
 
-    def run(self, raw: bytes | str | Mapping[str, Any], *, now: datetime | None = None) -> Outcome:
+    def run(
+        self, raw: bytes | str | Mapping[str, Any], *, now: datetime | None = None, extra_warnings: Sequence[str] = ()
+    ) -> Outcome:
         request = parse_request(raw if not isinstance(raw, Mapping) else dict(raw))
         now = now or datetime.now(UTC)
         record = extract_record(
@@ -103,7 +106,7 @@ class Pipeline:
             pk_lines=pk.lines,
             explain_url=self.explain_url(request.hook_instance) if self.explain_url and decision.cards else None,
         )
-        return Outcome(request, record, pk, decision, build_cards(decision, context))
+        return Outcome(request, record, pk, decision, build_cards(decision, context), tuple(extra_warnings))
 
 
 def _fact_lines(record: PatientRecord) -> dict[str, str]:

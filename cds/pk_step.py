@@ -26,6 +26,7 @@ class PkStep:
     estimate: ExposureEstimate | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
     warnings: Sequence[str] = ()
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # plain inputs, so a plot can be redrawn later
 
     @property
     def summary(self) -> dict[str, Any] | None:
@@ -46,6 +47,7 @@ class PkStep:
             "loglinear_cmin": e.loglinear.cmin_ng_ml if e.loglinear else None,
             "proposed_daily_mg": e.proposed_daily_mg,
             "out_of_domain": e.out_of_domain,
+            "inputs": dict(self.inputs),
             "dose_table": [
                 {
                     "daily_mg": o.daily_mg,

@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -42,6 +43,8 @@ def _optional_areas() -> list[ModuleType]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly, as other Unix tools do
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

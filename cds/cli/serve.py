@@ -1,23 +1,68 @@
-"""``imatinib-cds serve``: the HTTP service is not built yet; say so and fail rather than pretend."""
+"""``imatinib-cds serve``: run the CDS Hooks service under uvicorn."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
-EXIT_NOT_BUILT = 3
+LOOPBACK = "127.0.0.1"
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("serve", help="run the CDS Hooks service (not built yet)")
+    parser = sub.add_parser("serve", help="run the CDS Hooks service")
+    parser.add_argument("--config", type=Path, help="YAML configuration (see cds/service/config.py)")
+    parser.add_argument("--host", help="bind address (default from the configuration: 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default from the configuration: 8080)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (share the audit database)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(
-        "imatinib-cds: the CDS Hooks HTTP service is not built yet (issue 4); "
-        "use `imatinib-cds rules check|test` meanwhile.",
-        file=sys.stderr,
+    import uvicorn
+
+    from cds.service.config import load_config
+
+    if args.config:
+        os.environ["IMATINIB_CDS_CONFIG"] = str(args.config.resolve())
+    if args.host:
+        os.environ["IMATINIB_CDS_HOST"] = args.host
+    if args.port:
+        os.environ["IMATINIB_CDS_PORT"] = str(args.port)
+    config = load_config()
+    host = config.host
+    if not config.trusted_clients and not _is_loopback(host):
+        print(
+            f"imatinib-cds: no trusted clients configured, so client authentication is off; "
+            f"binding to {LOOPBACK} instead of {host}",
+            file=sys.stderr,
+        )
+        host = LOOPBACK
+    elif not config.trusted_clients:
+        print(
+            "imatinib-cds: warning: no trusted clients configured: client JWTs are not checked (loopback only)",
+            file=sys.stderr,
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        "cds.service.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=config.port,
+        workers=args.workers,
+        log_level="info",
     )
-    return EXIT_NOT_BUILT
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

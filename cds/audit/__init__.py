@@ -1,0 +1,5 @@
+"""Tamper-evident audit log: every decision and every feedback, hash-chained, append-only."""
+
+from cds.audit.store import AuditStore, ChainReport, canonical_json, request_digest
+
+__all__ = ["AuditStore", "ChainReport", "canonical_json", "request_digest"]

@@ -1,0 +1,207 @@
+"""The audit store: append, look up, export and verify the hash chain."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cds.audit.tables import cards, entries, head, metadata, used_jtis
+
+GENESIS = "0" * 64
+DEFAULT_URL = "sqlite:///var/audit.sqlite3"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def request_digest(request: Mapping[str, Any]) -> str:
+    """sha256 of the request with the FHIR access token removed (it is transient and never stored)."""
+    clean = copy.deepcopy(dict(request))
+    auth = clean.get("fhirAuthorization")
+    if isinstance(auth, dict):
+        auth.pop("access_token", None)
+    return hashlib.sha256(canonical_json(clean).encode()).hexdigest()
+
+
+def _entry_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    fields = {k: row[k] for k in ("seq", "kind", "hook_instance", "service_id", "created_at", "payload")}
+    return hashlib.sha256(f"{prev_hash}\n{canonical_json(fields)}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    entries: int
+    first_broken_seq: int | None = None
+    reason: str = ""
+
+
+class AuditStore:
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        metadata.create_all(self.engine)
+        self._ensure_head()
+
+    def _ensure_head(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(head.c.id)).first() is None:
+                    conn.execute(insert(head).values(id=1, seq=0, entry_hash=GENESIS))
+        except IntegrityError:
+            pass  # another worker created it first
+
+    # --- appending -------------------------------------------------------------------------------
+
+    def append(
+        self,
+        kind: str,
+        hook_instance: str,
+        service_id: str,
+        payload: Mapping[str, Any],
+        card_uuids: tuple[str, ...] = (),
+    ) -> int:
+        """Append one entry; returns its sequence number once it is committed."""
+        with self.engine.begin() as conn:
+            seq, prev = conn.execute(
+                select(head.c.seq, head.c.entry_hash).where(head.c.id == 1).with_for_update()
+            ).one()
+            row = {
+                "seq": seq + 1,
+                "kind": kind,
+                "hook_instance": hook_instance,
+                "service_id": service_id,
+                "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "payload": canonical_json(payload),
+            }
+            digest = _entry_hash(prev, row)
+            conn.execute(insert(entries).values(**row, prev_hash=prev, entry_hash=digest))
+            conn.execute(update(head).where(head.c.id == 1).values(seq=seq + 1, entry_hash=digest))
+            if card_uuids:
+                # a retried hookInstance shows the same cards again: they now point at the latest decision
+                conn.execute(delete(cards).where(cards.c.card_uuid.in_(card_uuids)))
+                conn.execute(
+                    insert(cards),
+                    [{"card_uuid": u, "hook_instance": hook_instance, "seq": seq + 1} for u in card_uuids],
+                )
+        return int(seq + 1)
+
+    # --- replay protection (the JtiStore protocol of cds.service.auth) ---------------------------
+
+    def claim(self, jti: str, iss: str, expires_at: datetime) -> bool:
+        now = datetime.now(UTC).timestamp()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(used_jtis).where(used_jtis.c.expires_at < now))
+                conn.execute(insert(used_jtis).values(jti=jti, iss=iss, expires_at=expires_at.timestamp()))
+        except IntegrityError:
+            return False
+        return True
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def decision(self, hook_instance: str) -> dict[str, Any] | None:
+        """The latest decision recorded for a hookInstance, with its chain position."""
+        query = (
+            select(entries)
+            .where(entries.c.hook_instance == hook_instance, entries.c.kind == "decision")
+            .order_by(entries.c.seq.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _decoded(row) if row else None
+
+    def card(self, card_uuid: str) -> tuple[str, int] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(cards.c.hook_instance, cards.c.seq).where(cards.c.card_uuid == card_uuid)).first()
+        return (str(row[0]), int(row[1])) if row else None
+
+    def feedback_for(self, hook_instance: str) -> list[dict[str, Any]]:
+        query = (
+            select(entries)
+            .where(entries.c.hook_instance == hook_instance, entries.c.kind == "feedback")
+            .order_by(entries.c.seq)
+        )
+        with self.engine.connect() as conn:
+            return [_decoded(r) for r in conn.execute(query).mappings()]
+
+    def export(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        query = select(entries).order_by(entries.c.seq)
+        if since is not None:
+            query = query.where(entries.c.created_at >= since.astimezone(UTC).isoformat(timespec="microseconds"))
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                yield _decoded(row)
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(head.c.seq).where(head.c.id == 1)).scalar_one())
+
+    def verify(self) -> ChainReport:
+        """Recompute the chain; names the first entry whose content, link or position does not hold."""
+        prev, expected_seq, count = GENESIS, 1, 0
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(entries).order_by(entries.c.seq)).mappings():
+                problem = _broken(row, prev, expected_seq)
+                if problem:
+                    return ChainReport(False, count, int(row["seq"]), problem)
+                prev, expected_seq, count = row["entry_hash"], expected_seq + 1, count + 1
+            head_seq, head_hash = conn.execute(select(head.c.seq, head.c.entry_hash)).one()
+        if (head_seq, head_hash) != (count, prev):
+            return ChainReport(
+                False, count, count + 1, "the chain head does not match the last entry (entries removed)"
+            )
+        return ChainReport(True, count)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _broken(row: Mapping[Any, Any], prev: str, expected_seq: int) -> str:
+    if row["seq"] != expected_seq:
+        return f"expected entry {expected_seq} but found {row['seq']} (entries removed or reordered)"
+    if row["prev_hash"] != prev:
+        return "its link to the previous entry is broken"
+    if _entry_hash(prev, row) != row["entry_hash"]:
+        return "its content was changed after it was written"
+    return ""
+
+
+def _decoded(row: Mapping[Any, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["payload"] = json.loads(row["payload"])
+    return out
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # a committed decision survives a crash of the process
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: appends form one chain
+
+    return engine

@@ -1,0 +1,50 @@
+"""Database tables of the audit store (SQLAlchemy Core; SQLite by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+# One chain for decisions and feedback: entry_hash = sha256(prev_hash + canonical entry).
+entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),  # decision | feedback
+    Column("hook_instance", String(128), nullable=False),
+    Column("service_id", String(128), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
+Index("ix_audit_entries_hook_instance", entries.c.hook_instance)
+Index("ix_audit_entries_created_at", entries.c.created_at)
+
+# The chain head, one row; appends lock it so concurrent writers (threads, workers) form one chain.
+head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
+
+# Card uuid -> the decision that showed it, so feedback links to its card.
+cards = Table(
+    "audit_cards",
+    metadata,
+    Column("card_uuid", String(64), primary_key=True),
+    Column("hook_instance", String(128), nullable=False),
+    Column("seq", Integer, nullable=False),
+)
+
+# JWT ids already used, kept until they expire: replay protection shared by every worker.
+used_jtis = Table(
+    "used_jtis",
+    metadata,
+    Column("iss", String(512), primary_key=True),  # a jti is unique per issuer
+    Column("jti", String(512), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+)

@@ -1,0 +1,128 @@
+"""Service configuration: a YAML file (``--config`` or IMATINIB_CDS_CONFIG) overridden by environment variables.
+
+| setting | env | default |
+|---|---|---|
+| public_base_url | IMATINIB_CDS_PUBLIC_URL | http://127.0.0.1:8080 |
+| rules_dir | IMATINIB_CDS_RULES | the shipped rules/ |
+| database_url | IMATINIB_CDS_DATABASE_URL | sqlite:///var/audit.sqlite3 |
+| cors_origins | IMATINIB_CDS_CORS_ORIGINS (comma separated) | none |
+| trusted_clients | (file only) | none: the server then binds to loopback only |
+| host, port | IMATINIB_CDS_HOST, IMATINIB_CDS_PORT | 127.0.0.1, 8080 |
+| max_body_bytes | IMATINIB_CDS_MAX_BODY_BYTES | 5000000 |
+| link_secret_file | IMATINIB_CDS_LINK_SECRET_FILE | var/link-secret (created 0600 on first use) |
+| fetch_budget_s | IMATINIB_CDS_FETCH_BUDGET_S | 1.5 |
+| fhir_servers | IMATINIB_CDS_FHIR_SERVERS (comma separated) | none: missing prefetch is never fetched |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cds.errors import CdsError
+
+SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+class ConfigError(CdsError):
+    code = "config"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    iss: str
+    jwks_file: str | None = None
+    jku_allowlist: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    public_base_url: str = "http://127.0.0.1:8080"
+    rules_dir: Path = SHIPPED_RULES
+    database_url: str = "sqlite:///var/audit.sqlite3"
+    cors_origins: tuple[str, ...] = ()
+    trusted_clients: tuple[ClientConfig, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 5_000_000
+    link_secret_file: Path = Path("var/link-secret")
+    link_ttl_s: int = 7 * 24 * 3600
+    fetch_budget_s: float = 1.5
+    fhir_servers: tuple[str, ...] = ()  # base URLs the service may fetch missing prefetch from (SSRF guard)
+    jwt_leeway_s: float = 5.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return self.public_base_url.rstrip("/")
+
+    def may_fetch_from(self, fhir_server: object) -> bool:
+        return isinstance(fhir_server, str) and fhir_server.rstrip("/") in {s.rstrip("/") for s in self.fhir_servers}
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "IMATINIB_CDS_PUBLIC_URL": ("public_base_url", str),
+    "IMATINIB_CDS_RULES": ("rules_dir", Path),
+    "IMATINIB_CDS_DATABASE_URL": ("database_url", str),
+    "IMATINIB_CDS_CORS_ORIGINS": ("cors_origins", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
+    "IMATINIB_CDS_HOST": ("host", str),
+    "IMATINIB_CDS_PORT": ("port", int),
+    "IMATINIB_CDS_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "IMATINIB_CDS_LINK_SECRET_FILE": ("link_secret_file", Path),
+    "IMATINIB_CDS_FETCH_BUDGET_S": ("fetch_budget_s", float),
+    "IMATINIB_CDS_FHIR_SERVERS": ("fhir_servers", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
+}
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> ServiceConfig:
+    env = os.environ if env is None else env
+    path = path or (Path(env["IMATINIB_CDS_CONFIG"]) if env.get("IMATINIB_CDS_CONFIG") else None)
+    config = _from_file(path) if path else ServiceConfig()
+    for name, (attr, parse) in _ENV.items():
+        if env.get(name):
+            try:
+                config = replace(config, **{attr: parse(env[name])})
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from exc
+    return config
+
+
+def _from_file(path: Path) -> ServiceConfig:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    known = {f for f in ServiceConfig.__dataclass_fields__ if f != "extra"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    clients = tuple(_client(path, c) for c in raw.pop("trusted_clients", []) or [])
+    for key in ("rules_dir", "link_secret_file"):
+        if key in raw:
+            raw[key] = (path.parent / raw[key]).resolve()
+    for key in ("cors_origins", "fhir_servers"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
+    return ServiceConfig(**raw, trusted_clients=clients)
+
+
+def _client(path: Path, raw: Any) -> ClientConfig:
+    if not isinstance(raw, dict) or not isinstance(raw.get("iss"), str):
+        raise ConfigError(f"{path}: each trusted client needs an 'iss'")
+    jwks = raw.get("jwks_file")
+    if not jwks and not raw.get("jku_allowlist"):
+        raise ConfigError(f"{path}: client {raw['iss']} needs 'jwks_file' or 'jku_allowlist'")
+    return ClientConfig(
+        iss=raw["iss"],
+        jwks_file=str((path.parent / jwks).resolve()) if jwks else None,
+        jku_allowlist=tuple(raw.get("jku_allowlist") or ()),
+        tenants=tuple(raw.get("tenants") or ()),
+    )

@@ -1,0 +1,58 @@
+"""What the audit log keeps for each call: enough to show, for any card ever shown, exactly why."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cds.audit import request_digest
+from cds.pipeline import Outcome
+
+
+def decision_payload(
+    *,
+    service: str,
+    hook: str,
+    received: datetime,
+    client: dict[str, Any] | None,
+    request: dict[str, Any] | None,
+    status: str,
+    http_status: int,
+    latency_ms: float,
+    outcome: Outcome | None = None,
+    error: str | None = None,
+    fetched: tuple[str, ...] = (),
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "service": service,
+        "hook": hook,
+        "received": received.isoformat(),
+        "client": client or {},
+        "request_digest": request_digest(request) if request is not None else None,
+        "status": status,
+        "http_status": http_status,
+        "latency_ms": round(latency_ms, 2),
+        "prefetch_fetched": list(fetched),
+    }
+    if outcome is not None:
+        trace = outcome.trace()
+        payload.update(
+            {
+                "patient_ref": outcome.request.patient_id,
+                "ruleset": trace["ruleset"],
+                "facts": trace["facts"],
+                "fact_sources": trace["sources"],
+                "fired": trace["fired"],
+                "dose": trace["dose"],
+                "dose_history": trace["dose_history"],
+                "pk": trace.get("pk"),
+                "warnings": trace["warnings"],
+                "cards": outcome.cards,
+            }
+        )
+    if body is not None and outcome is None:
+        payload["response"] = body
+    if error:
+        payload["error"] = error
+    return payload

@@ -1,0 +1,385 @@
+"""HTTP handlers: discovery, service calls, feedback, health. Every call leaves one audit entry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from jsonschema import Draft202012Validator
+from starlette.concurrency import run_in_threadpool
+
+from cds.cards.schema import feedback_schema, request_schema
+from cds.errors import InvalidInput, MissingPrefetch
+from cds.service.discovery import ESSENTIAL, discovery_document, hook_of, prefetch_for, resource_type
+from cds.service.outcome import operation_outcome, unauthorized
+from cds.service.records import decision_payload
+from cds.service.state import ServiceState
+
+log = logging.getLogger("cds.service")
+router = APIRouter()
+_FEEDBACK = Draft202012Validator(feedback_schema())
+_REQUEST = Draft202012Validator(request_schema())
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def state_of(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput("$", f"the body is not JSON ({exc})") from exc
+
+
+async def authenticate(request: Request, state: ServiceState) -> dict[str, Any] | None | Response:
+    """The client identity; a bare 401 response on failure; None when no clients are configured (loopback)."""
+    if state.authenticator is None:
+        return None
+    audience = state.config.base + request.url.path
+    try:
+        identity = await run_in_threadpool(state.authenticator.verify, request.headers.get("authorization"), audience)
+    except Exception as exc:  # AuthError, and anything a key fetch raises: never tell the caller why
+        log.warning("401 on %s: %s", request.url.path, exc)
+        return unauthorized()
+    return {"iss": identity.iss, "tenant": identity.tenant, "jti": identity.jti}
+
+
+@router.get("/cds-services")
+async def discovery(request: Request) -> Response:
+    state = state_of(request)
+    client = await authenticate(request, state)
+    if isinstance(client, Response):
+        return client
+    pipeline = state.pipeline
+    return JSONResponse(discovery_document(pipeline.rule_set, pipeline.terminology))
+
+
+@router.post("/cds-services/{service_id}")
+async def call_service(service_id: str, request: Request) -> Response:
+    state, started, received = state_of(request), time.perf_counter(), datetime.now(UTC)
+    hook = hook_of(service_id)
+    if hook is None:
+        return operation_outcome(404, f"no CDS service {service_id!r}; see GET /cds-services")
+    client = await authenticate(request, state)
+    if isinstance(client, Response):
+        await _audit(
+            state,
+            "unknown",
+            service_id,
+            decision_payload(
+                service=service_id,
+                hook=hook,
+                received=received,
+                client=None,
+                request=None,
+                status="unauthorized",
+                http_status=401,
+                latency_ms=_ms(started),
+            ),
+        )
+        return client
+    return await _decide(state, service_id, hook, request, client, started, received)
+
+
+async def _decide(
+    state: ServiceState,
+    service_id: str,
+    hook: str,
+    request: Request,
+    client: dict[str, Any] | None,
+    started: float,
+    received: datetime,
+) -> Response:
+    body: Any = None
+    hook_instance = "unknown"
+    pipeline = state.pipeline  # one rule set for the whole call, even if a reload swaps it meanwhile
+    fetched: tuple[str, ...] = ()
+    try:
+        body = await read_json(request, state.config.max_body_bytes)
+        hook_instance = _hook_instance(body)
+        _check_envelope(body)
+        if body.get("hook") != hook:
+            raise InvalidInput("hook", f"service {service_id} answers {hook!r}, not {body.get('hook')!r}")
+        body, fetched, prefetch_warnings = await _complete_prefetch(request, state, pipeline, hook, body)
+        outcome = await run_in_threadpool(pipeline.run, body, extra_warnings=prefetch_warnings)
+    except BodyTooLarge:
+        return await _refuse(
+            state,
+            service_id,
+            hook,
+            received,
+            client,
+            None,
+            hook_instance,
+            started,
+            413,
+            operation_outcome(413, f"request body larger than {state.config.max_body_bytes} bytes"),
+        )
+    except InvalidInput as exc:
+        return await _refuse(
+            state,
+            service_id,
+            hook,
+            received,
+            client,
+            body,
+            hook_instance,
+            started,
+            400,
+            operation_outcome(400, exc.message, [exc.path]),
+        )
+    except MissingPrefetch as exc:
+        return await _refuse(
+            state,
+            service_id,
+            hook,
+            received,
+            client,
+            body,
+            hook_instance,
+            started,
+            412,
+            operation_outcome(412, str(exc), [f"prefetch.{k}" for k in exc.keys]),
+        )
+    except Exception:
+        log.exception("500 on %s hookInstance %s", service_id, hook_instance)
+        return await _refuse(
+            state,
+            service_id,
+            hook,
+            received,
+            client,
+            body,
+            hook_instance,
+            started,
+            500,
+            operation_outcome(500, "internal error: no decision was made; it has been logged"),
+        )
+    payload = decision_payload(
+        service=service_id,
+        hook=hook,
+        received=received,
+        client=client,
+        request=body,
+        status="ok",
+        http_status=200,
+        latency_ms=_ms(started),
+        outcome=outcome,
+        fetched=fetched,
+    )
+    card_ids = tuple(c["uuid"] for c in outcome.cards)
+    if not await _audit(state, outcome.request.hook_instance, service_id, payload, card_ids):
+        return operation_outcome(503, "the audit log is unavailable; no advice is given without a record")
+    log.info(
+        "200 %s hookInstance %s cards=%d %.1f ms",
+        service_id,
+        outcome.request.hook_instance,
+        len(outcome.cards),
+        _ms(started),
+    )
+    return JSONResponse(outcome.response)
+
+
+async def _complete_prefetch(
+    request: Request, state: ServiceState, pipeline: Any, hook: str, body: Any
+) -> tuple[Any, tuple[str, ...], tuple[str, ...]]:
+    """Fill what the client did not send: essential data or 412; optional data fetched if possible."""
+    if not isinstance(body, dict):
+        return body, (), ()
+    templates = prefetch_for(pipeline.rule_set, pipeline.terminology, hook)
+    raw = body.get("prefetch")
+    given: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    have = _resource_types(given)
+    # key names are a request, not a contract: data that arrived under another key counts
+    missing = {k: t for k, t in templates.items() if not _usable(given.get(k)) and resource_type(t) not in have}
+    if not missing:
+        return body, (), ()
+    essential = {k: t for k, t in missing.items() if k in ESSENTIAL}
+    optional = {k: t for k, t in missing.items() if k not in ESSENTIAL}
+    results = await asyncio.gather(
+        *(_fetch(request, state, body, part) for part in (essential, optional) if part), return_exceptions=True
+    )
+    prefetch, fetched, warnings = dict(given), [], []
+    for part, result in zip([p for p in (essential, optional) if p], results, strict=True):
+        if isinstance(result, MissingPrefetch):
+            if part is essential:
+                raise result
+            warnings += [f"prefetch.{k} was not sent and could not be fetched: not considered" for k in result.keys]
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            prefetch.update({k: v for k, v in result.prefetch.items() if k in part})
+            fetched += list(result.fetched)
+            warnings += list(result.warnings)
+    return dict(body, prefetch=prefetch), tuple(fetched), tuple(warnings)
+
+
+async def _fetch(request: Request, state: ServiceState, body: dict[str, Any], templates: dict[str, str]) -> Any:
+    from cds.service.prefetch import complete_prefetch
+
+    if not state.config.may_fetch_from(body.get("fhirServer")):
+        # only FHIR servers the operator listed are ever contacted
+        raise MissingPrefetch(sorted(templates))
+    only = dict(body, prefetch={k: v for k, v in (body.get("prefetch") or {}).items() if k in templates})
+    return await complete_prefetch(only, templates, client=request.app.state.http, budget_s=state.config.fetch_budget_s)
+
+
+def _resource_types(prefetch: dict[str, Any]) -> set[str]:
+    found = set()
+    for value in prefetch.values():
+        if _usable(value):
+            found.add(value["resourceType"])
+            for entry in value.get("entry") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                    found.add(str(entry["resource"].get("resourceType")))
+    return found
+
+
+def _check_envelope(body: Any) -> None:
+    """hook, hookInstance and context first: nothing is fetched for a request that cannot be understood."""
+    error = next(iter(sorted(_REQUEST.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))), None)
+    if error is not None:
+        path = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "required":
+            missing = next(
+                (k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance), ""
+            )
+            path = f"{path}.{missing}".lstrip(".")
+        raise InvalidInput(path or "$", error.message)
+
+
+def _usable(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("resourceType") not in (None, "OperationOutcome")
+
+
+async def _refuse(
+    state: ServiceState,
+    service_id: str,
+    hook: str,
+    received: datetime,
+    client: dict[str, Any] | None,
+    body: Any,
+    hook_instance: str,
+    started: float,
+    status: int,
+    response: JSONResponse,
+) -> Response:
+    log.info("%d %s hookInstance %s", status, service_id, hook_instance)
+    payload = decision_payload(
+        service=service_id,
+        hook=hook,
+        received=received,
+        client=client,
+        request=body if isinstance(body, dict) else None,
+        status=f"http-{status}",
+        http_status=status,
+        latency_ms=_ms(started),
+        body=json.loads(bytes(response.body)),
+    )
+    if not await _audit(state, hook_instance, service_id, payload):
+        return operation_outcome(503, "the audit log is unavailable")
+    return response
+
+
+async def _audit(
+    state: ServiceState, hook_instance: str, service_id: str, payload: dict[str, Any], card_ids: tuple[str, ...] = ()
+) -> bool:
+    try:
+        await run_in_threadpool(state.audit.append, "decision", hook_instance, service_id, payload, card_ids)
+    except Exception:
+        log.exception("audit write failed for hookInstance %s", hook_instance)
+        return False
+    return True
+
+
+@router.post("/cds-services/{service_id}/feedback")
+async def feedback(service_id: str, request: Request) -> Response:
+    state = state_of(request)
+    if hook_of(service_id) is None:
+        return operation_outcome(404, f"no CDS service {service_id!r}")
+    client = await authenticate(request, state)
+    if isinstance(client, Response):
+        return client
+    try:
+        body = await read_json(request, state.config.max_body_bytes)
+        items = _checked_feedback(body, state)
+    except BodyTooLarge:
+        return operation_outcome(413, f"request body larger than {state.config.max_body_bytes} bytes")
+    except InvalidInput as exc:
+        return operation_outcome(400, exc.message, [exc.path])
+    for item, (hook_instance, seq) in items:
+        payload = {"service": service_id, "client": client or {}, "decision_seq": seq, "feedback": item}
+        try:
+            await run_in_threadpool(state.audit.append, "feedback", hook_instance, service_id, payload)
+        except Exception:
+            log.exception("audit write failed for feedback on hookInstance %s", hook_instance)
+            return operation_outcome(503, "the audit log is unavailable; feedback not recorded")
+    return JSONResponse({"recorded": len(items)})
+
+
+def _checked_feedback(body: Any, state: ServiceState) -> list[tuple[dict[str, Any], tuple[str, int]]]:
+    error = next(iter(sorted(_FEEDBACK.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))), None)
+    if error is not None:
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+        raise InvalidInput(path or "$", error.message)
+    items = []
+    for i, item in enumerate(body["feedback"]):
+        found = state.audit.card(item["card"])
+        if found is None:
+            raise InvalidInput(f"feedback[{i}].card", f"no card {item['card']} was issued by this service")
+        items.append((item, found))
+    return items
+
+
+@router.get("/health")
+async def health(request: Request) -> Response:
+    """Evaluates a canary case through the current rule set and touches the audit database."""
+    state = state_of(request)
+    pipeline = state.pipeline
+    try:
+        decision = await run_in_threadpool(
+            pipeline.engine.evaluate,
+            {"renal.crcl": 30.0, "regimen.new_start": True, "regimen.daily_mg": 400.0, "regimen.interval_h": 24.0},
+            "order-sign",
+        )
+        entries = await run_in_threadpool(state.audit.count)
+    except Exception:
+        log.exception("health check failed")
+        return JSONResponse({"status": "failing"}, status_code=503)
+    healthy = decision.dose.action == "change" and decision.dose.daily_mg == 200
+    body = {
+        "status": "ok" if healthy else "failing",
+        "ruleset": {"version": pipeline.rule_set.version, "digest": pipeline.rule_set.digest},
+        "audit_entries": entries,
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+def _hook_instance(body: Any) -> str:
+    value = body.get("hookInstance") if isinstance(body, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 128 else "unknown"
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

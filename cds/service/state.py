@@ -1,0 +1,53 @@
+"""What the running service holds: config, the current pipeline (swapped atomically on reload), audit, auth."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from cds.audit import AuditStore
+from cds.errors import CdsError, RuleLoadError
+from cds.pipeline import Pipeline
+from cds.service.config import ServiceConfig
+from cds.web.links import LinkSigner
+
+log = logging.getLogger("cds.service")
+
+
+@dataclass
+class ServiceState:
+    config: ServiceConfig
+    pipeline: Pipeline
+    audit: AuditStore
+    signer: LinkSigner
+    authenticator: Any | None = None  # cds.service.auth.ClientAuthenticator when clients are trusted
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def explain_url(self, hook_instance: str) -> str:
+        return f"{self.config.base}/explain/{hook_instance}?token={self.signer.token(hook_instance)}"
+
+    def reload_rules(self) -> bool:
+        """Validate and compile the rule files anew, then swap; an invalid set is refused and the old one serves."""
+        with self.reload_lock:
+            try:
+                fresh = Pipeline(self.config.rules_dir, explain_url=self.explain_url)
+            except RuleLoadError as exc:
+                log.error("rule reload refused; still serving %s", self.pipeline.rule_set.version)
+                for diagnostic in exc.diagnostics:
+                    log.error("  %s", diagnostic)
+                return False
+            except CdsError as exc:
+                log.error("rule reload refused (%s); still serving %s", exc, self.pipeline.rule_set.version)
+                return False
+            old = self.pipeline.rule_set
+            self.pipeline = fresh  # a single reference assignment: requests see the old or the new set
+            log.info(
+                "rules reloaded: %s (%s) -> %s (%s)",
+                old.version,
+                old.digest[:12],
+                fresh.rule_set.version,
+                fresh.rule_set.digest[:12],
+            )
+            return True

@@ -1,0 +1,1 @@
+"""Explanation pages, the rule catalogue and concentration-time plots for reviewers."""
