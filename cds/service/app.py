@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -33,13 +32,9 @@ def create_app(config: ServiceConfig, *, audit: AuditStore | None = None, instal
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.http = httpx.AsyncClient(follow_redirects=False)
         if install_sighup and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=state.reload_rules, daemon=True).start())
-        try:
-            yield
-        finally:
-            await app.state.http.aclose()
+        yield
 
     app = FastAPI(
         title="imatinib-cds",

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from jsonschema import Draft202012Validator
@@ -242,7 +243,9 @@ async def _fetch(request: Request, state: ServiceState, body: dict[str, Any], te
         # only FHIR servers the operator listed are ever contacted
         raise MissingPrefetch(sorted(templates))
     only = dict(body, prefetch={k: v for k, v in (body.get("prefetch") or {}).items() if k in templates})
-    return await complete_prefetch(only, templates, client=request.app.state.http, budget_s=state.config.fetch_budget_s)
+    # a client per call: no cookies carried from one EHR session to the next, no proxies from the environment
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        return await complete_prefetch(only, templates, client=client, budget_s=state.config.fetch_budget_s)
 
 
 def _resource_types(prefetch: dict[str, Any]) -> set[str]:
@@ -270,7 +273,11 @@ def _check_envelope(body: Any) -> None:
 
 
 def _usable(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("resourceType") not in (None, "OperationOutcome")
+    """A resource we can use as sent; a Bundle with a `next` link is a first page and must be completed."""
+    if not isinstance(value, dict) or value.get("resourceType") in (None, "OperationOutcome"):
+        return False
+    links = value.get("link") if value.get("resourceType") == "Bundle" else None
+    return not any(isinstance(link, dict) and link.get("relation") == "next" for link in links or [])
 
 
 async def _refuse(
