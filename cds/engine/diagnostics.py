@@ -24,6 +24,8 @@ CODES = {
     "E016": "unknown placeholder in a card template",
     "E017": "hit policy 'first' over rules that run in different stages",
     "E018": "rule test that names an unknown rule or fact",
+    "E019": "rule that no recommendation of rules/guideline-map.yaml cites",
+    "E020": "guideline-map recommendation with neither rules nor a reason, or naming an unknown rule",
 }
 
 

@@ -80,18 +80,28 @@ def check_rules(path: Path) -> tuple[RuleSet | None, list[Diagnostic]]:
     if any(d.severity == "error" for d in diagnostics):
         return None, sorted(diagnostics)
     active = [rule for f in files if f.meta.status == "active" for rule in f.rules]
-    return (
-        RuleSet(
-            root=str(root),
-            vocabulary=vocabulary,
-            policy=policy,
-            files=tuple(files),
-            digest=_digest(root, texts),
-            version="+".join(f"{f.meta.id}@{f.meta.version}" for f in files if f.meta.status == "active"),
-            stage_of=stages(active),
-        ),
-        sorted(diagnostics),
+    rule_set = RuleSet(
+        root=str(root),
+        vocabulary=vocabulary,
+        policy=policy,
+        files=tuple(files),
+        digest=_digest(root, texts),
+        version="+".join(f"{f.meta.id}@{f.meta.version}" for f in files if f.meta.status == "active"),
+        stage_of=stages(active),
     )
+    traced = _trace_problems(rule_set, root, path)
+    if any(d.severity == "error" for d in traced):
+        return None, sorted(diagnostics + traced)
+    return rule_set, sorted(diagnostics + traced)
+
+
+def _trace_problems(rule_set: RuleSet, root: Path, path: Path) -> list[Diagnostic]:
+    """E019/E020 against rules/guideline-map.yaml, when the whole rule directory is checked and has a map."""
+    from cds.engine.trace import MAP_FILE, check_trace
+
+    if path.is_file() or not (root / MAP_FILE).is_file():
+        return []
+    return check_trace(rule_set)
 
 
 def load_rules(path: Path) -> RuleSet:

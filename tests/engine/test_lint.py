@@ -33,7 +33,25 @@ def test_every_code_except_test_failures_has_an_invalid_file() -> None:
     from cds.engine.diagnostics import CODES
 
     covered = set().union(*(expected_codes(p) for p in CASES))
-    assert covered == set(CODES) - {"E015"}  # E015 is reported by `rules test` (test_cli.py)
+    # E015 is reported by `rules test` (test_cli.py); E019/E020 need a guideline map (below)
+    assert covered == set(CODES) - {"E015", "E019", "E020"}
+
+
+def test_guideline_map_problems_fail_the_check(tmp_path: Path) -> None:
+    root = make_rules_root(tmp_path, FEATURES)
+    (root / "guideline-map.yaml").write_text(
+        "version: 1\n"
+        "sources:\n  FX: {title: fixture}\n"
+        "recommendations:\n"
+        "  - {id: FX-1, source: FX, level: local-policy, statement: covers two rules, rules: [FX-ANY-001, FX-NOT-001]}\n"
+        "  - {id: FX-2, source: FX, level: local-policy, statement: names nothing}\n"
+        "  - {id: FX-3, source: FX, level: local-policy, statement: a ghost, rules: [FX-GHOST-001]}\n"
+    )
+    rule_set, diagnostics = check_rules(root)
+    assert rule_set is None
+    codes = [d.code for d in diagnostics]
+    assert codes.count("E019") == 4  # FX-IN-001, FX-NOTIN-001, FX-STAGE-001, FX-GT-001 are cited by nothing
+    assert codes.count("E020") == 2  # FX-2 has neither rules nor a reason; FX-3 names an unknown rule
 
 
 def test_one_file_with_several_problems_reports_all_with_lines(tmp_path: Path) -> None:
