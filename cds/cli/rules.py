@@ -31,8 +31,10 @@ def register(sub: Any) -> None:
     schema = commands.add_parser("schema", help="print the JSON Schema of rule files (for editors)")
     schema.set_defaults(func=run_schema)
 
-    show = commands.add_parser("show", help="print one rule as written, with its file and ruleset")
-    show.add_argument("rule_id")
+    show = commands.add_parser("show", help="print one rule as written, or --all --markdown for the committee")
+    show.add_argument("rule_id", nargs="?")
+    show.add_argument("--all", action="store_true", help="every active rule (with --markdown: docs/rules.md)")
+    show.add_argument("--markdown", action="store_true", help="the catalogue as markdown, with evidence and tests")
     show.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     show.set_defaults(func=run_show)
 
@@ -101,6 +103,18 @@ def run_schema(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     rule_set = load_rules(args.rules)
+    if args.all:
+        from cds.engine.catalogue import render_catalogue
+
+        if args.markdown:
+            print(render_catalogue(rule_set), end="")
+        else:
+            for rule in rule_set.rules:
+                print(f"{rule.id}\t{rule.ruleset_id}@{rule.ruleset_version}\t{rule.title}")
+        return 0
+    if not args.rule_id:
+        print("imatinib-cds: give a RULE_ID, or --all", file=sys.stderr)
+        return 2
     try:
         rule = rule_set.rule(args.rule_id)
     except KeyError:

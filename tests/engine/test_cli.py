@@ -69,3 +69,11 @@ def test_check_without_a_rules_root_is_one_line(tmp_path: Path, capsys: pytest.C
     assert main(["rules", "check", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no facts.yaml found" in err[0]
+
+
+def test_committee_catalogue_is_current(rules_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/rules.md is what `rules show --all --markdown` prints; regenerate it when the rules change."""
+    assert main(["rules", "show", "--all", "--markdown", "--rules", str(rules_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out == (rules_dir.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert all("IMA-" in line for line in out.splitlines() if line.startswith("### "))
