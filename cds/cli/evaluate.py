@@ -16,6 +16,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--trace", action="store_true", help="add a `trace` object: facts, fired rules, dose, PK")
     parser.add_argument("--now", help="evaluation time (ISO 8601 with offset); default: the current time")
     parser.add_argument("--rules", type=Path, default=None, help="rules directory (default: the shipped rules)")
+    parser.add_argument(
+        "--explain-html",
+        type=Path,
+        metavar="OUT.html",
+        help="also write the explanation page (self-contained HTML, plot embedded) to this file",
+    )
     parser.set_defaults(func=run)
 
 
@@ -27,10 +33,19 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InvalidInput(str(args.request), f"cannot read the file: {exc.strerror}") from exc
     now = parse_now(args.now)  # check the cheap arguments before loading the rules
-    outcome = Pipeline(args.rules or DEFAULT_RULES).run(raw, now=now)
+    pipeline = Pipeline(args.rules or DEFAULT_RULES)
+    outcome = pipeline.run(raw, now=now)
     body: dict[str, Any] = dict(outcome.response)
     if args.trace:
         body["trace"] = outcome.trace()
+    if args.explain_html is not None:
+        from cds.web.pages import offline_page, offline_payload
+
+        page = offline_page(offline_payload(outcome, received=now), pipeline.rule_set)
+        try:
+            args.explain_html.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(str(args.explain_html), f"cannot write the file: {exc.strerror}") from exc
     print(dumps(body))
     return 0
 

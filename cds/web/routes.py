@@ -1,0 +1,98 @@
+"""Web pages: ``GET /explain/{hookInstance}`` (and its plot) behind the signed, expiring card-link token, and the
+public rule catalogue ``GET /rules``.
+
+A missing, altered or expired token gets 403 with a plain page and nothing about the decision (not even whether it
+exists); a valid token for a hookInstance with no decision gets 404. Nothing here logs or links patient data: URLs
+carry only the hookInstance and the token.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from cds.errors import CdsError
+from cds.service.routes import state_of
+from cds.service.state import ServiceState
+from cds.web.explain import build_explanation
+from cds.web.pages import catalogue_page, error_page, explanation_page
+from cds.web.plots import PlotUnavailable, plot_png
+
+log = logging.getLogger("cds.web")
+router = APIRouter()
+
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",  # the token must not leak to evidence sites through Referer
+    "X-Content-Type-Options": "nosniff",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
+
+def _plain(status: int, heading: str, message: str) -> HTMLResponse:
+    return HTMLResponse(error_page(heading, message), status_code=status, headers=HEADERS)
+
+
+def _refused() -> HTMLResponse:
+    return _plain(
+        403,
+        "Link not valid",
+        "This explanation link is invalid or has expired. Open the card again in the EHR for a fresh link.",
+    )
+
+
+def _unknown() -> HTMLResponse:
+    return _plain(404, "No such decision", "No decision is recorded for this link.")
+
+
+def _authorised(state: ServiceState, hook_instance: str, request: Request) -> bool:
+    token = request.query_params.get("token", "")
+    return bool(token) and len(token) < 200 and state.signer.valid(hook_instance, token)
+
+
+@router.get("/explain/{hook_instance}", include_in_schema=False)
+async def explain(hook_instance: str, request: Request) -> Response:
+    state = state_of(request)
+    if not _authorised(state, hook_instance, request):
+        return _refused()
+    entry = await run_in_threadpool(state.audit.decision, hook_instance)
+    if entry is None or not isinstance(entry.get("payload"), dict):
+        return _unknown()
+    total = await run_in_threadpool(state.audit.count)
+    feedback = await run_in_threadpool(state.audit.feedback_for, hook_instance)
+    explanation = build_explanation(entry, state.pipeline.rule_set, total_entries=total, feedback=feedback)
+    token = request.query_params["token"]
+    plot_src = f"/explain/{hook_instance}/plot.png?token={token}" if explanation.plot_note is None else None
+    return HTMLResponse(explanation_page(explanation, plot_src), headers=HEADERS)
+
+
+@router.get("/explain/{hook_instance}/plot.png", include_in_schema=False)
+async def explain_plot(hook_instance: str, request: Request) -> Response:
+    state = state_of(request)
+    if not _authorised(state, hook_instance, request):
+        return _refused()
+    entry = await run_in_threadpool(state.audit.decision, hook_instance)
+    if entry is None or not isinstance(entry.get("payload"), dict):
+        return _unknown()
+    try:
+        png = await run_in_threadpool(plot_png, entry["payload"], str(entry["entry_hash"]))
+    except PlotUnavailable as exc:
+        return _plain(404, "No plot", str(exc))
+    except CdsError:
+        log.exception("plot of an explanation failed")
+        return _plain(500, "Plot not drawn", "The plot could not be drawn; the error has been logged.")
+    return Response(png, media_type="image/png", headers=HEADERS)
+
+
+@router.get("/rules", include_in_schema=False)
+async def rules(request: Request) -> Response:
+    query = request.query_params.get("q", "")[:200]
+    rule_set = state_of(request).pipeline.rule_set
+    page = await run_in_threadpool(catalogue_page, rule_set, query)
+    return HTMLResponse(page, headers={**HEADERS, "Cache-Control": "no-cache"})

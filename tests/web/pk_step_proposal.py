@@ -1,0 +1,201 @@
+# Test shim, NOT production code: a verbatim copy of the cds/pk_step.py proposed in the issue-5 report
+# (it records the PK inputs and adds PkInputs and run_estimate). Until the lead applies that change,
+# tests/web/conftest.py installs this module's PkInputs, run_estimate and estimate_for_record in place of
+# cds.pk_step's. Once cds.pk_step has run_estimate the shim is unused: delete this file then.
+"""The PK stage of the pipeline: builds the estimator's plain inputs from a patient record.
+
+The estimator runs only when its answer can be trusted to mean something: a level, known dose times,
+the covariates of the model and a CML or GIST indication. Otherwise the trace says why it did not run and
+the rules see no pk.* facts (they then ask for what is missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cds.engine.policy import Policy
+from cds.engine.render import format_value
+from cds.errors import EstimationError
+from cds.fhir import PatientRecord
+from cds.pk import Covariates, DoseEvent, ExposureEstimate, Level, Regimen, estimate_exposure, load_model, pk_facts
+
+MODEL = "imatinib-widmer2006"
+TARGET_PARAMETER = {"CML": "cml_trough_target", "GIST": "gist_trough_target"}
+
+
+@dataclass(frozen=True)
+class PkStep:
+    estimate: ExposureEstimate | None = None
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    warnings: Sequence[str] = ()
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # plain inputs, so a plot can be redrawn later
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        e = self.estimate
+        if e is None:
+            return None
+        band = e.trough_interval
+        return {
+            "method": e.method,
+            "model": e.model_name,
+            "cmin_pred": e.cmin_pred_ng_ml,
+            "cmin_p05": band.p05 if band else None,
+            "cmin_p95": band.p95 if band else None,
+            "p_target": e.p_target,
+            "target": e.target_ng_ml,
+            "cl": e.cl_l_h,
+            "v": e.v_l,
+            "loglinear_cmin": e.loglinear.cmin_ng_ml if e.loglinear else None,
+            "proposed_daily_mg": e.proposed_daily_mg,
+            "out_of_domain": e.out_of_domain,
+            "inputs": dict(self.inputs),
+            "dose_table": [
+                {
+                    "daily_mg": o.daily_mg,
+                    "interval_h": o.interval_h,
+                    "cmin_median": o.cmin_median_ng_ml,
+                    "cmin_p05": o.cmin_p05_ng_ml,
+                    "cmin_p95": o.cmin_p95_ng_ml,
+                    "p_target": o.p_target,
+                }
+                for o in e.dose_table
+            ],
+        }
+
+    @property
+    def lines(self) -> list[str]:
+        e = self.estimate
+        if e is None:
+            return []
+        band = e.trough_interval
+        lines = [
+            f"Method: {e.method} ({e.model_name}); predicted steady-state trough "
+            f"{format_value(e.cmin_pred_ng_ml)} ng/mL"
+            + (f" (90% interval {format_value(band.p05)}-{format_value(band.p95)})" if band else "")
+        ]
+        if e.p_target is not None:
+            lines.append(f"Probability the trough reaches {format_value(e.target_ng_ml)} ng/mL: {e.p_target:.0%}")
+        if e.loglinear is not None:
+            lines.append(
+                f"Log-linear extrapolation (Wang 2009), for comparison: {format_value(e.loglinear.cmin_ng_ml)} ng/mL"
+            )
+        return lines
+
+
+def estimate_for_record(record: PatientRecord, policy: Policy) -> PkStep:
+    missing = _missing_inputs(record)
+    if missing:
+        return PkStep(warnings=(f"PK estimate not run: {missing}",) if record.levels else ())
+    cov = record.covariates
+    assert cov.sex and cov.age_years is not None and cov.weight_kg is not None and cov.indication
+    daily, interval = float(record.facts["regimen.daily_mg"].value), float(record.facts["regimen.interval_h"].value)
+    try:
+        inputs = PkInputs(
+            model=MODEL,
+            covariates=Covariates(
+                sex=cov.sex if cov.sex in ("male", "female") else "unknown",
+                age_y=cov.age_years,
+                weight_kg=cov.weight_kg,
+                indication=cov.indication,
+            ),
+            regimen=Regimen(dose_mg=daily * interval / 24, interval_h=interval),
+            doses=tuple(DoseEvent(d.time, d.mg) for d in record.doses),
+            levels=tuple(Level(lv.time, lv.ng_ml) for lv in record.levels),
+            target_ng_ml=policy.quantity(TARGET_PARAMETER[cov.indication]).value,
+            proposal_threshold=float(policy.get("pk_target_probability", 0.5)),
+            now=record.now,
+        )
+        estimate = run_estimate(inputs)
+    except EstimationError as exc:
+        return PkStep(warnings=(f"PK estimate not run: {exc}",))
+    return PkStep(estimate, pk_facts(estimate), estimate.warnings, inputs.plain())
+
+
+@dataclass(frozen=True)
+class PkInputs:
+    """Everything the estimator was given; ``plain()`` is what the audit log keeps, ``parse`` reads it back."""
+
+    model: str
+    covariates: Covariates
+    regimen: Regimen
+    doses: tuple[DoseEvent, ...]
+    levels: tuple[Level, ...]
+    target_ng_ml: float
+    proposal_threshold: float
+    now: datetime | None
+
+    def plain(self) -> dict[str, Any]:
+        c, r = self.covariates, self.regimen
+        return {
+            "model": self.model,
+            "covariates": {"sex": c.sex, "age_y": c.age_y, "weight_kg": c.weight_kg, "indication": c.indication},
+            "regimen": {
+                "dose_mg": r.dose_mg,
+                "interval_h": r.interval_h,
+                "since": r.since.isoformat() if r.since else None,
+            },
+            "doses": [{"time": d.time.isoformat(), "mg": d.mg} for d in self.doses],
+            "levels": [{"time": lv.time.isoformat(), "ng_ml": lv.ng_ml} for lv in self.levels],
+            "target_ng_ml": self.target_ng_ml,
+            "proposal_threshold": self.proposal_threshold,
+            "now": self.now.isoformat() if self.now else None,
+        }
+
+    @classmethod
+    def parse(cls, plain: Mapping[str, Any]) -> PkInputs:
+        """The inputs ``plain()`` wrote; EstimationError when they are missing or malformed."""
+        try:
+            c, r = plain["covariates"], plain["regimen"]
+            return cls(
+                model=str(plain["model"]),
+                covariates=Covariates(
+                    sex=c["sex"], age_y=c["age_y"], weight_kg=c["weight_kg"], indication=c["indication"]
+                ),
+                regimen=Regimen(
+                    dose_mg=r["dose_mg"], interval_h=r["interval_h"], since=_time(r["since"]) if r["since"] else None
+                ),
+                doses=tuple(DoseEvent(_time(d["time"]), d["mg"]) for d in plain["doses"]),
+                levels=tuple(Level(_time(lv["time"]), lv["ng_ml"]) for lv in plain["levels"]),
+                target_ng_ml=float(plain["target_ng_ml"]),
+                proposal_threshold=float(plain["proposal_threshold"]),
+                now=_time(plain["now"]) if plain.get("now") else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EstimationError(f"PK inputs cannot be read back: {type(exc).__name__} {exc}") from exc
+
+
+def run_estimate(inputs: PkInputs | Mapping[str, Any]) -> ExposureEstimate:
+    """The estimate for these inputs (plain ones from the audit log too); deterministic (fixed seed)."""
+    given = inputs if isinstance(inputs, PkInputs) else PkInputs.parse(inputs)
+    return estimate_exposure(
+        load_model(given.model),
+        given.covariates,
+        given.regimen,
+        list(given.doses),
+        list(given.levels),
+        target_ng_ml=given.target_ng_ml,
+        proposal_threshold=given.proposal_threshold,
+        now=given.now,
+    )
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _missing_inputs(record: PatientRecord) -> str:
+    cov = record.covariates
+    needs = {
+        "no imatinib level": not record.levels,
+        "no dose times (the time of the last dose is needed)": record.dose_source == "none" or not record.doses,
+        "indication is not CML or GIST": cov.indication not in TARGET_PARAMETER,
+        "no age": cov.age_years is None,
+        "no body weight": cov.weight_kg is None,
+        "no sex": cov.sex is None,
+        "no current regimen": "regimen.daily_mg" not in record.facts or "regimen.interval_h" not in record.facts,
+    }
+    return "; ".join(reason for reason, lacking in needs.items() if lacking)

@@ -1,0 +1,60 @@
+"""The rule catalogue: generated from the rule files, every active rule with its parts, searchable."""
+
+from __future__ import annotations
+
+import re
+
+from cds.engine.ruleset import RuleSet
+from cds.web.catalogue import build_catalogue, last_change
+from tests.web.conftest import Site
+
+
+def test_every_active_rule_is_listed_with_its_parts(site: Site, rule_set: RuleSet) -> None:
+    response = site.client.get("/rules")
+    assert response.status_code == 200
+    html = response.text
+    assert f"{len(rule_set.rules)} active rules" in html
+    for rule in rule_set.rules:
+        assert f'<article class="rule" id="{rule.id}">' in html
+    article = html.split('id="IMA-RENAL-001"')[1].split("</article>")[0]
+    assert "Mild renal impairment (CrCl 40-59 mL/min)" in article
+    assert "<dt>Status</dt><dd>active</dd>" in article and "renal 1.1.0" in article
+    assert 'href="https://dailymed.nlm.nih.gov/' in article and "(label)" in article
+    assert '<th scope="col">Test</th>' in article
+    assert "1.1.0 (2026-11-25)" in article  # last change of the file
+    assert "- id: IMA-RENAL-001\n  title: Mild renal impairment" in article.replace("&#39;", "'")
+
+
+def test_the_yaml_is_the_rule_as_written(rule_set: RuleSet) -> None:
+    catalogue = build_catalogue(rule_set)
+    entry = next(e for e in catalogue.entries if e.id == "IMA-TROUGH-001")
+    assert entry.yaml.startswith("- id: IMA-TROUGH-001\n  title: Valid trough with a log-linear correction")
+    assert "&wang" in entry.yaml and "derive: {tdm.trough: {from: pk.loglinear_cmin}}" in entry.yaml
+    assert "IMA-TROUGH-002" not in entry.yaml.split("tests:")[0]
+
+
+def test_last_change_prefers_an_entry_naming_the_rule(rule_set: RuleSet) -> None:
+    renal = next(f for f in rule_set.files if f.meta.id == "renal")
+    rule = next(r for r in renal.rules if r.id == "IMA-RENAL-011")
+    assert last_change(rule, renal).startswith("1.1.0 (2026-11-25): Ceilings re-applied")
+
+
+def test_search_by_text(site: Site) -> None:
+    html = site.client.get("/rules", params={"q": "rifampin"}).text
+    ids = set(re.findall(r'<article class="rule" id="([^"]+)"', html))
+    assert "IMA-CYP-010" in ids and "IMA-RENAL-001" not in ids
+    assert "rules match <q>rifampin</q>" in html
+
+    def found(query: str) -> set[str]:
+        return set(
+            re.findall(r'<article class="rule" id="([^"]+)"', site.client.get("/rules", params={"q": query}).text)
+        )
+
+    renal, both = found("renal"), found("renal CEILING")  # every word must match, in any case
+    assert "IMA-RENAL-011" in both and both < renal
+    assert "No rule matches." in site.client.get("/rules", params={"q": "zzz-no-such-thing"}).text
+
+
+def test_search_text_is_escaped(site: Site) -> None:
+    html = site.client.get("/rules", params={"q": '"><script>x</script>'}).text
+    assert "<script>x" not in html and "&lt;script&gt;x" in html
