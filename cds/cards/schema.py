@@ -17,8 +17,12 @@ _RESOURCE = {"type": "object", "required": ["resourceType"], "properties": {"res
 
 def _coding(display_required: bool) -> dict[str, Any]:
     required = ["system", "code", "display"] if display_required else ["system", "code"]
-    return {"type": "object", "required": required, "additionalProperties": False,
-            "properties": {"system": _TEXT, "code": _TEXT, "display": _TEXT}}
+    return {
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": {"system": _TEXT, "code": _TEXT, "display": _TEXT},
+    }
 
 
 _ACTION = {
@@ -59,8 +63,12 @@ _CARD = {
                 "type": "object",
                 "required": ["label", "uuid"],
                 "additionalProperties": False,
-                "properties": {"label": _TEXT, "uuid": _UUID, "isRecommended": {"type": "boolean"},
-                               "actions": {"type": "array", "minItems": 1, "items": _ACTION}},
+                "properties": {
+                    "label": _TEXT,
+                    "uuid": _UUID,
+                    "isRecommended": {"type": "boolean"},
+                    "actions": {"type": "array", "minItems": 1, "items": _ACTION},
+                },
             },
         },
         "selectionBehavior": {"enum": ["at-most-one", "any"]},
@@ -72,8 +80,13 @@ _CARD = {
                 "type": "object",
                 "required": ["label", "url", "type"],
                 "additionalProperties": False,
-                "properties": {"label": _TEXT, "url": _URL, "type": {"enum": ["absolute", "smart"]},
-                               "appContext": _TEXT, "autolaunchable": {"type": "boolean"}},
+                "properties": {
+                    "label": _TEXT,
+                    "url": _URL,
+                    "type": {"enum": ["absolute", "smart"]},
+                    "appContext": _TEXT,
+                    "autolaunchable": {"type": "boolean"},
+                },
             },
         },
     },
@@ -88,8 +101,10 @@ def response_schema() -> dict[str, Any]:
         "type": "object",
         "required": ["cards"],
         "additionalProperties": False,
-        "properties": {"cards": {"type": "array", "items": _CARD},
-                       "systemActions": {"type": "array", "minItems": 1, "items": _ACTION}},
+        "properties": {
+            "cards": {"type": "array", "items": _CARD},
+            "systemActions": {"type": "array", "minItems": 1, "items": _ACTION},
+        },
     }
 
 
@@ -106,9 +121,14 @@ def request_schema() -> dict[str, Any]:
             "fhirAuthorization": {
                 "type": "object",
                 "required": ["access_token", "token_type", "expires_in", "scope", "subject"],
-                "properties": {"access_token": _TEXT, "token_type": {"const": "Bearer"},
-                               "expires_in": {"type": "integer"}, "scope": _TEXT, "subject": _TEXT,
-                               "patient": _TEXT},
+                "properties": {
+                    "access_token": _TEXT,
+                    "token_type": {"const": "Bearer"},
+                    "expires_in": {"type": "integer"},
+                    "scope": _TEXT,
+                    "subject": _TEXT,
+                    "patient": _TEXT,
+                },
             },
             "context": {"type": "object"},
             "prefetch": {"type": "object", "additionalProperties": {"anyOf": [_RESOURCE, {"type": "null"}]}},
@@ -133,11 +153,16 @@ def feedback_schema() -> dict[str, Any]:
                     "properties": {
                         "card": _TEXT,
                         "outcome": {"enum": ["accepted", "overridden"]},
-                        "acceptedSuggestions": {"type": "array", "minItems": 1,
-                                                "items": {"type": "object", "required": ["id"],
-                                                          "properties": {"id": _TEXT}}},
-                        "overrideReason": {"type": "object", "minProperties": 1,
-                                           "properties": {"reason": _coding(False), "userComment": _TEXT}},
+                        "acceptedSuggestions": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "object", "required": ["id"], "properties": {"id": _TEXT}},
+                        },
+                        "overrideReason": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "properties": {"reason": _coding(False), "userComment": _TEXT},
+                        },
                         "outcomeTimestamp": {"type": "string", "format": "date-time"},
                     },
                     "if": {"properties": {"outcome": {"const": "accepted"}}},

@@ -34,19 +34,35 @@ def condensed(outcome: Outcome) -> dict[str, Any]:
     pk = outcome.pk.estimate
     return {
         "fired": list(decision.fired_ids),
-        "dose": {"action": decision.dose.action, "daily_mg": decision.dose.daily_mg,
-                 "interval_h": decision.dose.interval_h},
-        "pk": None if pk is None else {"method": pk.method, "cmin_pred": significant(pk.cmin_pred_ng_ml),
-                                       "p_target": significant(pk.p_target, 2)},
+        "dose": {
+            "action": decision.dose.action,
+            "daily_mg": decision.dose.daily_mg,
+            "interval_h": decision.dose.interval_h,
+        },
+        "pk": None
+        if pk is None
+        else {
+            "method": pk.method,
+            "cmin_pred": significant(pk.cmin_pred_ng_ml),
+            "p_target": significant(pk.p_target, 2),
+        },
         "cards": [
             {
                 "rule": card["source"]["topic"]["code"],
                 "indicator": card["indicator"],
                 "summary": card["summary"],
                 "suggestions": [
-                    {"label": s["label"],
-                     "actions": [{"type": a["type"], "resource": a.get("resource", {}).get("resourceType"),
-                                  "dose_mg": _dose(a)} for a in s.get("actions", [])]}
+                    {
+                        "label": s["label"],
+                        "actions": [
+                            {
+                                "type": a["type"],
+                                "resource": a.get("resource", {}).get("resourceType"),
+                                "dose_mg": _dose(a),
+                            }
+                            for a in s.get("actions", [])
+                        ],
+                    }
                     for s in card.get("suggestions", [])
                 ],
             }
