@@ -151,6 +151,7 @@ def estimate_exposure(
     """
     model = model if isinstance(model, PkModel) else load_model(model)
     _check_arguments(target_ng_ml, proposal_threshold, caps_max_daily_mg, interval_method, n_draws)
+    _check_ladder(dose_ladder)
     _check_times(doses, levels, now)
     typical = typical_values(model, covariates.values())
     request = _Request(
@@ -207,6 +208,14 @@ def _check_arguments(target: float, threshold: float, cap: float | None, interva
         raise EstimationError(f"Invalid `interval_method`: got {interval_method!r}, must be one of {INTERVAL_METHODS}")
     if n_draws < 100:
         raise EstimationError(f"Invalid `n_draws`: got {n_draws!r}, must be at least 100")
+
+
+def _check_ladder(ladder: Sequence[tuple[float, float]]) -> None:
+    for i, (daily_mg, interval_h) in enumerate(ladder):
+        if not (np.isfinite(daily_mg) and np.isfinite(interval_h) and daily_mg > 0 and interval_h > 0):
+            raise EstimationError(
+                f"Invalid `dose_ladder[{i}]`: got {(daily_mg, interval_h)!r}, must be positive (daily mg, interval h)"
+            )
 
 
 def _check_times(doses: Sequence[DoseEvent], levels: Sequence[Level], now: datetime | None) -> None:

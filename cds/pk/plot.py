@@ -73,7 +73,7 @@ def plot_estimate(
         )
     ax.set_xlabel(f"hours since first dose ({history.origin:%Y-%m-%d %H:%M %Z})")
     ax.set_ylabel("imatinib (ng/mL)")
-    ax.set_title(f"{estimate.model_name}: predicted trough {estimate.cmin_pred_ng_ml:.0f} ng/mL")
+    ax.set_title(f"{estimate.model_name}: predicted steady-state trough {estimate.cmin_pred_ng_ml:.0f} ng/mL")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -195,10 +195,16 @@ def test_level_after_now_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("target_ng_ml", 0.0), ("proposal_threshold", 1.5), ("caps_max_daily_mg", -1.0), ("n_draws", 10)],
+    [
+        ("target_ng_ml", 0.0),
+        ("proposal_threshold", 1.5),
+        ("caps_max_daily_mg", -1.0),
+        ("n_draws", 10),
+        ("dose_ladder", [(400, 24), (800, 0)]),
+    ],
 )
-def test_bad_estimator_arguments(option: str, value: float) -> None:
-    with pytest.raises(EstimationError, match=f"Invalid `{option}`"):
+def test_bad_estimator_arguments(option: str, value: Any) -> None:
+    with pytest.raises(EstimationError, match=rf"Invalid `{option}"):
         _estimate((3, 1500), **{option: value})
 
 
