@@ -6,6 +6,7 @@ The trough is the concentration just before the next dose of the current regimen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -149,7 +150,7 @@ def estimate_exposure(
     >>> est.method, round(est.cmin_pred_ng_ml), est.proposed_daily_mg
     ('map', 630, 800.0)
     """
-    model = model if isinstance(model, PkModel) else load_model(model)
+    model = model if isinstance(model, PkModel) else _cached_model(str(model))
     _check_arguments(target_ng_ml, proposal_threshold, caps_max_daily_mg, interval_method, n_draws)
     _check_ladder(dose_ladder)
     _check_times(doses, levels, now)
@@ -182,6 +183,12 @@ def estimate_exposure(
     else:
         draws = draw_laplace(fit, n_draws, request.rng)
     return _assemble(request, "map", fit, draws, loglinear, interval_method, warnings)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_model(name_or_path: str) -> PkModel:
+    """Model files are read once per process, like the rule files."""
+    return load_model(name_or_path)
 
 
 @dataclass(frozen=True, eq=False)

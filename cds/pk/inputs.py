@@ -140,16 +140,14 @@ class DoseHistory:
             return math.inf if self.ss_dose_mg is not None else 0.0
         if self.mg[idx] != self.regimen_dose_mg:
             return 0.0
-        start = idx
-        while start > 0 and self._regular(start - 1, start, interval_h):
-            start -= 1
-        if start == 0 and self.ss_dose_mg is not None and self.mg[0] == self.regimen_dose_mg:
+        # step i -> i+1 is regular when both doses are the regimen dose and no dose is missing between them
+        at_dose = self.mg[: idx + 1] == self.regimen_dose_mg
+        regular = at_dose[:-1] & at_dose[1:] & (np.diff(self.times_h[: idx + 1]) <= 1.5 * interval_h)
+        breaks = np.flatnonzero(~regular)
+        start = int(breaks[-1]) + 1 if breaks.size else 0
+        if start == 0 and self.ss_dose_mg is not None:
             return math.inf
         return float(t_h - self.times_h[start])
-
-    def _regular(self, i: int, j: int, interval_h: float) -> bool:
-        gap = self.times_h[j] - self.times_h[i]
-        return bool(self.mg[i] == self.mg[j] == self.regimen_dose_mg and gap <= 1.5 * interval_h)
 
 
 def regular_doses(regimen: Regimen, until: datetime) -> list[DoseEvent]:
@@ -167,25 +165,29 @@ def build_history(regimen: Regimen, doses: Sequence[DoseEvent], levels: Sequence
     With recorded ``doses`` and no ``regimen.since`` the patient is taken to be at steady state on the
     regimen before the first recorded dose. Without recorded doses, regular doses from ``since`` are used.
     """
-    if not doses:
-        if regimen.since is None:
-            raise EstimationError("levels need dose times: give dose events or `regimen.since`, got neither")
-        last_level = max((lv.time for lv in levels), default=regimen.since)
-        doses = regular_doses(regimen, last_level)
-    ordered = sorted(doses, key=lambda d: d.time)
-    origin = ordered[0].time
     steady = regimen.since is None
+    if doses:
+        ordered = sorted(doses, key=lambda d: d.time)
+        origin = ordered[0].time
+        hours = np.array([(d.time - origin).total_seconds() / 3600.0 for d in ordered])
+        amounts = np.array([d.mg for d in ordered], dtype=float)
+    elif regimen.since is not None:  # regular dosing from `since` up to the last level, as arrays
+        origin = regimen.since
+        last_h = max(((lv.time - origin).total_seconds() / 3600.0 for lv in levels), default=0.0)
+        hours = np.arange(max(int(last_h // regimen.interval_h) + 1, 1)) * regimen.interval_h
+        amounts = np.full(hours.size, regimen.dose_mg)
+    else:
+        raise EstimationError("levels need dose times: give dose events or `regimen.since`, got neither")
     for i, level in enumerate(levels):
         if level.time < origin or (level.time == origin and not steady):
             raise EstimationError(
                 f"Invalid `levels[{i}].time`: got {level.time.isoformat()}, "
                 f"must be after the first dose ({origin.isoformat()})"
             )
-    hours = np.array([(d.time - origin).total_seconds() / 3600.0 for d in ordered])
     return DoseHistory(
         origin=origin,
         times_h=hours,
-        mg=np.array([d.mg for d in ordered], dtype=float),
+        mg=amounts,
         ss_dose_mg=regimen.dose_mg if steady else None,
         ss_interval_h=regimen.interval_h,
         regimen_dose_mg=regimen.dose_mg,

@@ -27,22 +27,27 @@ _SAME_GAP_H = 1e-6
 
 
 def dose_runs(history: DoseHistory, t_obs: float) -> list[tuple[float, float, float, float]]:
-    """Doses before ``t_obs`` as runs ``(mg, hours from last dose to t_obs, count, interval)``."""
-    times, mg = history.times_h, history.mg
-    n = int(np.searchsorted(times, t_obs, side="left"))
+    """Doses before ``t_obs`` as runs ``(mg, hours from last dose to t_obs, count, interval)``.
+
+    A run ends where the amount or the gap to the next dose changes, so each has one interval.
+    """
+    n = int(np.searchsorted(history.times_h, t_obs, side="left"))
     runs: list[tuple[float, float, float, float]] = []
     if history.ss_dose_mg is not None:
-        first = float(times[0]) if times.size else 0.0
+        first = float(history.times_h[0]) if history.times_h.size else 0.0
         tau = history.ss_interval_h
         runs.append((history.ss_dose_mg, t_obs - first + tau, math.inf, tau))
-    i = 0
-    while i < n:
-        j = i
-        gap = float(times[i + 1] - times[i]) if i + 1 < n else 1.0
-        while j + 1 < n and mg[j + 1] == mg[i] and abs(times[j + 1] - times[j] - gap) < _SAME_GAP_H:
-            j += 1
-        runs.append((float(mg[i]), t_obs - float(times[j]), float(j - i + 1), gap))
-        i = j + 1
+    if n == 0:
+        return runs
+    times, mg = history.times_h[:n], history.mg[:n]
+    gaps = np.diff(times)
+    change = mg[1:] != mg[:-1]
+    change[1:] |= np.abs(np.diff(gaps)) >= _SAME_GAP_H
+    starts = [0, *(np.flatnonzero(change) + 1).tolist()]
+    ends = [*(s - 1 for s in starts[1:]), n - 1]
+    for start, end in zip(starts, ends, strict=True):
+        gap = float(gaps[start]) if end > start else 1.0
+        runs.append((float(mg[start]), t_obs - float(times[end]), float(end - start + 1), gap))
     return runs
 
 
@@ -147,11 +152,12 @@ class MapProblem:
         grad_log = [0.0, 0.0, 0.0]
         for y, sk, dsk, ska, dska in zip(self.y.tolist(), s_k, ds_k, s_ka, ds_ka, strict=True):
             f = amp * (sk - ska)
-            if f > _MIN_CONC:
-                dfdk = f / gap + amp * dsk
-                dfdka = (MG_L_TO_NG_ML / v) * ((-k / (gap * gap)) * (sk - ska) - (ka / gap) * dska)
-            else:  # clamped: the objective is flat here
-                f, dfdk, dfdka = _MIN_CONC, 0.0, 0.0
+            if f <= _MIN_CONC:  # clamped: this term is flat in eta
+                s2 = self.sigma_prop2 * _MIN_CONC**2 + self.sigma_add2
+                total += (y - _MIN_CONC) ** 2 / s2 + math.log(s2)
+                continue
+            dfdk = f / gap + amp * dsk
+            dfdka = (MG_L_TO_NG_ML / v) * ((-k / (gap * gap)) * (sk - ska) - (ka / gap) * dska)
             r = y - f
             s2 = self.sigma_prop2 * f * f + self.sigma_add2
             total += r * r / s2 + math.log(s2)
