@@ -43,7 +43,7 @@ def test_guideline_map_problems_fail_the_check(tmp_path: Path) -> None:
         "version: 1\n"
         "sources:\n  FX: {title: fixture}\n"
         "recommendations:\n"
-        "  - {id: FX-1, source: FX, level: local-policy, statement: covers two rules, rules: [FX-ANY-001, FX-NOT-001]}\n"
+        "  - {id: FX-1, source: FX, level: local-policy, statement: two rules, rules: [FX-ANY-001, FX-NOT-001]}\n"
         "  - {id: FX-2, source: FX, level: local-policy, statement: names nothing}\n"
         "  - {id: FX-3, source: FX, level: local-policy, statement: a ghost, rules: [FX-GHOST-001]}\n"
     )
