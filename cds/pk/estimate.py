@@ -30,6 +30,7 @@ from cds.pk.uncertainty import (
     individual_parameters,
     measured_level_draws,
     percentiles,
+    sorted_percentiles,
     unit_troughs,
 )
 
@@ -265,9 +266,9 @@ def _assemble(
     model, typical, regimen = request.model, request.typical, request.regimen
     eta = np.zeros(len(model.eta_parameters)) if a_priori or fit is None else np.array(fit.eta)
     cl, v, ka = individual_parameters(model, typical, eta[None, :])[0]
-    params = individual_parameters(model, typical, draws)
-    troughs = regimen.dose_mg * unit_troughs(params, regimen.interval_h, model.bioavailability)
-    table = _dose_table(request, params)
+    units = _SortedUnitTroughs(individual_parameters(model, typical, draws), model.bioavailability)
+    troughs = regimen.dose_mg * units.at(regimen.interval_h)  # sorted
+    table = _dose_table(request, units)
     proposed = _propose(table, request.proposal_threshold)
     if proposed is None:
         warnings.append(
@@ -284,9 +285,9 @@ def _assemble(
         eta=tuple(float(x) for x in eta),
         eta_names=model.eta_parameters,
         cmin_pred_ng_ml=_trough(regimen, float(cl), float(v), float(ka), model.bioavailability),
-        trough_interval=percentiles(troughs),
+        trough_interval=sorted_percentiles(troughs),
         level_prediction_interval=percentiles(measured_level_draws(troughs, model, request.rng)),
-        p_target=float(np.mean(troughs >= request.target_ng_ml)),
+        p_target=_fraction_at_least(troughs, request.target_ng_ml),
         interval_method=interval_method,
         n_draws=len(draws),
         map_fit=fit,
@@ -304,19 +305,35 @@ def _trough(regimen: Regimen, cl: float, v: float, ka: float, bioavailability: f
     return float(steady_state_conc(dose, regimen.interval_h, cl, v, ka, regimen.interval_h))
 
 
-def _dose_table(request: _Request, params: np.ndarray) -> tuple[DoseOption, ...]:
-    """Troughs scale with the dose (linear kinetics), so one sorted draw set per interval serves all rows."""
-    sorted_units: dict[float, np.ndarray] = {}
+class _SortedUnitTroughs:
+    """Sorted steady-state troughs per mg of each dose, per dosing interval, computed once.
+
+    Troughs scale with the dose (linear kinetics), so one sorted set per interval serves every
+    ladder row and the current regimen.
+    """
+
+    def __init__(self, params: np.ndarray, bioavailability: float) -> None:
+        self.params, self.bioavailability = params, bioavailability
+        self._cache: dict[float, np.ndarray] = {}
+
+    def at(self, interval_h: float) -> np.ndarray:
+        if interval_h not in self._cache:
+            self._cache[interval_h] = np.sort(unit_troughs(self.params, interval_h, self.bioavailability))
+        return self._cache[interval_h]
+
+
+def _fraction_at_least(sorted_values: np.ndarray, threshold: float) -> float:
+    return float(1.0 - np.searchsorted(sorted_values, threshold, side="left") / sorted_values.size)
+
+
+def _dose_table(request: _Request, units: _SortedUnitTroughs) -> tuple[DoseOption, ...]:
     rows = []
     for daily_mg, interval_h in request.dose_ladder:
         if request.caps_max_daily_mg is not None and daily_mg > request.caps_max_daily_mg:
             continue
-        if interval_h not in sorted_units:
-            sorted_units[interval_h] = np.sort(unit_troughs(params, interval_h, request.model.bioavailability))
         dose_mg = daily_mg * interval_h / 24.0
-        troughs = dose_mg * sorted_units[interval_h]
-        band = percentiles(troughs)
-        below = np.searchsorted(troughs, request.target_ng_ml, side="left")
+        troughs = dose_mg * units.at(interval_h)
+        band = sorted_percentiles(troughs)
         rows.append(
             DoseOption(
                 daily_mg=float(daily_mg),
@@ -325,7 +342,7 @@ def _dose_table(request: _Request, params: np.ndarray) -> tuple[DoseOption, ...]
                 cmin_median_ng_ml=band.p50,
                 cmin_p05_ng_ml=band.p05,
                 cmin_p95_ng_ml=band.p95,
-                p_target=float(1.0 - below / troughs.size),
+                p_target=_fraction_at_least(troughs, request.target_ng_ml),
             )
         )
     return tuple(rows)

@@ -102,8 +102,20 @@ def percentiles(values: np.ndarray) -> Percentiles:
     >>> percentiles(np.arange(101.0))
     Percentiles(p05=5.0, p50=50.0, p95=95.0)
     """
-    p05, p50, p95 = (float(x) for x in np.quantile(values, [0.05, 0.5, 0.95]))
-    return Percentiles(p05, p50, p95)
+    return sorted_percentiles(np.sort(values))
+
+
+def sorted_percentiles(sorted_values: np.ndarray) -> Percentiles:
+    """5/50/95 percentiles of already sorted values (linear interpolation, as numpy's default)."""
+    last = sorted_values.size - 1
+
+    def at(q: float) -> float:
+        position = q * last
+        low = int(position)
+        high = min(low + 1, last)
+        return float(sorted_values[low] + (position - low) * (sorted_values[high] - sorted_values[low]))
+
+    return Percentiles(at(0.05), at(0.5), at(0.95))
 
 
 def measured_level_draws(troughs: np.ndarray, model: PkModel, rng: np.random.Generator) -> np.ndarray:

@@ -159,3 +159,17 @@ def test_plot_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     code = _run(tmp_path, PATIENT, "--plot", str(out))
     assert code == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_levels_or_dose_times(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A priori at steady state: the plot shows an arbitrary steady-state stretch, band from Omega."""
+    out = tmp_path / "apriori.png"
+    patient = _with({"regimen": {"dose_mg": 600, "interval_h": 24}, "levels": []})
+    assert _run(tmp_path, patient, "--plot", str(out)) == 0
+    assert out.stat().st_size > 1000
+    assert "method apriori" in capsys.readouterr().out
+
+
+def test_plot_refused_for_a_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(tmp_path, [PATIENT, PATIENT], "--plot", str(tmp_path / "x.png")) == 2
+    assert "--plot draws one patient" in capsys.readouterr().err

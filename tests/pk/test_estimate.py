@@ -245,3 +245,12 @@ def test_datetimes_in_other_time_zones_are_equivalent() -> None:
         MODEL, example_covariates(), example_regimen(), example_doses(), cet, target_ng_ml=1000, proposal_threshold=0.5
     )
     assert a.cmin_pred_ng_ml == b.cmin_pred_ng_ml
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 4001])
+def test_sorted_percentiles_equal_numpy_quantiles(n: int) -> None:
+    from cds.pk.uncertainty import percentiles
+
+    values = np.random.default_rng(n).lognormal(6.5, 0.4, size=n)
+    got = percentiles(values)
+    np.testing.assert_allclose([got.p05, got.p50, got.p95], np.quantile(values, [0.05, 0.5, 0.95]), rtol=1e-12)
