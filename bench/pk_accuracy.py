@@ -138,7 +138,8 @@ def coverage_lines(study: Study) -> list[str]:
         f"- 90 % prediction interval of a measured trough level (adds residual error): "
         f"**{pi_inside.mean() * 100:.1f} %** of simulated measured troughs inside",
         f"- MAP converged: {study.converged.mean() * 100:.1f} %; "
-        f"mean time per full estimate {study.seconds / study.true.size * 1000:.1f} ms",
+        f"mean wall-clock time per full estimate in this run {study.seconds / study.true.size * 1000:.1f} ms "
+        "(shared machine; `bench/pk_speed.py` measures speed)",
     ]
 
 
