@@ -52,10 +52,14 @@ def register(sub: Any) -> None:
     est = commands.add_parser(
         "estimate",
         help="estimate the steady-state trough from random-time levels",
-        description=(__doc__ or "").split("\n\n")[0],
-        epilog="Exit codes: 0 all estimated; 1 some batch entries failed; 2 invalid input file.",
+        description=(__doc__ or "").replace("``", ""),
+        epilog=(
+            "The trough is the level just before the next dose of the current regimen at steady state. "
+            "Exit codes: 0 all estimated; 1 some batch entries failed; 2 invalid input file."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    est.add_argument("patient_file", metavar="PATIENT.json", type=Path)
+    est.add_argument("patient_file", metavar="PATIENT.json", type=Path, help="one patient or a list (batch)")
     est.add_argument("--json", action="store_true", help="print JSON (a list for batch files)")
     est.add_argument("--plot", metavar="OUT.png", type=Path, help="draw levels, curves, band and target")
     est.add_argument("--target", type=float, metavar="NG_ML", help="trough target (default CML 1000, GIST 1100 ng/mL)")
