@@ -204,7 +204,7 @@ def draw(run: Replay, proposed: tuple[float, float] | None, *, recorded_cmin: fl
         )
     ax.set_ylim(bottom=0)
     ax.grid(True, color="#e5e5e5", linewidth=0.6)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

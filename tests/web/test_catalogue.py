@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from cds.engine.ruleset import RuleSet
+from cds.engine.ruleset import RuleSet, load_rules
 from cds.web.catalogue import build_catalogue, last_change
+from tests.conftest import RULES, make_rules_root
 from tests.web.conftest import Site
 
 
@@ -58,3 +60,15 @@ def test_search_by_text(site: Site) -> None:
 def test_search_text_is_escaped(site: Site) -> None:
     html = site.client.get("/rules", params={"q": '"><script>x</script>'}).text
     assert "<script>x" not in html and "&lt;script&gt;x" in html
+
+
+def test_a_rule_file_edited_after_loading_shows_the_loaded_rule(tmp_path: Path) -> None:
+    root = make_rules_root(tmp_path, *sorted((RULES / "imatinib").glob("*.yaml")))
+    loaded = load_rules(root)
+    path = root / "imatinib" / "renal.yaml"
+    before = next(e for e in build_catalogue(loaded).entries if e.id == "IMA-RENAL-001")
+    assert before.yaml.startswith("- id: IMA-RENAL-001\n")
+    path.write_text(path.read_text(encoding="utf-8").replace("(CrCl 40-59 mL/min)", "(edited)"), encoding="utf-8")
+    after = next(e for e in build_catalogue(loaded).entries if e.id == "IMA-RENAL-001")
+    assert "(edited)" not in after.yaml and "Mild renal impairment (CrCl 40-59 mL/min)" in after.yaml
+    assert after.yaml.startswith("- id: IMA-RENAL-001\n")  # the loaded rule, dumped

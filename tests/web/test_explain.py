@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cds.engine.ruleset import RuleSet
 from cds.web.links import LinkSigner, load_secret
 from tests.web.conftest import Site
 from tests.web.helpers import WITH_PK, WITHOUT_PK, patient_identifiers
@@ -20,7 +21,7 @@ def text_of(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
-def test_low_trough_page_shows_cards_rules_facts_dose_pk_and_audit(site: Site) -> None:
+def test_low_trough_page_shows_cards_rules_facts_dose_pk_and_audit(site: Site, rule_set: RuleSet) -> None:
     decision = site.decisions[LOW]
     response = site.client.get(decision.link)
     assert response.status_code == 200
@@ -33,7 +34,7 @@ def test_low_trough_page_shows_cards_rules_facts_dose_pk_and_audit(site: Site) -
     assert (
         'href="https://dailymed.nlm.nih.gov/dailymed/drugInfo.cfm?setid=211ef2da-2868-4a77-8055-1cb2cd78e24b"' in html
     )
-    assert "Rule set trough version 1.0.0" in text
+    assert f"Rule set trough version {rule_set.rule('IMA-TROUGH-050').ruleset_version}" in text
     row = re.search(r"<tr><td><code>level\.conc</code></td>(.*?)</tr>", html, re.S)
     assert row is not None
     assert "620 ng/mL" in row.group(1) and "Observation/lvl-1" in row.group(1)
@@ -180,7 +181,7 @@ def test_a_record_from_before_pk_inputs_were_kept_renders_without_a_plot(site: S
     assert "601 ng/mL (369-894)" in html  # the recorded dose table is still shown
 
 
-def test_rules_changed_since_the_decision_are_flagged(site: Site) -> None:
+def test_rules_changed_since_the_decision_are_flagged(site: Site, rule_set: RuleSet) -> None:
     payload = stored_payload(site, LOW)
     for fired in payload["fired"]:
         fired["version"] = "0.9.0"
@@ -189,7 +190,8 @@ def test_rules_changed_since_the_decision_are_flagged(site: Site) -> None:
     # a rule that made a card: title and evidence from the recorded card
     assert "Title and evidence as shown on the card this rule produced." in text
     # a rule without a card: current text, flagged
-    assert "The rule has changed since this decision (now version 1.0.0)" in text
+    now = rule_set.rule("IMA-SAMP-001").ruleset_version  # fired without a card
+    assert f"The rule has changed since this decision (now version {now})" in text
     assert "This rule is no longer in the rule set" in text and "IMA-GONE-001" in text
 
 

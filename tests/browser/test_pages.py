@@ -1,0 +1,119 @@
+"""The explanation pages and the rule catalogue in Debian's chromium (playwright, 1280x800 viewport).
+
+Screenshots are kept in test-artifacts/screenshots/ (git-ignored): for each explanation the top of the page and
+the PK section, plus the catalogue and a refused link.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import LiveSite, browser_missing, screenshot
+from tests.web.helpers import WITH_PK, WITHOUT_PK, patient_identifiers
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
+
+EXPECTED_SECTIONS = ["Cards shown", "Dose composition", "Rules that fired", "PK estimate", "Warnings", "Audit record"]
+
+
+def headings(page: Any) -> list[tuple[int, str]]:
+    found: list[list[Any]] = page.eval_on_selector_all(
+        "h1, h2, h3, h4, h5, h6", "hs => hs.map(h => [Number(h.tagName[1]), h.innerText])"
+    )
+    return [(int(level), str(text)) for level, text in found]
+
+
+def check_heading_order(page: Any) -> list[tuple[int, str]]:
+    found = headings(page)
+    assert [lv for lv, _ in found].count(1) == 1 and found[0][0] == 1
+    for (before, _), (after, text) in zip(found, found[1:], strict=False):
+        assert after <= before + 1, f"heading level jumps to h{after} at {text!r}"
+    return found
+
+
+@pytest.mark.parametrize("name", [*WITH_PK, WITHOUT_PK])
+def test_explanation_page(page: Any, live: LiveSite, name: str) -> None:
+    response = page.goto(live.links[name])
+    assert response is not None and response.status == 200
+    found = check_heading_order(page)
+    assert found[0][1] == "Why this advice: imatinib decision explanation"
+    sections = [re.sub(r" \(\d+\)$", "", text) for level, text in found if level == 2]
+    assert sections == EXPECTED_SECTIONS
+    cards = page.locator("article.card h3")
+    assert cards.count() >= 1
+    assert cards.first.is_visible()
+    assert page.locator("article.rule").count() >= 1
+    assert "Rule set digest" in page.inner_text("#h-audit + dl") and "entry " in page.inner_text("#h-audit + dl")
+    screenshot(page, f"explain-{name.removesuffix('.json')}")
+    if name == WITHOUT_PK:
+        assert page.locator("figure img").count() == 0
+        assert "No PK estimate was made for this decision" in page.inner_text("body")
+        return
+    image = page.locator("figure img")
+    assert image.count() == 1
+    image.scroll_into_view_if_needed()
+    page.wait_for_function("() => { const i = document.querySelector('figure img'); return i && i.complete; }")
+    width = page.eval_on_selector("figure img", "i => i.naturalWidth")
+    assert width == 900, "the plot image did not load"
+    alt = image.get_attribute("alt") or ""
+    assert alt.startswith("Concentration-time plot") and "target line at" in alt
+    table = page.locator("#h-dose-table + table")
+    assert table.locator("thead th").all_inner_texts()[:3] == [
+        "Dose",
+        "Predicted trough (90% interval)",
+        "Probability of target",
+    ]
+    assert table.locator("tbody tr").count() == 6
+    assert "imatinib-widmer2006" in page.inner_text("#h-pk ~ dl")
+    page.evaluate("document.getElementById('h-pk').scrollIntoView()")
+    screenshot(page, f"explain-{name.removesuffix('.json')}-pk")
+    screenshot(page, f"explain-{name.removesuffix('.json')}-full", full_page=True)
+
+
+def test_rule_catalogue_search(page: Any, live: LiveSite) -> None:
+    response = page.goto(live.base + "/rules")
+    assert response is not None and response.status == 200
+    check_heading_order(page)
+    assert page.inner_text("h1") == "Imatinib rule catalogue"
+    total = page.locator("article.rule").count()
+    assert total > 50
+    screenshot(page, "rules")
+    page.get_by_label("Search rules").fill("rifampin")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Search").click()
+    assert "q=rifampin" in page.url
+    shown = page.locator("article.rule")
+    assert 0 < shown.count() < total
+    assert page.locator("#IMA-CYP-010").is_visible()
+    assert re.match(r"\d+ of \d+ rules match", page.inner_text("#result-count"))
+    page.locator("#IMA-CYP-010 details summary").click()
+    assert "- id: IMA-CYP-010" in page.inner_text("#IMA-CYP-010 details pre")
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "rules-search-rifampin")
+    page.evaluate("document.getElementById('IMA-CYP-010').scrollIntoView()")
+    screenshot(page, "rules-yaml-IMA-CYP-010")
+
+
+def test_altered_token_is_refused_with_a_plain_page(page: Any, live: LiveSite) -> None:
+    link = live.links[WITH_PK[0]]
+    response = page.goto(link[:-2] + ("AA" if not link.endswith("AA") else "BB"))
+    assert response is not None and response.status == 403
+    assert page.inner_text("h1") == "Link not valid"
+    assert page.locator("article").count() == 0 and page.locator("img").count() == 0
+    screenshot(page, "explain-refused")
+
+
+def test_no_patient_identifier_in_any_url_or_log_line(page: Any, live: LiveSite) -> None:
+    for name in WITH_PK:
+        page.goto(live.links[name])
+        page.wait_for_load_state("networkidle")
+    assert any("/plot.png?token=" in url for url in live.seen_urls)
+    assert any("GET /explain/" in line for line in live.log.lines), "the access log was not captured"
+    identifiers = set().union(*(patient_identifiers(body) for body in live.requests.values()))
+    assert identifiers
+    for identifier in identifiers:
+        assert not [url for url in live.seen_urls if identifier in url]
+        assert not [line for line in live.log.lines if identifier in line]
