@@ -290,6 +290,8 @@ def estimate_to_json(estimate: ExposureEstimate) -> dict[str, Any]:
         "objective": fit.objective if fit else None,
         "message": fit.message if fit else "no level: a-priori prediction",
         "cmin_pred": estimate.cmin_pred_ng_ml,
+        "next_dose_time": estimate.next_dose_time.isoformat() if estimate.next_dose_time else None,
+        "cmin_next": estimate.cmin_next_ng_ml,
         "cmin_p05": band.p05 if band else None,
         "cmin_p50": band.p50 if band else None,
         "cmin_p95": band.p95 if band else None,
@@ -330,6 +332,11 @@ def summary(estimate: ExposureEstimate) -> str:
         f"{estimate.cmin_pred_ng_ml:.0f} ng/mL"
         + (f" (5-95 %: {band.p05:.0f}-{band.p95:.0f}, parameter uncertainty)" if band else ""),
     ]
+    if estimate.cmin_next_ng_ml is not None and estimate.next_dose_time is not None:
+        lines.append(
+            f"trough before the next dose ({estimate.next_dose_time:%Y-%m-%d %H:%M %Z}), given the real history: "
+            f"{estimate.cmin_next_ng_ml:.0f} ng/mL"
+        )
     if estimate.p_target is not None:
         lines.append(f"P(trough >= {estimate.target_ng_ml:g} ng/mL) = {estimate.p_target:.2f}")
     if estimate.loglinear:

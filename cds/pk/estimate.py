@@ -6,10 +6,12 @@ The trough is the concentration just before the next dose of the current regimen
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from cds.pk.inputs import STEADY_STATE_H, Covariates, DoseEvent, DoseHistory, Le
 from cds.pk.loglinear import LogLinearEstimate, loglinear_estimate
 from cds.pk.map import MapFit, fit_map
 from cds.pk.model import PkModel, TypicalValues, load_model, typical_values
-from cds.pk.objective import MapProblem
+from cds.pk.objective import MapProblem, concentration_from_runs, dose_runs
 from cds.pk.predict import steady_state_conc
 from cds.pk.uncertainty import (
     Percentiles,
@@ -69,7 +71,8 @@ class ExposureEstimate:
     ``trough_interval`` is the 5/50/95 % range of the true steady-state trough from parameter
     uncertainty; ``level_prediction_interval`` is the wider range a future *measured* trough level could
     read (it adds residual error). ``p_target`` is the probability that the true trough reaches
-    ``target_ng_ml``.
+    ``target_ng_ml``. ``cmin_next_ng_ml`` is the trough before ``next_dose_time`` given the real history
+    (the regimen assumed taken from the last recorded dose on); None without a dose history.
     """
 
     model_name: str
@@ -82,6 +85,8 @@ class ExposureEstimate:
     eta: tuple[float, ...]
     eta_names: tuple[str, ...]
     cmin_pred_ng_ml: float
+    next_dose_time: datetime | None
+    cmin_next_ng_ml: float | None
     trough_interval: Percentiles | None
     level_prediction_interval: Percentiles | None
     p_target: float | None
@@ -174,6 +179,7 @@ def estimate_exposure(
     problem = MapProblem(model, typical, history, levels)
     fit = fit_map(problem)
     latest = max(levels, key=lambda lv: lv.time)
+    request = dataclasses.replace(request, history=history, reference=now or latest.time)
     loglinear = loglinear_estimate(history, latest, regimen.interval_h)
     warnings = list(typical.warnings) + _history_warnings(history, latest, regimen)
     if not fit.converged:
@@ -203,6 +209,8 @@ class _Request:
     dose_ladder: tuple[tuple[float, float], ...]
     n_draws: int
     rng: np.random.Generator
+    history: DoseHistory | None = None
+    reference: datetime | None = None
 
 
 def _check_arguments(target: float, threshold: float, cap: float | None, interval_method: str, n_draws: int) -> None:
@@ -270,6 +278,7 @@ def _assemble(
     troughs = regimen.dose_mg * units.at(regimen.interval_h)  # sorted
     table = _dose_table(request, units)
     proposed = _propose(table, request.proposal_threshold)
+    next_time, cmin_next = _next_trough(request, float(cl), float(v), float(ka))
     if proposed is None:
         warnings.append(
             f"no ladder dose reaches P(trough >= {request.target_ng_ml:g} ng/mL) >= {request.proposal_threshold:g}"
@@ -285,6 +294,8 @@ def _assemble(
         eta=tuple(float(x) for x in eta),
         eta_names=model.eta_parameters,
         cmin_pred_ng_ml=_trough(regimen, float(cl), float(v), float(ka), model.bioavailability),
+        next_dose_time=next_time,
+        cmin_next_ng_ml=cmin_next,
         trough_interval=sorted_percentiles(troughs),
         level_prediction_interval=percentiles(measured_level_draws(troughs, model, request.rng)),
         p_target=_fraction_at_least(troughs, request.target_ng_ml),
@@ -298,6 +309,27 @@ def _assemble(
         out_of_domain=typical.out_of_domain,
         warnings=tuple(warnings),
     )
+
+
+def _next_trough(request: _Request, cl: float, v: float, ka: float) -> tuple[datetime | None, float | None]:
+    """Trough before the first scheduled dose after the reference time, given the real history.
+
+    The regimen is assumed taken every interval from the last recorded dose up to that dose.
+    """
+    history, reference = request.history, request.reference
+    if history is None or reference is None or not history.times_h.size:
+        return None, None
+    tau, last = request.regimen.interval_h, float(history.times_h[-1])
+    steps = max(math.floor((history.hours(reference) - last) / tau) + 1, 1)
+    assumed = last + tau * np.arange(1, steps)
+    extended = dataclasses.replace(
+        history,
+        times_h=np.concatenate([history.times_h, assumed]),
+        mg=np.concatenate([history.mg, np.full(assumed.size, request.regimen.dose_mg)]),
+    )
+    t_next = last + steps * tau
+    conc = concentration_from_runs(dose_runs(extended, t_next), cl, v, ka, request.model.bioavailability)
+    return history.origin + timedelta(hours=t_next), conc
 
 
 def _trough(regimen: Regimen, cl: float, v: float, ka: float, bioavailability: float) -> float:
@@ -386,6 +418,8 @@ def _fallback(
         eta=fit.eta,
         eta_names=fit.eta_names,
         cmin_pred_ng_ml=cmin,
+        next_dose_time=None,  # needs trusted individual parameters
+        cmin_next_ng_ml=None,
         trough_interval=None,
         level_prediction_interval=None,
         p_target=None,

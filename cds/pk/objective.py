@@ -51,6 +51,21 @@ def dose_runs(history: DoseHistory, t_obs: float) -> list[tuple[float, float, fl
     return runs
 
 
+def concentration_from_runs(
+    runs: Sequence[tuple[float, float, float, float]], cl: float, v: float, ka: float, bioavailability: float = 1.0
+) -> float:
+    """Concentration (ng/mL) from the dose runs of one time point (see ``dose_runs``)."""
+    k = float(separate_rates(cl / v, ka))
+    sums = []
+    for x in (k, ka):
+        total = 0.0
+        for mg, age, count, tau in runs:
+            q_n = 0.0 if count == math.inf else math.exp(-x * count * tau)
+            total += mg * math.exp(-x * age) * (1.0 - q_n) / (1.0 - math.exp(-x * tau))
+        sums.append(total)
+    return MG_L_TO_NG_ML * bioavailability * ka / (v * (ka - k)) * (sums[0] - sums[1])
+
+
 class MapProblem:
     """Observations, dose runs and prior of one patient; evaluates OFV for one or many etas."""
 

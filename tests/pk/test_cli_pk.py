@@ -19,6 +19,7 @@ PATIENT: dict[str, Any] = {
 }
 REQUIRED_KEYS = {
     "cl", "v", "eta", "cmin_pred", "cmin_p05", "cmin_p95", "p_target", "converged", "loglinear_cmin", "dose_table",
+    "cmin_next", "next_dose_time",
 }  # fmt: skip
 ROW_KEYS = {"daily_mg", "interval_h", "cmin_median", "cmin_p05", "cmin_p95", "p_target"}
 

@@ -254,3 +254,52 @@ def test_sorted_percentiles_equal_numpy_quantiles(n: int) -> None:
     values = np.random.default_rng(n).lognormal(6.5, 0.4, size=n)
     got = percentiles(values)
     np.testing.assert_allclose([got.p05, got.p50, got.p95], np.quantile(values, [0.05, 0.5, 0.95]), rtol=1e-12)
+
+
+def test_next_trough_at_steady_state_is_the_steady_state_trough() -> None:
+    estimate = _estimate((3, 1500), doses=example_doses(50))
+    assert estimate.next_dose_time == DAY50_DOSE + timedelta(days=1)
+    assert estimate.cmin_next_ng_ml == pytest.approx(estimate.cmin_pred_ng_ml, rel=1e-9)
+
+
+def test_next_trough_after_a_first_dose_follows_the_real_history() -> None:
+    """One dose, level 6 h later: the next trough is a single-dose trough, far below steady state."""
+    from cds.pk.predict import single_dose_conc
+
+    levels = [Level(START + timedelta(hours=6), 900.0)]
+    estimate = estimate_exposure(
+        MODEL, example_covariates(), example_regimen(), [DoseEvent(START, 400)], levels,
+        target_ng_ml=1000, proposal_threshold=0.5,
+    )  # fmt: skip
+    assert estimate.next_dose_time == START + timedelta(hours=24)
+    expected = float(single_dose_conc(400, estimate.cl_l_h, estimate.v_l, estimate.ka_per_h, 24.0))
+    assert estimate.cmin_next_ng_ml == pytest.approx(expected, rel=1e-9)
+    k = estimate.cl_l_h / estimate.v_l  # one dose vs steady state: accumulation factor 1 / (1 - e^-k tau)
+    assert estimate.cmin_next_ng_ml < (1 - np.exp(-24 * k)) * estimate.cmin_pred_ng_ml * 1.01
+
+
+def test_next_trough_assumes_the_regimen_continued_until_now() -> None:
+    """Doses recorded up to day 3, `now` on day 5 at noon: days 4 and 5 are assumed taken."""
+    from cds.pk.inputs import Regimen as Reg
+    from cds.pk.inputs import build_history
+    from cds.pk.predict import simulate
+
+    recorded = [DoseEvent(START + timedelta(days=i), 400) for i in range(3)]
+    levels = [Level(START + timedelta(days=2, hours=5), 1200.0)]
+    now = START + timedelta(days=4, hours=4)
+    estimate = estimate_exposure(
+        MODEL, example_covariates(), example_regimen(), recorded, levels, target_ng_ml=1000,
+        proposal_threshold=0.5, now=now,
+    )  # fmt: skip
+    assert estimate.next_dose_time == START + timedelta(days=5)
+    full = [DoseEvent(START + timedelta(days=i), 400) for i in range(5)]
+    history = build_history(Reg(400, 24, since=START), full, [])
+    expected = simulate(history, estimate.cl_l_h, estimate.v_l, estimate.ka_per_h, np.array([120.0]))[0, 0]
+    assert estimate.cmin_next_ng_ml == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_priori_without_history_has_no_next_trough() -> None:
+    estimate = estimate_exposure(
+        MODEL, example_covariates(), Regimen(400, 24), target_ng_ml=1000, proposal_threshold=0.5
+    )
+    assert estimate.next_dose_time is None and estimate.cmin_next_ng_ml is None
