@@ -58,8 +58,12 @@ def rule_paths(path: Path) -> list[Path]:
     return sorted(folder.glob(RULE_GLOB))
 
 
-def check_rules(path: Path) -> tuple[RuleSet | None, list[Diagnostic]]:
-    """Load and lint everything under ``path``; the RuleSet is None when there are errors."""
+def check_rules(path: Path, *, trace: bool = True) -> tuple[RuleSet | None, list[Diagnostic]]:
+    """Load and lint everything under ``path``; the RuleSet is None when there are errors.
+
+    ``trace`` adds the guideline-map check (E019/E020): a completeness check of the documentation that
+    `rules check` enforces; loading rules to evaluate or to print the trace itself does not need it.
+    """
     root = find_root(path)
     vocabulary = load_vocabulary(root / "facts.yaml")
     policy = load_policy(root / "policy.yaml")
@@ -89,7 +93,7 @@ def check_rules(path: Path) -> tuple[RuleSet | None, list[Diagnostic]]:
         version="+".join(f"{f.meta.id}@{f.meta.version}" for f in files if f.meta.status == "active"),
         stage_of=stages(active),
     )
-    traced = _trace_problems(rule_set, root, path)
+    traced = _trace_problems(rule_set, root, path) if trace else []
     if any(d.severity == "error" for d in traced):
         return None, sorted(diagnostics + traced)
     return rule_set, sorted(diagnostics + traced)
@@ -105,7 +109,7 @@ def _trace_problems(rule_set: RuleSet, root: Path, path: Path) -> list[Diagnosti
 
 
 def load_rules(path: Path) -> RuleSet:
-    rule_set, diagnostics = check_rules(path)
+    rule_set, diagnostics = check_rules(path, trace=False)
     if rule_set is None:
         raise RuleLoadError(diagnostics)
     return rule_set
