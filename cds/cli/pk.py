@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cds.engine.policy import Policy, load_policy
 from cds.errors import CdsError, EstimationError, InvalidInput
 from cds.pk import (
     DEFAULT_SEED,
@@ -38,8 +39,24 @@ from cds.pk import (
 )
 
 DEFAULT_MODEL = "imatinib-widmer2006"
-DEFAULT_TARGETS = {"CML": 1000.0, "GIST": 1100.0}  # ng/mL trough (pk.md 5)
-DEFAULT_THRESHOLD = 0.8
+POLICY_FILE = Path(__file__).resolve().parents[2] / "rules" / "policy.yaml"
+TARGET_PARAMETERS = {"CML": "cml_trough_target", "GIST": "gist_trough_target"}
+
+
+@functools.lru_cache(maxsize=1)
+def _policy() -> Policy:
+    """Targets and the proposal threshold come from rules/policy.yaml, as in the service."""
+    return load_policy(POLICY_FILE)
+
+
+def default_threshold() -> float:
+    return float(_policy().get("pk_target_probability", 0.5))
+
+
+def default_target(indication: str) -> float:
+    return _policy().quantity(TARGET_PARAMETERS[indication]).value
+
+
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
 T = TypeVar("T")
@@ -62,12 +79,18 @@ def register(sub: Any) -> None:
     est.add_argument("patient_file", metavar="PATIENT.json", type=Path, help="one patient or a list (batch)")
     est.add_argument("--json", action="store_true", help="print JSON (a list for batch files)")
     est.add_argument("--plot", metavar="OUT.png", type=Path, help="draw levels, curves, band and target")
-    est.add_argument("--target", type=float, metavar="NG_ML", help="trough target (default CML 1000, GIST 1100 ng/mL)")
+    est.add_argument(
+        "--target",
+        type=float,
+        metavar="NG_ML",
+        help="trough target (default: the indication's target in rules/policy.yaml)",
+    )
     est.add_argument(
         "--threshold",
         type=float,
-        default=DEFAULT_THRESHOLD,
-        help=f"probability of target a proposed dose must reach; local policy (default {DEFAULT_THRESHOLD})",
+        default=None,
+        help="probability of target a proposed dose must reach; local policy "
+        "(default: pk_target_probability in rules/policy.yaml)",
     )
     est.add_argument("--max-daily-mg", type=float, metavar="MG", help="cap on proposed daily doses")
     est.add_argument("--intervals", choices=("laplace", "sir"), default="laplace", help="posterior approximation")
@@ -89,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    if args.threshold is None:
+        args.threshold = default_threshold()
     if not 0.0 < args.threshold <= 1.0:
         raise InvalidInput("--threshold", f"got {args.threshold:g}, must be a probability in (0, 1]")
     for option, value in (("--target", args.target), ("--max-daily-mg", args.max_daily_mg)):
@@ -134,7 +159,7 @@ def _run_batch(args: argparse.Namespace, patients: list[Any], prefix: str) -> in
 
 def _estimate(args: argparse.Namespace, parsed: Parsed, path: str) -> ExposureEstimate:
     model, covariates, regimen, doses, levels = parsed
-    target = args.target if args.target is not None else DEFAULT_TARGETS[covariates.indication]
+    target = args.target if args.target is not None else default_target(covariates.indication)
     try:
         return estimate_exposure(
             model,
