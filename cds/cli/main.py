@@ -8,7 +8,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import signal
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -43,8 +43,6 @@ def _optional_areas() -> list[ModuleType]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly, as other Unix tools do
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -55,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CdsError as exc:
         print(f"imatinib-cds: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (`... | head`): stop quietly. SIGPIPE stays ignored, as sockets need it to be.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 
