@@ -149,6 +149,11 @@ def free_port() -> int:
 
 @pytest.fixture()
 def live_server(tmp_path: Path) -> Iterator[str]:
+    for base, _process in _serve(tmp_path):
+        yield base
+
+
+def _serve(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     env = dict(
         os.environ,
@@ -172,7 +177,7 @@ def live_server(tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.2)
         else:
             raise AssertionError("the server did not start: " + (tmp_path / "server.log").read_text())
-        yield base
+        yield base, process
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -188,6 +193,24 @@ def test_a_real_uvicorn_process_answers_every_example(live_server: str) -> None:
         assert response.status_code == 200, (path.name, response.text)
     for card in response.json()["cards"]:
         assert card["links"][0]["url"].startswith(live_server + "/explain/")
+
+
+def test_sighup_reloads_the_rules_without_downtime(tmp_path: Path) -> None:
+    import signal
+
+    server = _serve(tmp_path)
+    base, process = next(server)
+    try:
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "rules reloaded" not in (tmp_path / "server.log").read_text() and time.monotonic() < deadline:
+            assert httpx.get(base + "/health", timeout=5).status_code == 200  # serving throughout
+            time.sleep(0.2)
+        assert "rules reloaded" in (tmp_path / "server.log").read_text()
+        body = example("order-sign-new-start-moderate-renal.json")
+        assert httpx.post(base + service_for(body), json=body, timeout=30).status_code == 200
+    finally:
+        server.close()
 
 
 @pytest.fixture()
