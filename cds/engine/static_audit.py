@@ -475,9 +475,13 @@ def _unused_value_sets(rule_set: RuleSet) -> tuple[list[Finding], list[str]]:
     notes = _all_notes(rule_set)
     findings, info = [], []
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for name in (data.get("value_sets") or {}) if isinstance(data, dict) else {}:
-            facts = [f for f, spec in rule_set.vocabulary.facts.items() if f"value set {name}" in spec.description]
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+        sets = data.get("value_sets") if isinstance(data, dict) else None
+        for name, body in (sets or {}).items():
+            described = f"{header} {body.get('description', '') if isinstance(body, dict) else ''}"
+            facts = _linked_facts(str(name), described, rule_set.vocabulary)
             if not facts:
                 info.append(f"value set {name} ({path.name}) feeds no declared fact directly (mapper-internal)")
             elif not any(f in read for f in facts):
@@ -485,6 +489,20 @@ def _unused_value_sets(rule_set: RuleSet) -> tuple[list[Finding], list[str]]:
                 message = f"value set {name} feeds {', '.join(facts)}, which no rule reads"
                 findings.append(Finding("unused-value-set", name, message, str(path), 1, explanation=explanation))
     return findings, info
+
+
+def _linked_facts(name: str, described: str, vocabulary: Vocabulary) -> list[str]:
+    """Facts a value set feeds: named in facts.yaml ("value set NAME"), in the set's text, or by its name."""
+    guess = name.replace("-", ".", 1).replace("-", "_")
+    return [
+        fact
+        for fact, spec in vocabulary.facts.items()
+        if f"value set {name}" in spec.description
+        or fact in described.split()
+        or f"{fact})" in described
+        or fact == guess
+        or fact.split(".")[-1] == name.replace("-", "_")
+    ]
 
 
 # --- report ------------------------------------------------------------------------------------------

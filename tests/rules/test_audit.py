@@ -86,6 +86,16 @@ def test_unused_codes_of_read_facts_are_reported(tmp_path: Path) -> None:
     assert "renal.crcl_method=measured" not in _kinds(report, "unused-code")
 
 
+def test_value_set_whose_fact_no_rule_reads_is_reported(tmp_path: Path) -> None:
+    root = root_with(tmp_path, UP)
+    (root / "terminology").mkdir()
+    sets = "value_sets:\n  grapefruit: {description: intake, members: []}\n  topical-forms: {members: []}\n"
+    (root / "terminology" / "diet.yaml").write_text(sets, encoding="utf-8")
+    report = audit_rules(load_rules(root), check_pairs=False)
+    assert _kinds(report, "unused-value-set") == {"grapefruit"}
+    assert any("topical-forms" in note for note in report.notes)
+
+
 def test_dnf_expands_nested_conditions(rule_set: RuleSet) -> None:
     conjuncts = dnf(rule_set.rule("IMA-HEP-003").when)
     assert conjuncts is not None and len(conjuncts) == 2
