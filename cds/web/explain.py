@@ -327,8 +327,8 @@ def _pk(pk: Mapping[str, Any], facts: Mapping[str, Any], dose: Mapping[str, Any]
         rows.append(
             DoseRow(
                 regimen=_regimen(row["daily_mg"], row["interval_h"]),
-                trough=f"{_num(row.get('cmin_median'))} ng/mL "
-                f"({_num(row.get('cmin_p05'))}-{_num(row.get('cmin_p95'))})",
+                trough=f"{_conc(row.get('cmin_median'))} ng/mL "
+                f"({_conc(row.get('cmin_p05'))}-{_conc(row.get('cmin_p95'))})",
                 p_target=_pct(row.get("p_target")),
                 current=_same(key, current),
                 proposed=proposed_dose is not None and _same(key, proposed_dose),
@@ -423,6 +423,11 @@ def _num(value: Any) -> str:
     if value is None:
         return "-"
     return format_value(float(value)) if float(value) < 100 else f"{float(value):.0f}"
+
+
+def _conc(value: Any) -> str:
+    """A concentration in ng/mL: whole numbers (the assay does not resolve less)."""
+    return "-" if value is None else f"{float(value):.0f}"
 
 
 def _pct(value: Any) -> str:

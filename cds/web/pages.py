@@ -28,8 +28,14 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["breakable"] = breakable
     env.globals["css"] = Markup(resources.files("cds.web").joinpath("static/web.css").read_text(encoding="utf-8"))
     return env
+
+
+def breakable(version: object) -> Markup:
+    """A rule set version (``a@1.0.0+b@1.1.0+...``) that may wrap after each ``+``; the parts are escaped."""
+    return Markup("+<wbr>").join(str(version).split("+"))
 
 
 def render(template: str, **context: Any) -> str:

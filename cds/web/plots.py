@@ -153,7 +153,7 @@ def draw(run: Replay, proposed: tuple[float, float] | None, *, recorded_cmin: fl
     grid = np.linspace(max(first_shown, 0.0), history.hours(end), GRID)
     x = (grid - origin_h) / 24.0
 
-    fig = Figure(figsize=(9, 5.4), dpi=100)
+    fig = Figure(figsize=(9, 5.8), dpi=100)
     ax = fig.add_subplot()
     band = _band(est, run.model, history, grid)
     ax.fill_between(x, band[0], band[1], color="#9ecae1", alpha=0.6, label="individual 5-95 % (parameter uncertainty)")
@@ -204,8 +204,9 @@ def draw(run: Replay, proposed: tuple[float, float] | None, *, recorded_cmin: fl
         )
     ax.set_ylim(bottom=0)
     ax.grid(True, color="#e5e5e5", linewidth=0.6)
-    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0.0, 0.14, 1.0, 1.0))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()

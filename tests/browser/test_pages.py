@@ -70,6 +70,8 @@ def test_explanation_page(page: Any, live: LiveSite, name: str) -> None:
     assert "imatinib-widmer2006" in page.inner_text("#h-pk ~ dl")
     page.evaluate("document.getElementById('h-pk').scrollIntoView()")
     screenshot(page, f"explain-{name.removesuffix('.json')}-pk")
+    page.evaluate("document.getElementById('h-dose-table').scrollIntoView()")
+    screenshot(page, f"explain-{name.removesuffix('.json')}-dose-table")
     screenshot(page, f"explain-{name.removesuffix('.json')}-full", full_page=True)
 
 
