@@ -3,8 +3,8 @@
 The estimate is re-run from ``payload["pk"]["inputs"]`` (deterministic: fixed seed), so the plot of a decision
 from last month is the plot it had then. Drawn: measured levels, the individual curve at the current regimen
 with its 5-95 % band from parameter uncertainty, the population (typical) curve, the target line and, from the
-decision time on, the predicted curve at the proposed dose. matplotlib's object API only (no pyplot state), so
-requests can draw in parallel threads.
+decision time on, the predicted curve at the proposed dose. matplotlib's object API only (no pyplot state); the
+estimate re-runs in parallel, the drawing itself is serialised.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def _parse(inputs: Mapping[str, Any]) -> Any:
 
 _cache: OrderedDict[str, bytes] = OrderedDict()
 _cache_lock = threading.Lock()
+_draw_lock = threading.Lock()
 
 
 def plot_png(payload: Mapping[str, Any], key: str | None = None) -> bytes:
@@ -111,7 +112,9 @@ def plot_png(payload: Mapping[str, Any], key: str | None = None) -> bytes:
     if reason is not None:
         raise PlotUnavailable(reason)
     pk = payload["pk"]
-    png = draw(replay(pk["inputs"]), proposed_regimen(payload), recorded_cmin=pk.get("cmin_pred"))
+    run = replay(pk["inputs"])
+    with _draw_lock:  # matplotlib keeps global state (font cache, rcParams): one figure at a time
+        png = draw(run, proposed_regimen(payload), recorded_cmin=pk.get("cmin_pred"))
     if key is not None:
         with _cache_lock:
             _cache[key] = png

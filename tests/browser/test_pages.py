@@ -6,16 +6,22 @@ the PK section, plus the catalogue and a refused link.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cds.cli.main import main
 from tests.browser.conftest import LiveSite, browser_missing, screenshot
-from tests.web.helpers import WITH_PK, WITHOUT_PK, patient_identifiers
+from tests.conftest import ROOT
+from tests.web.helpers import WITH_PK, WITHOUT_PK, patient_identifiers, recorded_pk_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 
+NOW = "2026-11-25T12:00:00Z"  # the time fhir_examples/ are written for
 EXPECTED_SECTIONS = ["Cards shown", "Dose composition", "Rules that fired", "PK estimate", "Warnings", "Audit record"]
 
 
@@ -119,3 +125,21 @@ def test_no_patient_identifier_in_any_url_or_log_line(page: Any, live: LiveSite)
     for identifier in identifiers:
         assert not [url for url in live.seen_urls if identifier in url]
         assert not [line for line in live.log.lines if identifier in line]
+
+
+def test_offline_explanation_file_shows_its_embedded_plot(browser: Any, tmp_path: Path) -> None:
+    out = tmp_path / "explain.html"
+    with recorded_pk_inputs(), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["evaluate", str(ROOT / "fhir_examples" / WITH_PK[0]), "--now", NOW, "--explain-html", str(out)])
+    assert code == 0
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, offline=True)
+    try:
+        page = context.new_page()
+        page.goto(out.as_uri())
+        check_heading_order(page)
+        page.wait_for_function("() => { const i = document.querySelector('figure img'); return i && i.complete; }")
+        assert page.eval_on_selector("figure img", "i => i.naturalWidth") == 900
+        page.evaluate("document.getElementById('h-pk').scrollIntoView()")
+        screenshot(page, "offline-patient-view-low-trough-cml-pk")
+    finally:
+        context.close()
