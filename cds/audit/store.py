@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -11,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from cds.audit.tables import cards, entries, head, metadata, used_jtis
@@ -26,10 +25,10 @@ def canonical_json(value: Any) -> str:
 
 def request_digest(request: Mapping[str, Any]) -> str:
     """sha256 of the request with the FHIR access token removed (it is transient and never stored)."""
-    clean = copy.deepcopy(dict(request))
+    clean = dict(request)  # shallow: only the fhirAuthorization object is changed, on its own copy
     auth = clean.get("fhirAuthorization")
     if isinstance(auth, dict):
-        auth.pop("access_token", None)
+        clean["fhirAuthorization"] = {k: v for k, v in auth.items() if k != "access_token"}
     return hashlib.sha256(canonical_json(clean).encode()).hexdigest()
 
 
@@ -50,7 +49,7 @@ class AuditStore:
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
         self.engine = _make_engine(url)
-        metadata.create_all(self.engine)
+        _create_tables(self.engine)
         self._ensure_head()
 
     def _ensure_head(self) -> None:
@@ -182,6 +181,20 @@ def _decoded(row: Mapping[Any, Any]) -> dict[str, Any]:
     out = dict(row)
     out["payload"] = json.loads(row["payload"])
     return out
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create what is missing; workers starting together on an empty database take turns (else two
+    CREATE TABLEs race and one worker dies on a duplicate-type error)."""
+    if engine.dialect.name != "postgresql":
+        metadata.create_all(engine)  # SQLite: BEGIN IMMEDIATE already serialises the check and the create
+        return
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        metadata.create_all(conn)
+
+
+_SCHEMA_LOCK = 0x1D_A7_1B  # an arbitrary application-wide advisory lock id for schema creation
 
 
 def _make_engine(url: str) -> Engine:

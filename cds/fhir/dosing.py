@@ -102,7 +102,8 @@ def read_dosing(dosages: Sequence[Any], strength_mg: float | None) -> Dosing:
         daily += mg * per_day
         per_day_total += per_day
         times = dosage.timing.repeat.timeOfDay if dosage.timing and dosage.timing.repeat else None
-        schedule += [(t, mg) for t in times or () if isinstance(t, time)]
+        # FHIR `time` has no zone; a stray "Z" must not make aware and naive times incomparable (a 500)
+        schedule += [(t.replace(tzinfo=None), mg) for t in times or () if isinstance(t, time)]
     if not per_day_total:
         return Dosing(None, None, (), "no scheduled dosage instruction")
     return Dosing(daily, per_day_total, tuple(sorted(schedule)))

@@ -75,6 +75,11 @@ class ResourceIndex:
 
     def required(self, key: tuple[str, str], kind: type[R]) -> R:
         """Like model(), but a resource the answer depends on must be readable."""
+        found = self._models.get(key)
+        if found is not None:  # validated before (e.g. as a comedication): do not validate, or warn, twice
+            if not isinstance(found, kind):
+                raise InvalidInput(self.request.paths[key], f"expected a {kind.__name__}")
+            return found
         try:
             found = parse.validate_resource(self.raw(key), self.request.paths[key], self.warnings)
         except parse.ResourceError as exc:

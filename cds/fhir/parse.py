@@ -283,11 +283,13 @@ def validate_resource(raw: Mapping[str, Any], path: str, warnings: list[str]) ->
     model = MODELS.get(str(raw.get("resourceType")))
     if model is None:
         raise ResourceError(path, f"resource type {raw.get('resourceType')!r} is not read by this service")
-    data: Any = json.loads(json.dumps(raw))
+    data: Any = raw  # validation does not change its input: copy only when a repair must edit it
     for _ in range(_MAX_REPAIRS):
         try:
             return model.model_validate(data)
         except pydantic.ValidationError as exc:
+            if data is raw:
+                data = json.loads(json.dumps(raw))
             if not _repair(data, exc.errors(), path, warnings):
                 first = exc.errors()[0]
                 where = _path(path, first["loc"])

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,7 +77,23 @@ async def discovery(request: Request) -> Response:
     return JSONResponse(discovery_document(pipeline.rule_set, pipeline.terminology))
 
 
-@router.post("/cds-services/{service_id}")
+def _body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """An OpenAPI request body from our JSON Schema (the handlers read raw JSON; this documents it, and lets a
+    fuzzer such as schemathesis generate meaningful bodies)."""
+    clean = {k: v for k, v in schema.items() if k not in ("$schema", "title")}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": clean}},
+        }
+    }
+
+
+@router.post(
+    "/cds-services/{service_id}",
+    openapi_extra=_body(request_schema(), "a CDS Hooks 2.0 request, with prefetch"),
+)
 async def call_service(service_id: str, request: Request) -> Response:
     state, started, received = state_of(request), time.perf_counter(), datetime.now(UTC)
     hook = hook_of(service_id)
@@ -208,7 +225,7 @@ async def _complete_prefetch(
     """Fill what the client did not send: essential data or 412; optional data fetched if possible."""
     if not isinstance(body, dict):
         return body, (), ()
-    templates = prefetch_for(pipeline.rule_set, pipeline.terminology, hook)
+    templates = _templates(pipeline, hook)
     raw = body.get("prefetch")
     given: dict[str, Any] = raw if isinstance(raw, dict) else {}
     have = _resource_types(given)
@@ -234,6 +251,17 @@ async def _complete_prefetch(
             fetched += list(result.fetched)
             warnings += list(result.warnings)
     return dict(body, prefetch=prefetch), tuple(fetched), tuple(warnings)
+
+
+_TEMPLATES: weakref.WeakKeyDictionary[Any, dict[str, dict[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def _templates(pipeline: Any, hook: str) -> dict[str, str]:
+    """The prefetch templates of a rule set, computed once per loaded pipeline (a reload makes a new one)."""
+    per_hook = _TEMPLATES.setdefault(pipeline, {})
+    if hook not in per_hook:
+        per_hook[hook] = prefetch_for(pipeline.rule_set, pipeline.terminology, hook)
+    return per_hook[hook]
 
 
 async def _fetch(request: Request, state: ServiceState, body: dict[str, Any], templates: dict[str, str]) -> Any:
@@ -320,7 +348,10 @@ async def _audit(
     return True
 
 
-@router.post("/cds-services/{service_id}/feedback")
+@router.post(
+    "/cds-services/{service_id}/feedback",
+    openapi_extra=_body(feedback_schema(), "CDS Hooks 2.0 feedback on cards this service issued"),
+)
 async def feedback(service_id: str, request: Request) -> Response:
     state = state_of(request)
     if hook_of(service_id) is None:
