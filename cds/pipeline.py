@@ -49,6 +49,7 @@ class Outcome:
             "fired": [
                 {
                     "rule": f.rule_id,
+                    "title": f.title,
                     "version": f.ruleset_version,
                     "ruleset": f.ruleset_id,
                     "facts_used": dict(f.facts_used),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from cds.engine.policy import Policy
@@ -89,24 +90,97 @@ def estimate_for_record(record: PatientRecord, policy: Policy) -> PkStep:
     assert cov.sex and cov.age_years is not None and cov.weight_kg is not None and cov.indication
     daily, interval = float(record.facts["regimen.daily_mg"].value), float(record.facts["regimen.interval_h"].value)
     try:
-        estimate = estimate_exposure(
-            load_model(MODEL),
-            Covariates(
+        inputs = PkInputs(
+            model=MODEL,
+            covariates=Covariates(
                 sex=cov.sex if cov.sex in ("male", "female") else "unknown",
                 age_y=cov.age_years,
                 weight_kg=cov.weight_kg,
                 indication=cov.indication,
             ),
-            Regimen(dose_mg=daily * interval / 24, interval_h=interval),
-            [DoseEvent(d.time, d.mg) for d in record.doses],
-            [Level(lv.time, lv.ng_ml) for lv in record.levels],
+            regimen=Regimen(dose_mg=daily * interval / 24, interval_h=interval),
+            doses=tuple(DoseEvent(d.time, d.mg) for d in record.doses),
+            levels=tuple(Level(lv.time, lv.ng_ml) for lv in record.levels),
             target_ng_ml=policy.quantity(TARGET_PARAMETER[cov.indication]).value,
             proposal_threshold=float(policy.get("pk_target_probability", 0.5)),
             now=record.now,
         )
+        estimate = run_estimate(inputs)
     except EstimationError as exc:
         return PkStep(warnings=(f"PK estimate not run: {exc}",))
-    return PkStep(estimate, pk_facts(estimate), estimate.warnings)
+    return PkStep(estimate, pk_facts(estimate), estimate.warnings, inputs.plain())
+
+
+@dataclass(frozen=True)
+class PkInputs:
+    """Everything the estimator was given; ``plain()`` is what the audit log keeps, ``parse`` reads it back."""
+
+    model: str
+    covariates: Covariates
+    regimen: Regimen
+    doses: tuple[DoseEvent, ...]
+    levels: tuple[Level, ...]
+    target_ng_ml: float
+    proposal_threshold: float
+    now: datetime | None
+
+    def plain(self) -> dict[str, Any]:
+        c, r = self.covariates, self.regimen
+        return {
+            "model": self.model,
+            "covariates": {"sex": c.sex, "age_y": c.age_y, "weight_kg": c.weight_kg, "indication": c.indication},
+            "regimen": {
+                "dose_mg": r.dose_mg,
+                "interval_h": r.interval_h,
+                "since": r.since.isoformat() if r.since else None,
+            },
+            "doses": [{"time": d.time.isoformat(), "mg": d.mg} for d in self.doses],
+            "levels": [{"time": lv.time.isoformat(), "ng_ml": lv.ng_ml} for lv in self.levels],
+            "target_ng_ml": self.target_ng_ml,
+            "proposal_threshold": self.proposal_threshold,
+            "now": self.now.isoformat() if self.now else None,
+        }
+
+    @classmethod
+    def parse(cls, plain: Mapping[str, Any]) -> PkInputs:
+        """The inputs ``plain()`` wrote; EstimationError when they are missing or malformed."""
+        try:
+            c, r = plain["covariates"], plain["regimen"]
+            return cls(
+                model=str(plain["model"]),
+                covariates=Covariates(
+                    sex=c["sex"], age_y=c["age_y"], weight_kg=c["weight_kg"], indication=c["indication"]
+                ),
+                regimen=Regimen(
+                    dose_mg=r["dose_mg"], interval_h=r["interval_h"], since=_time(r["since"]) if r["since"] else None
+                ),
+                doses=tuple(DoseEvent(_time(d["time"]), d["mg"]) for d in plain["doses"]),
+                levels=tuple(Level(_time(lv["time"]), lv["ng_ml"]) for lv in plain["levels"]),
+                target_ng_ml=float(plain["target_ng_ml"]),
+                proposal_threshold=float(plain["proposal_threshold"]),
+                now=_time(plain["now"]) if plain.get("now") else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EstimationError(f"PK inputs cannot be read back: {type(exc).__name__} {exc}") from exc
+
+
+def run_estimate(inputs: PkInputs | Mapping[str, Any]) -> ExposureEstimate:
+    """The estimate for these inputs (plain ones from the audit log too); deterministic (fixed seed)."""
+    given = inputs if isinstance(inputs, PkInputs) else PkInputs.parse(inputs)
+    return estimate_exposure(
+        load_model(given.model),
+        given.covariates,
+        given.regimen,
+        list(given.doses),
+        list(given.levels),
+        target_ng_ml=given.target_ng_ml,
+        proposal_threshold=given.proposal_threshold,
+        now=given.now,
+    )
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def _missing_inputs(record: PatientRecord) -> str:

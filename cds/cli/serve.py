@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         port=config.port,
         workers=args.workers,
         log_level="info",
+        # uvicorn's access log prints query strings and explanation links carry a token there;
+        # the app writes its own access line (logger cds.access) without them
+        access_log=False,
     )
     return 0
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,6 +47,7 @@ def create_app(config: ServiceConfig, *, audit: AuditStore | None = None, instal
     app.state.service = state
     app.include_router(router)
     _register_web(app)
+    _log_requests(app)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -96,6 +99,24 @@ def _register_web(app: FastAPI) -> None:
             raise
         return
     app.include_router(pages.router)
+
+
+def _log_requests(app: FastAPI) -> None:
+    """One access line per request, without the query string: explanation links carry a signed token there."""
+    access = logging.getLogger("cds.access")
+
+    @app.middleware("http")
+    async def log_access(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        access.info(
+            "%s %s %d %.1f ms",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
 
 
 def _register_errors(app: FastAPI) -> None:

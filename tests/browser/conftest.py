@@ -18,7 +18,7 @@ import pytest
 from cds.audit import AuditStore
 from cds.service.config import ServiceConfig
 from tests.conftest import ROOT
-from tests.web.helpers import WITH_PK, WITHOUT_PK, example, explain_links, pinned_app, recorded_pk_inputs, service_path
+from tests.web.helpers import WITH_PK, WITHOUT_PK, example, explain_links, pinned_app, service_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -91,33 +91,32 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
         logging.getLogger(name).setLevel(logging.DEBUG)
     for name in CAPTURED:
         logging.getLogger(name).addHandler(handler)
-    with recorded_pk_inputs():
-        server = uvicorn.Server(
-            uvicorn.Config(pinned_app(config, audit), host="127.0.0.1", port=port, log_config=None, access_log=True)
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 30
-            while not server.started:
-                assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-                time.sleep(0.05)
-            links, requests = {}, {}
-            for name in (*WITH_PK, WITHOUT_PK):
-                body = example(name)
-                response = httpx.post(base + service_path(body), json=body, timeout=60)
-                assert response.status_code == 200, response.text
-                links[name] = explain_links(response.json())[0]
-                requests[name] = body
-            yield LiveSite(base, links, requests, handler)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=20)
-            for name, level in saved.items():
-                logging.getLogger(name).setLevel(level)
-            for name in CAPTURED:
-                logging.getLogger(name).removeHandler(handler)
-            audit.dispose()
+    server = uvicorn.Server(
+        uvicorn.Config(pinned_app(config, audit), host="127.0.0.1", port=port, log_config=None, access_log=True)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        links, requests = {}, {}
+        for name in (*WITH_PK, WITHOUT_PK):
+            body = example(name)
+            response = httpx.post(base + service_path(body), json=body, timeout=60)
+            assert response.status_code == 200, response.text
+            links[name] = explain_links(response.json())[0]
+            requests[name] = body
+        yield LiveSite(base, links, requests, handler)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+        for name in CAPTURED:
+            logging.getLogger(name).removeHandler(handler)
+        audit.dispose()
 
 
 @pytest.fixture(scope="module")

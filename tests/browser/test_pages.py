@@ -17,7 +17,7 @@ import pytest
 from cds.cli.main import main
 from tests.browser.conftest import LiveSite, browser_missing, screenshot
 from tests.conftest import ROOT
-from tests.web.helpers import WITH_PK, WITHOUT_PK, patient_identifiers, recorded_pk_inputs
+from tests.web.helpers import WITH_PK, WITHOUT_PK, patient_identifiers
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 
@@ -129,7 +129,7 @@ def test_no_patient_identifier_in_any_url_or_log_line(page: Any, live: LiveSite)
 
 def test_offline_explanation_file_shows_its_embedded_plot(browser: Any, tmp_path: Path) -> None:
     out = tmp_path / "explain.html"
-    with recorded_pk_inputs(), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()):
         code = main(["evaluate", str(ROOT / "fhir_examples" / WITH_PK[0]), "--now", NOW, "--explain-html", str(out)])
     assert code == 0
     context = browser.new_context(viewport={"width": 1280, "height": 800}, offline=True)

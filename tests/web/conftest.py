@@ -16,7 +16,6 @@ from tests.web.helpers import (
     explain_links,
     path_of,
     pinned_app,
-    recorded_pk_inputs,
     service_path,
 )
 
@@ -47,7 +46,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("web")
     config = ServiceConfig(database_url=f"sqlite:///{tmp}/audit.sqlite3", link_secret_file=tmp / "secret")
     audit = AuditStore(config.database_url)
-    with recorded_pk_inputs(), TestClient(pinned_app(config, audit)) as client:
+    with TestClient(pinned_app(config, audit)) as client:
         decisions = {}
         for name in (*WITH_PK, WITHOUT_PK):
             body = example(name)

@@ -1,20 +1,15 @@
 """Shared by the web and browser tests: an app on a temp database with the examples' evaluation time pinned,
-decisions made from fhir_examples, and the PK-input recording shim (see pk_step_proposal.py)."""
+decisions made from fhir_examples."""
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from fastapi import FastAPI
 
-from cds import pipeline as pipeline_module
-from cds import pk_step
 from cds.audit import AuditStore
 from cds.pipeline import EXAMPLES_EVALUATION_TIME
 from cds.service.app import create_app
@@ -28,21 +23,6 @@ WITH_PK = (
     "patient-view-random-level-3h-after-dose.json",
 )
 WITHOUT_PK = "order-sign-new-start-moderate-renal.json"
-
-
-@contextmanager
-def recorded_pk_inputs() -> Iterator[None]:
-    """Decisions record their PK inputs: a no-op once cds.pk_step has run_estimate, else the proposal's code."""
-    if hasattr(pk_step, "run_estimate"):
-        yield
-        return
-    from tests.web import pk_step_proposal as proposal
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pk_step, "run_estimate", proposal.run_estimate, raising=False)
-        patch.setattr(pk_step, "PkInputs", proposal.PkInputs, raising=False)
-        patch.setattr(pipeline_module, "estimate_for_record", proposal.estimate_for_record)
-        yield
 
 
 def pinned_app(config: ServiceConfig, audit: AuditStore) -> FastAPI:
