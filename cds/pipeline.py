@@ -14,7 +14,7 @@ from cds.engine.decision import Decision
 from cds.engine.evaluate import RuleEngine
 from cds.engine.render import format_value
 from cds.engine.ruleset import RuleSet, load_rules
-from cds.errors import InvalidInput
+from cds.errors import EngineError, InvalidInput
 from cds.fhir import HookRequest, PatientRecord, extract_record, fact_values, parse_request
 from cds.fhir.settings import load_settings
 from cds.fhir.terminology import load_terminology
@@ -86,6 +86,7 @@ class Pipeline:
         self.settings = load_settings(rules_dir / "mapping.yaml")
         self.terminology = load_terminology(rules_dir / "terminology")
         self.explain_url = explain_url
+        self._rule_derived = frozenset(d.fact for rule in self.rule_set.rules for d in rule.derive)
 
     def run(
         self, raw: bytes | str | Mapping[str, Any], *, now: datetime | None = None, extra_warnings: Sequence[str] = ()
@@ -98,6 +99,7 @@ class Pipeline:
         facts: dict[str, Any] = fact_values(record)
         pk = estimate_for_record(record, self.rule_set.policy)
         facts.update(pk.facts)
+        self._check_inputs(facts)
         decision = self.engine.evaluate(facts, request.hook)
         context = CardContext(
             hook_instance=request.hook_instance,
@@ -108,6 +110,12 @@ class Pipeline:
             explain_url=self.explain_url(request.hook_instance) if self.explain_url and decision.cards else None,
         )
         return Outcome(request, record, pk, decision, build_cards(decision, context), tuple(extra_warnings))
+
+    def _check_inputs(self, facts: Mapping[str, Any]) -> None:
+        """Facts the rules derive must come from the rules, never from the mapper or the estimator."""
+        leaked = sorted(set(facts) & self._rule_derived)
+        if leaked:
+            raise EngineError(f"facts that only rules may derive were given as input: {', '.join(leaked)}")
 
 
 def _fact_lines(record: PatientRecord) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Order (deterministic, independent of how rules are listed within a step):
 withhold wins; otherwise the base dose (the set dose, or the proposed/current dose stepped on the ladder),
 times every factor, then the lowest cap (including the label maximum), then rounding to what 100 mg and
-400 mg tablets can give, never past a cap. 800 mg/day is given as 400 mg twice daily.
+400 mg tablets can give (up after an increase, so "at least 50% more" holds), never past a cap. 800 mg/day is
+given as 400 mg twice daily.
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ def compose_dose(
     if dose > cap:
         dose = cap
         steps.append(DoseStep(f"capped at {format_value(cap)} mg/day ({cap_rule or 'label maximum'})", cap_rule))
-    dose = _round_to_tablets(dose, cap, policy, steps)
+    factors = [e.factor for _, e in effects if e.factor is not None]
+    # only a pure increase rounds up; with a reduction in play the conservative tie-break stands
+    increase = bool(factors) and all(f > 1 for f in factors)
+    dose = _round_to_tablets(dose, cap, policy, steps, up=increase)
     interval = 12 if dose >= policy.twice_daily_from_mg else 24
     if interval == 12:
         steps.append(DoseStep(f"{format_value(dose)} mg/day is given as {format_value(dose / 2)} mg twice daily"))
@@ -131,11 +135,13 @@ def _lowest_cap(effects: Sequence[tuple[str, DoseEffect]], policy: DosePolicy) -
     return cap, rule
 
 
-def _round_to_tablets(dose: float, cap: float, policy: DosePolicy, steps: list[DoseStep]) -> float:
+def _round_to_tablets(dose: float, cap: float, policy: DosePolicy, steps: list[DoseStep], *, up: bool) -> float:
     unit = policy.tablet_step_mg
     lower, upper = math.floor(dose / unit) * unit, math.ceil(dose / unit) * unit
-    # nearest whole tablet dose; a tie goes to the lower dose; never above the cap; never zero
-    rounded = upper if (upper - dose) < (dose - lower) and upper <= cap else lower
+    # An increase "by at least x%" rounds up; otherwise the nearest whole-tablet dose, a tie going to the
+    # lower dose. Never above the cap; never zero.
+    closer_above = (upper - dose) < (dose - lower)
+    rounded = upper if (up or closer_above) and upper <= cap else lower
     rounded = max(rounded, unit)
     if not math.isclose(rounded, dose):
         steps.append(DoseStep(f"rounded to {format_value(rounded)} mg/day (100 mg and 400 mg tablets)"))

@@ -59,7 +59,14 @@ class DurableMatcher:
         self._host = _QuietHost(actions)
         self._names = [f"{self._name}/c{i}" for i in range(len(self._chunks))]
         # register_rulesets deletes the 'run' keys of what it is given: always hand it a copy
-        self._host.register_rulesets({n: copy.deepcopy(c) for n, c in zip(self._names, self._chunks, strict=True)})
+        try:
+            self._host.register_rulesets({n: copy.deepcopy(c) for n, c in zip(self._names, self._chunks, strict=True)})
+        except Exception as exc:  # e.g. error 113: the conditions expand beyond what the C engine can build
+            rules = sorted(rid for chunk in self._chunks for rid in chunk if rid != CATCH_ALL)
+            raise EngineError(
+                f"durable_rules could not compile {self._name} ({exc}); simplify the conditions of {', '.join(rules)}"
+                " (many `any` blocks multiply into alternatives: derive an intermediate fact instead)"
+            ) from exc
         self._poisoned = False
 
     def match(self, document: dict[str, Any]) -> list[str]:

@@ -81,6 +81,9 @@ def _fact_spec(path: Path, name: str, body: Any) -> FactSpec:
             raise RuleError(f"{where}: {exc}") from exc
         low, high = _range(where, body.get("range"))
     values = body.get("values")
+    if values is not None and not all(isinstance(v, str) for v in values):
+        # YAML reads bare yes/no/on/off as booleans: a code list must be text (quote them: ["yes", "no"])
+        raise RuleError(f"{where}: every value must be text; quote YAML words such as yes/no: {values!r}")
     return FactSpec(
         name=name,
         type=body["type"],
@@ -88,7 +91,7 @@ def _fact_spec(path: Path, name: str, body: Any) -> FactSpec:
         unit=unit,
         low=low,
         high=high,
-        values=tuple(str(v) for v in values) if values is not None else None,
+        values=tuple(values) if values is not None else None,
         max_age_days=body.get("max_age_days"),
         derived=bool(body.get("derived", False)),
         molar_mass_g_mol=body.get("molar_mass_g_mol"),

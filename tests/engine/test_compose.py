@@ -40,11 +40,17 @@ def test_strong_inducer_then_moderate_renal_cap() -> None:
 def test_factor_then_rounding_to_whole_tablets() -> None:
     assert compose(400, DoseEffect(factor=0.75)) == ("change", 300, 24)
     assert compose(600, DoseEffect(factor=0.75)) == ("change", 400, 24)  # 450: a tie goes to the lower dose
-    assert compose(300, DoseEffect(factor=1.5)) == ("change", 400, 24)  # 450 -> 400
+    assert compose(300, DoseEffect(factor=1.5)) == ("change", 500, 24)  # "at least 50% more": 450 -> 500
+    assert compose(300, DoseEffect(factor=1.5), DoseEffect(max_daily_mg=450)) == ("change", 400, 24)  # not past a cap
+    assert compose(400, DoseEffect(factor=1.5), DoseEffect(factor=0.75)) == ("keep", 400, 24)  # mixed: 450 -> 400
 
 
 def test_rounding_never_goes_past_a_cap() -> None:
-    assert compose(500, DoseEffect(factor=1.3), DoseEffect(max_daily_mg=640)) == ("change", 600, 24)  # 640 -> 600
+    assert compose(500, DoseEffect(factor=1.3), DoseEffect(max_daily_mg=640)) == (
+        "change",
+        600,
+        24,
+    )  # 650 -> 640 -> 600
 
 
 def test_800_is_given_twice_daily_and_the_label_maximum_caps() -> None:

@@ -95,3 +95,15 @@ def test_concurrent_callers_get_the_same_answers_as_one(
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_a_ruleset_the_engine_cannot_build_names_its_rules(rule_set: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable import engine as durable_engine
+
+    def refuse(self: Any, definitions: Any) -> None:
+        raise Exception("Could not create ruleset, error code: 113")
+
+    monkeypatch.setattr(durable_engine.Host, "register_rulesets", refuse)
+    rules = [r for r in rule_set.rules if r.id == "IMA-RENAL-002"]
+    with pytest.raises(EngineError, match=r"error code: 113.*IMA-RENAL-002.*derive an intermediate fact"):
+        DurableMatcher("test-113", compile_chunks(rules, memberships(rules)))

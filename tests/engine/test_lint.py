@@ -91,3 +91,15 @@ def test_digest_ignores_formatting_but_not_content(tmp_path: Path) -> None:
         assert rule_set is not None
         digests.append(rule_set.digest)
     assert digests[0] == digests[1] != digests[2]
+
+
+def test_unquoted_yes_no_codes_are_refused(tmp_path: Path) -> None:
+    from cds.errors import RuleError
+
+    root = make_rules_root(tmp_path, FEATURES)
+    facts = root / "facts.yaml"
+    text = facts.read_text(encoding="utf-8").replace('values: ["yes", "no", unknown]', "values: [yes, no, unknown]")
+    assert "[yes, no, unknown]" in text
+    facts.write_text(text, encoding="utf-8")
+    with pytest.raises(RuleError, match="quote YAML words such as yes/no"):
+        check_rules(root)
