@@ -1,8 +1,8 @@
 """Entry point of the ``imatinib-cds`` console script.
 
-Each area module exposes ``register(subparsers)`` and sets ``func`` on its parsers; ``func(args)`` returns
-the exit code. Library errors (``CdsError``) become one line on stderr; anything else is a bug and keeps its
-traceback.
+Each area module (rules, facts, pk, evaluate, serve, audit) exposes ``register(subparsers)`` and sets ``func``
+on its parsers; ``func(args)`` returns the exit code. Library errors (``CdsError``) become one line on stderr;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from cds.errors import CdsError, InvalidInput
 
@@ -19,27 +18,15 @@ EXIT_INVALID_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cds.cli import rules as rules_cli
+    from cds.cli import audit, evaluate, facts, pk, rules, serve
 
-    parser = argparse.ArgumentParser(prog="imatinib-cds", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="imatinib-cds", description="CDS Hooks decision support for imatinib TDM and dose adjustment"
+    )
     sub = parser.add_subparsers(dest="area", required=True, metavar="COMMAND")
-    for module in (rules_cli, *_optional_areas()):
+    for module in (rules, facts, pk, evaluate, serve, audit):
         module.register(sub)
     return parser
-
-
-def _optional_areas() -> list[ModuleType]:
-    """Areas whose modules exist; lets each stage of the pipeline land in its own commit."""
-    import importlib
-
-    found: list[ModuleType] = []
-    for name in ("pk", "facts", "evaluate", "serve", "audit"):
-        try:
-            found.append(importlib.import_module(f"cds.cli.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cds.cli.{name}":
-                raise
-    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

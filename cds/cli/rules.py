@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from cds.cli import rules_review
 from cds.engine.ruleset import check_rules, load_rules
 
 DEFAULT_RULES = Path("rules")
@@ -38,20 +39,7 @@ def register(sub: Any) -> None:
     show.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     show.set_defaults(func=run_show)
 
-    _register_review_commands(commands)
-
-
-def _register_review_commands(commands: Any) -> None:
-    """Committee tools (trace, audit, catalogue) live in their own module."""
-    import importlib
-
-    try:
-        review = importlib.import_module("cds.cli.rules_review")
-    except ModuleNotFoundError as exc:
-        if exc.name != "cds.cli.rules_review":
-            raise
-        return
-    review.register(commands)
+    rules_review.register(commands)  # committee tools: trace, audit, catalogue
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -82,15 +70,9 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def _request_loader() -> Any:
-    import importlib
+    from cds.pipeline import request_facts  # rule tests may name a fhir_examples request
 
-    try:
-        pipeline = importlib.import_module("cds.pipeline")
-    except ModuleNotFoundError as exc:
-        if exc.name != "cds.pipeline":
-            raise
-        return None
-    return pipeline.request_facts
+    return request_facts
 
 
 def run_schema(args: argparse.Namespace) -> int:

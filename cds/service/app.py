@@ -25,6 +25,7 @@ from cds.service.outcome import operation_outcome
 from cds.service.routes import router
 from cds.service.state import ServiceState
 from cds.web.links import LinkSigner, load_secret
+from cds.web.routes import router as web_router
 
 log = logging.getLogger("cds.service")
 
@@ -46,7 +47,7 @@ def create_app(config: ServiceConfig, *, audit: AuditStore | None = None, instal
     )
     app.state.service = state
     app.include_router(router)
-    _register_web(app)
+    app.include_router(web_router)
     _log_requests(app)
     if config.cors_origins:
         app.add_middleware(
@@ -86,19 +87,6 @@ def _authenticator(config: ServiceConfig, audit: AuditStore) -> object:
         for c in config.trusted_clients
     ]
     return ClientAuthenticator(clients, audit, leeway_s=config.jwt_leeway_s)
-
-
-def _register_web(app: FastAPI) -> None:
-    """Explanation pages and the rule catalogue, when the web package provides them."""
-    import importlib
-
-    try:
-        pages = importlib.import_module("cds.web.routes")
-    except ModuleNotFoundError as exc:
-        if exc.name != "cds.web.routes":
-            raise
-        return
-    app.include_router(pages.router)
 
 
 def _log_requests(app: FastAPI) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +28,11 @@ from cds.service.state import ServiceState
 
 log = logging.getLogger("cds.service")
 router = APIRouter()
+# Decisions are CPU-bound Python: one process runs one at a time whatever the thread count (the GIL). With a
+# thread per request, eight calls shared the GIL round-robin, each took eight times its own work, and the
+# threads writing the audit log waited behind them for the GIL at every SQLite call (a convoy). One thread,
+# first come first served, finishes each call as early as it can; run one worker process per core.
+_PIPELINE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cds-decide")
 _FEEDBACK = Draft202012Validator(feedback_schema())
 _REQUEST = Draft202012Validator(request_schema())
 
@@ -95,126 +103,92 @@ def _body(schema: dict[str, Any], description: str) -> dict[str, Any]:
     openapi_extra=_body(request_schema(), "a CDS Hooks 2.0 request, with prefetch"),
 )
 async def call_service(service_id: str, request: Request) -> Response:
-    state, started, received = state_of(request), time.perf_counter(), datetime.now(UTC)
+    state = state_of(request)
     hook = hook_of(service_id)
     if hook is None:
         return operation_outcome(404, f"no CDS service {service_id!r}; see GET /cds-services")
+    call = _Call(state, service_id, hook)
     client = await authenticate(request, state)
     if isinstance(client, Response):
-        await _audit(
-            state,
-            "unknown",
-            service_id,
-            decision_payload(
-                service=service_id,
-                hook=hook,
-                received=received,
-                client=None,
-                request=None,
-                status="unauthorized",
-                http_status=401,
-                latency_ms=_ms(started),
-            ),
-        )
-        return client
-    return await _decide(state, service_id, hook, request, client, started, received)
+        return await call.refuse(401, client)
+    call.client = client
+    return await _decide(call, request)
 
 
-async def _decide(
-    state: ServiceState,
-    service_id: str,
-    hook: str,
-    request: Request,
-    client: dict[str, Any] | None,
-    started: float,
-    received: datetime,
-) -> Response:
+@dataclass
+class _Call:
+    """One service call as the audit log records it, whatever its outcome."""
+
+    state: ServiceState
+    service_id: str
+    hook: str
+    client: dict[str, Any] | None = None
     body: Any = None
-    hook_instance = "unknown"
+    hook_instance: str = "unknown"
+    started: float = field(default_factory=time.perf_counter)
+    received: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def payload(self, status: str, http_status: int, **details: Any) -> dict[str, Any]:
+        return decision_payload(
+            service=self.service_id,
+            hook=self.hook,
+            received=self.received,
+            client=self.client,
+            request=self.body if isinstance(self.body, dict) else None,
+            status=status,
+            http_status=http_status,
+            latency_ms=_ms(self.started),
+            **details,
+        )
+
+    async def refuse(self, status: int, response: Response) -> Response:
+        """Record a call that got no decision, then answer it (or 503 when even the record fails)."""
+        log.info("%d %s hookInstance %s", status, self.service_id, self.hook_instance)
+        body = json.loads(bytes(response.body))
+        name = "unauthorized" if status == 401 else f"http-{status}"
+        if not await _audit(self.state, self.hook_instance, self.service_id, self.payload(name, status, body=body)):
+            return operation_outcome(503, "the audit log is unavailable")
+        return response
+
+
+async def _decide(call: _Call, request: Request) -> Response:
+    state = call.state
     pipeline = state.pipeline  # one rule set for the whole call, even if a reload swaps it meanwhile
-    fetched: tuple[str, ...] = ()
     try:
-        body = await read_json(request, state.config.max_body_bytes)
-        hook_instance = _hook_instance(body)
-        _check_envelope(body)
-        if body.get("hook") != hook:
-            raise InvalidInput("hook", f"service {service_id} answers {hook!r}, not {body.get('hook')!r}")
-        body, fetched, prefetch_warnings = await _complete_prefetch(request, state, pipeline, hook, body)
-        outcome = await run_in_threadpool(pipeline.run, body, extra_warnings=prefetch_warnings)
+        call.body = await read_json(request, state.config.max_body_bytes)
+        call.hook_instance = _hook_instance(call.body)
+        _check_envelope(call.body)
+        if call.body.get("hook") != call.hook:
+            raise InvalidInput(
+                "hook", f"service {call.service_id} answers {call.hook!r}, not {call.body.get('hook')!r}"
+            )
+        body, fetched, prefetch_warnings = await _complete_prefetch(request, state, pipeline, call.hook, call.body)
+        outcome = await asyncio.get_running_loop().run_in_executor(
+            _PIPELINE, functools.partial(pipeline.run, body, extra_warnings=prefetch_warnings)
+        )
     except BodyTooLarge:
-        return await _refuse(
-            state,
-            service_id,
-            hook,
-            received,
-            client,
-            None,
-            hook_instance,
-            started,
-            413,
-            operation_outcome(413, f"request body larger than {state.config.max_body_bytes} bytes"),
+        return await call.refuse(
+            413, operation_outcome(413, f"request body larger than {state.config.max_body_bytes} bytes")
         )
     except InvalidInput as exc:
-        return await _refuse(
-            state,
-            service_id,
-            hook,
-            received,
-            client,
-            body,
-            hook_instance,
-            started,
-            400,
-            operation_outcome(400, exc.message, [exc.path]),
-        )
+        return await call.refuse(400, operation_outcome(400, exc.message, [exc.path]))
     except MissingPrefetch as exc:
-        return await _refuse(
-            state,
-            service_id,
-            hook,
-            received,
-            client,
-            body,
-            hook_instance,
-            started,
-            412,
-            operation_outcome(412, str(exc), [f"prefetch.{k}" for k in exc.keys]),
-        )
+        return await call.refuse(412, operation_outcome(412, str(exc), [f"prefetch.{k}" for k in exc.keys]))
     except Exception:
-        log.exception("500 on %s hookInstance %s", service_id, hook_instance)
-        return await _refuse(
-            state,
-            service_id,
-            hook,
-            received,
-            client,
-            body,
-            hook_instance,
-            started,
-            500,
-            operation_outcome(500, "internal error: no decision was made; it has been logged"),
+        log.exception("500 on %s hookInstance %s", call.service_id, call.hook_instance)
+        return await call.refuse(
+            500, operation_outcome(500, "internal error: no decision was made; it has been logged")
         )
-    payload = decision_payload(
-        service=service_id,
-        hook=hook,
-        received=received,
-        client=client,
-        request=body,
-        status="ok",
-        http_status=200,
-        latency_ms=_ms(started),
-        outcome=outcome,
-        fetched=fetched,
-    )
+    payload = call.payload("ok", 200, outcome=outcome, fetched=fetched)
     card_ids = tuple(c["uuid"] for c in outcome.cards)
-    if not await _audit(state, outcome.request.hook_instance, service_id, payload, card_ids):
+    if not await _audit(state, outcome.request.hook_instance, call.service_id, payload, card_ids):
         return operation_outcome(503, "the audit log is unavailable; no advice is given without a record")
     log.info(
         "200 %s hookInstance %s cards=%d %.1f ms",
-        service_id,
+        call.service_id,
         outcome.request.hook_instance,
         len(outcome.cards),
-        _ms(started),
+        _ms(call.started),
     )
     return JSONResponse(outcome.response)
 
@@ -306,35 +280,6 @@ def _usable(value: Any) -> bool:
         return False
     links = value.get("link") if value.get("resourceType") == "Bundle" else None
     return not any(isinstance(link, dict) and link.get("relation") == "next" for link in links or [])
-
-
-async def _refuse(
-    state: ServiceState,
-    service_id: str,
-    hook: str,
-    received: datetime,
-    client: dict[str, Any] | None,
-    body: Any,
-    hook_instance: str,
-    started: float,
-    status: int,
-    response: JSONResponse,
-) -> Response:
-    log.info("%d %s hookInstance %s", status, service_id, hook_instance)
-    payload = decision_payload(
-        service=service_id,
-        hook=hook,
-        received=received,
-        client=client,
-        request=body if isinstance(body, dict) else None,
-        status=f"http-{status}",
-        http_status=status,
-        latency_ms=_ms(started),
-        body=json.loads(bytes(response.body)),
-    )
-    if not await _audit(state, hook_instance, service_id, payload):
-        return operation_outcome(503, "the audit log is unavailable")
-    return response
 
 
 async def _audit(

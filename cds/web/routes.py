@@ -9,6 +9,7 @@ carry only the hookInstance and the token.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -56,14 +57,23 @@ def _authorised(state: ServiceState, hook_instance: str, request: Request) -> bo
     return bool(token) and len(token) < 200 and state.signer.valid(hook_instance, token)
 
 
-@router.get("/explain/{hook_instance}", include_in_schema=False)
-async def explain(hook_instance: str, request: Request) -> Response:
+async def _recorded_decision(hook_instance: str, request: Request) -> dict[str, Any] | Response:
+    """The audit entry a valid link points at; a plain 403 or 404 page (showing nothing) otherwise."""
     state = state_of(request)
     if not _authorised(state, hook_instance, request):
         return _refused()
     entry = await run_in_threadpool(state.audit.decision, hook_instance)
     if entry is None or not isinstance(entry.get("payload"), dict):
         return _unknown()
+    return entry
+
+
+@router.get("/explain/{hook_instance}", include_in_schema=False)
+async def explain(hook_instance: str, request: Request) -> Response:
+    entry = await _recorded_decision(hook_instance, request)
+    if isinstance(entry, Response):
+        return entry
+    state = state_of(request)
     total = await run_in_threadpool(state.audit.count)
     feedback = await run_in_threadpool(state.audit.feedback_for, hook_instance)
     explanation = build_explanation(entry, state.pipeline.rule_set, total_entries=total, feedback=feedback)
@@ -74,12 +84,9 @@ async def explain(hook_instance: str, request: Request) -> Response:
 
 @router.get("/explain/{hook_instance}/plot.png", include_in_schema=False)
 async def explain_plot(hook_instance: str, request: Request) -> Response:
-    state = state_of(request)
-    if not _authorised(state, hook_instance, request):
-        return _refused()
-    entry = await run_in_threadpool(state.audit.decision, hook_instance)
-    if entry is None or not isinstance(entry.get("payload"), dict):
-        return _unknown()
+    entry = await _recorded_decision(hook_instance, request)
+    if isinstance(entry, Response):
+        return entry
     try:
         png = await run_in_threadpool(plot_png, entry["payload"], str(entry["entry_hash"]))
     except PlotUnavailable as exc:
