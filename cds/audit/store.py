@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +51,12 @@ class AuditStore:
     def __init__(self, url: str = DEFAULT_URL) -> None:
         self.url = url
         self.engine = _make_engine(url)
+        # SQLite lets one writer in and makes the others poll with sleeps of up to 100 ms (its busy handler):
+        # under load that, not the work, was the tail latency. Threads of one process queue on this lock
+        # instead; other processes still meet the busy handler. PostgreSQL queues waiters on the row lock itself.
+        self._writer: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
         _create_tables(self.engine)
         self._ensure_head()
 
@@ -71,7 +79,7 @@ class AuditStore:
         card_uuids: tuple[str, ...] = (),
     ) -> int:
         """Append one entry; returns its sequence number once it is committed."""
-        with self.engine.begin() as conn:
+        with self._writer, self.engine.begin() as conn:
             seq, prev = conn.execute(
                 select(head.c.seq, head.c.entry_hash).where(head.c.id == 1).with_for_update()
             ).one()
@@ -100,7 +108,7 @@ class AuditStore:
     def claim(self, jti: str, iss: str, expires_at: datetime) -> bool:
         now = datetime.now(UTC).timestamp()
         try:
-            with self.engine.begin() as conn:
+            with self._writer, self.engine.begin() as conn:
                 conn.execute(delete(used_jtis).where(used_jtis.c.expires_at < now))
                 conn.execute(insert(used_jtis).values(jti=jti, iss=iss, expires_at=expires_at.timestamp()))
         except IntegrityError:
