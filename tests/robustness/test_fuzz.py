@@ -176,7 +176,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
         elif action == "string" and isinstance(value, str):
             parent[last] = draw(st.sampled_from(["", value[: len(value) // 2], value.upper(), value + "Z", " "]))
     hook = body.get("hook") if isinstance(body, dict) else None
-    path = service_path(hook) if hook in SERVICES else service_path(original["hook"])
+    path = service_path(hook) if isinstance(hook, str) and hook in SERVICES else service_path(original["hook"])
     raw = json.dumps(body, allow_nan=True).encode()  # NaN and Infinity too: Python's json accepts them
     shape = draw(st.sampled_from(["as is"] * 8 + ["truncated", "latin-1", "feedback"]))
     if shape == "truncated":
