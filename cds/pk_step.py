@@ -7,6 +7,7 @@ the rules see no pk.* facts (they then ask for what is missing).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,17 @@ from cds.engine.policy import Policy
 from cds.engine.render import format_value
 from cds.errors import EstimationError
 from cds.fhir import PatientRecord
-from cds.pk import Covariates, DoseEvent, ExposureEstimate, Level, Regimen, estimate_exposure, load_model, pk_facts
+from cds.pk import (
+    Covariates,
+    DoseEvent,
+    ExposureEstimate,
+    Level,
+    PkModel,
+    Regimen,
+    estimate_exposure,
+    load_model,
+    pk_facts,
+)
 
 MODEL = "imatinib-widmer2006"
 TARGET_PARAMETER = {"CML": "cml_trough_target", "GIST": "gist_trough_target"}
@@ -168,7 +179,7 @@ def run_estimate(inputs: PkInputs | Mapping[str, Any]) -> ExposureEstimate:
     """The estimate for these inputs (plain ones from the audit log too); deterministic (fixed seed)."""
     given = inputs if isinstance(inputs, PkInputs) else PkInputs.parse(inputs)
     return estimate_exposure(
-        load_model(given.model),
+        _model(given.model),
         given.covariates,
         given.regimen,
         list(given.doses),
@@ -177,6 +188,12 @@ def run_estimate(inputs: PkInputs | Mapping[str, Any]) -> ExposureEstimate:
         proposal_threshold=given.proposal_threshold,
         now=given.now,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _model(name: str) -> PkModel:
+    """Models are immutable: read and check each file once per process, not once per call."""
+    return load_model(name)
 
 
 def _time(text: str) -> datetime:
