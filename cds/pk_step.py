@@ -7,7 +7,6 @@ the rules see no pk.* facts (they then ask for what is missing).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,6 @@ from cds.pk import (
     DoseEvent,
     ExposureEstimate,
     Level,
-    PkModel,
     Regimen,
     estimate_exposure,
     load_model,
@@ -179,7 +177,7 @@ def run_estimate(inputs: PkInputs | Mapping[str, Any]) -> ExposureEstimate:
     """The estimate for these inputs (plain ones from the audit log too); deterministic (fixed seed)."""
     given = inputs if isinstance(inputs, PkInputs) else PkInputs.parse(inputs)
     return estimate_exposure(
-        _model(given.model),
+        load_model(given.model),
         given.covariates,
         given.regimen,
         list(given.doses),
@@ -188,12 +186,6 @@ def run_estimate(inputs: PkInputs | Mapping[str, Any]) -> ExposureEstimate:
         proposal_threshold=given.proposal_threshold,
         now=given.now,
     )
-
-
-@functools.lru_cache(maxsize=8)
-def _model(name: str) -> PkModel:
-    """Models are immutable: read and check each file once per process, not once per call."""
-    return load_model(name)
 
 
 def _time(text: str) -> datetime:

@@ -121,11 +121,6 @@ def _check_options(args: argparse.Namespace) -> None:
             raise InvalidInput(option, f"got {value:g}, must be a positive number")
 
 
-@functools.lru_cache(maxsize=8)
-def _model(name: str) -> PkModel:
-    return load_model(name)
-
-
 def _run_single(args: argparse.Namespace, raw: dict[str, Any]) -> int:
     parsed = _parse_patient(raw, "")
     estimate = _estimate(args, parsed, "")
@@ -208,7 +203,7 @@ def _parse_patient(raw: Any, prefix: str) -> Parsed:
     model_name = raw.get("model", DEFAULT_MODEL)
     if not isinstance(model_name, str):
         raise InvalidInput(at("model"), f"expected a model name, got {model_name!r}")
-    model = _guard(at("model"), lambda: _model(model_name))
+    model = _guard(at("model"), lambda: load_model(model_name))
     covariates = _covariates(_expect_object(raw.get("patient"), at("patient")), at("patient"))
     regimen = _regimen(_expect_object(raw.get("regimen"), at("regimen")), at("regimen"))
     doses = [_dose(d, f"{at('doses')}[{i}]") for i, d in enumerate(_list(raw, "doses", at("doses")))]

@@ -21,6 +21,7 @@ Known covariate names: ``weight_kg``, ``age_y``, ``male`` (1 male, 0 female, 0.5
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,9 +151,19 @@ def load_model(name_or_path: str | Path) -> PkModel:
     if path.suffix not in (".yaml", ".yml"):
         path = MODELS_DIR / f"{name_or_path}.yaml"
     try:
+        version = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise EstimationError(f"cannot read PK model {str(name_or_path)!r}: {exc}") from exc
+    return _load_file(path.resolve(), version)
+
+
+@functools.lru_cache(maxsize=16)
+def _load_file(path: Path, version: int) -> PkModel:
+    """Models are immutable: each file is read and checked once per process (again if it changes)."""
+    try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise EstimationError(f"cannot read PK model {str(name_or_path)!r}: {exc}") from exc
+        raise EstimationError(f"cannot read PK model {str(path)!r}: {exc}") from exc
     try:
         return _parse_model(raw, str(path))
     except (KeyError, TypeError, ValueError) as exc:
