@@ -92,14 +92,7 @@ class Pipeline:
         self, raw: bytes | str | Mapping[str, Any], *, now: datetime | None = None, extra_warnings: Sequence[str] = ()
     ) -> Outcome:
         request = parse_request(raw if not isinstance(raw, Mapping) else dict(raw))
-        now = now or datetime.now(UTC)
-        record = extract_record(
-            request, now=now, vocabulary=self.rule_set.vocabulary, settings=self.settings, terminology=self.terminology
-        )
-        facts: dict[str, Any] = fact_values(record)
-        pk = estimate_for_record(record, self.rule_set.policy)
-        facts.update(pk.facts)
-        self._check_inputs(facts)
+        record, pk, facts = self.facts_for(request, now or datetime.now(UTC))
         decision = self.engine.evaluate(facts, request.hook)
         context = CardContext(
             hook_instance=request.hook_instance,
@@ -110,6 +103,16 @@ class Pipeline:
             explain_url=self.explain_url(request.hook_instance) if self.explain_url and decision.cards else None,
         )
         return Outcome(request, record, pk, decision, build_cards(decision, context), tuple(extra_warnings))
+
+    def facts_for(self, request: HookRequest, now: datetime) -> tuple[PatientRecord, PkStep, dict[str, Any]]:
+        """The patient's record, the PK step and the facts the rules will see."""
+        record = extract_record(
+            request, now=now, vocabulary=self.rule_set.vocabulary, settings=self.settings, terminology=self.terminology
+        )
+        pk = estimate_for_record(record, self.rule_set.policy)
+        facts: dict[str, Any] = {**fact_values(record), **pk.facts}
+        self._check_inputs(facts)
+        return record, pk, facts
 
     def _check_inputs(self, facts: Mapping[str, Any]) -> None:
         """Facts the rules derive must come from the rules, never from the mapper or the estimator."""
@@ -141,15 +144,7 @@ def request_facts(path: str) -> tuple[dict[str, Any], str]:
     except OSError as exc:
         raise InvalidInput(path, f"cannot read the request: {exc.strerror}") from exc
     request = parse_request(raw)
-    record = extract_record(
-        request,
-        now=EXAMPLES_EVALUATION_TIME,
-        vocabulary=pipeline.rule_set.vocabulary,
-        settings=pipeline.settings,
-        terminology=pipeline.terminology,
-    )
-    facts: dict[str, Any] = fact_values(record)
-    facts.update(estimate_for_record(record, pipeline.rule_set.policy).facts)
+    _, _, facts = pipeline.facts_for(request, EXAMPLES_EVALUATION_TIME)
     return facts, request.hook
 
 

@@ -25,6 +25,8 @@ class RuleEngine:
     def __init__(self, rule_set: RuleSet, *, backend: str = "durable") -> None:
         self.rule_set = rule_set
         self.dose_policy = DosePolicy.from_policy(rule_set.policy)
+        self._file_order = {f.meta.id: i for i, f in enumerate(rule_set.files)}
+        self._first_hit_files = frozenset(f.meta.id for f in rule_set.files if f.meta.hit_policy == "first")
         rules = rule_set.rules
         self._sets = memberships(rules)
         self._plan: dict[str, list[tuple[list[Rule], Matcher]]] = {
@@ -83,19 +85,15 @@ class RuleEngine:
         )
 
     def _apply_hit_policy(self, hits: list[Rule]) -> list[Rule]:
-        policies = {f.meta.id: f.meta.hit_policy for f in self.rule_set.files}
-        ordered = sorted(hits, key=lambda r: (self._file_index(r), r.row))
+        ordered = sorted(hits, key=lambda r: (self._file_order[r.ruleset_id], r.row))
         taken: set[str] = set()
         selected = []
         for rule in ordered:
-            if policies[rule.ruleset_id] == "first" and rule.ruleset_id in taken:
+            if rule.ruleset_id in self._first_hit_files and rule.ruleset_id in taken:
                 continue
             taken.add(rule.ruleset_id)
             selected.append(rule)
         return selected
-
-    def _file_index(self, rule: Rule) -> int:
-        return next(i for i, f in enumerate(self.rule_set.files) if f.meta.id == rule.ruleset_id)
 
     @staticmethod
     def _derive(
