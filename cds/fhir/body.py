@@ -12,7 +12,6 @@ from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Terminology
 from cds.fhir.types import Source
 
-CREATININE_MOLAR_MASS = 113.12
 BILIRUBIN_MOLAR_MASS = 584.66
 
 
@@ -41,10 +40,11 @@ class BodyMapper:
     def _max_age(self, name: str) -> float | None:
         return self.settings.max_age_days.get(name, self.sink.vocabulary[name].max_age_days)
 
-    def _want(self, name: str, molar_mass: float | None = None) -> Want:
-        unit = self.sink.vocabulary[name].unit
-        assert unit is not None
-        return Want(unit, self._max_age(name), molar_mass)
+    def _want(self, name: str) -> Want:
+        """Canonical unit, maximum age and (for molar units) molar mass, as rules/facts.yaml declares them."""
+        spec = self.sink.vocabulary[name]
+        assert spec.unit is not None
+        return Want(spec.unit, self._max_age(name), spec.molar_mass_g_mol)
 
     def patient(self) -> None:
         keys = self.index.keys("Patient")
@@ -79,7 +79,7 @@ class BodyMapper:
             self.sink.put("patient.weight_gain_7d", latest.value - base.value, [latest.source, base.source], note)
 
     def renal(self) -> None:
-        want_cr = self._want("renal.creatinine", CREATININE_MOLAR_MASS)
+        want_cr = self._want("renal.creatinine")
         creatinine = self.labs.latest(self.terms["creatinine"], want_cr)
         if creatinine is not None and not self.sink.put("renal.creatinine", creatinine.value, [creatinine.source]):
             creatinine = None

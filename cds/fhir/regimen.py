@@ -26,8 +26,6 @@ from cds.fhir.therapy import (
 )
 from cds.fhir.types import DoseEvent, DoseSource, LevelSample, Source
 
-IMATINIB_MOLAR_MASS = 493.6
-
 
 @dataclass(frozen=True)
 class DoseHistory:
@@ -239,7 +237,9 @@ class RegimenMapper:
     def _levels(
         self, labs: Labs, doses: DoseHistory, runs: list[Segment], active: Therapy | None
     ) -> tuple[LevelSample, ...]:
-        want = Want("ng/mL", self._max_age("level.conc"), IMATINIB_MOLAR_MASS)
+        spec = self.sink.vocabulary["level.conc"]  # unit and molar mass as rules/facts.yaml declares them
+        assert spec.unit is not None
+        want = Want(spec.unit, self._max_age("level.conc"), spec.molar_mass_g_mol)
         readings = labs.readings(self.terminology["imatinib-level"], want)
         plausible = self.sink.vocabulary["level.conc"].accepts
         samples = tuple(LevelSample(r.time, r.value, r.source) for r in reversed(readings) if plausible(r.value))
