@@ -11,6 +11,7 @@ from typing import Any
 from cds.fhir import parse
 from cds.fhir.dosing import product
 from cds.fhir.index import ResourceIndex, concept, effective, source
+from cds.fhir.observation import read_observation
 from cds.fhir.settings import MappingSettings
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Concept, Terminology, ValueSet
@@ -151,13 +152,13 @@ class ClinicalMapper:
         for key, value in self.index.coded("Observation", "valueCodeableConcept"):
             if self.terms["ctcae-grades"].match(value) is None:
                 continue
-            obs = self.index.model(key, parse.Observation)
-            when = effective(obs) if obs else None
+            obs = self.index.read(key, read_observation)
+            when = obs.when if obs else None
             if obs is None or obs.status not in self.settings.observation_statuses or not when or when < oldest:
                 continue
-            grade = self._grade([concept(obs.valueCodeableConcept)])
+            grade = self._grade([obs.value_concept])
             if grade is not None:
-                yield GradedEvent(source(key, when), grade, concept(obs.code), when)
+                yield GradedEvent(source(key, when), grade, obs.code, when)
 
     def _grade(self, concepts: list[Concept | None]) -> int | None:
         """A CTCAE grade from a coded grade, else from text such as 'Grade 3'."""
@@ -188,25 +189,26 @@ class ClinicalMapper:
                 return source(key, effective(procedure))
         for key, found in self.index.coded("Observation"):
             if value_set.match(found) and self._observed_true(key):
-                return source(key, effective(self.index.model(key, parse.Observation)))
+                obs = self.index.read(key, read_observation)
+                return source(key, obs.when if obs else None)
         return None
 
     def _observed_true(self, key: tuple[str, str]) -> bool:
-        obs = self.index.model(key, parse.Observation)
+        obs = self.index.read(key, read_observation)
         if obs is None or obs.status not in self.settings.observation_statuses:
             return False
-        return obs.valueBoolean is not False and _code(obs.valueCodeableConcept) not in ("no", "N", "373067005")
+        return obs.value_boolean is not False and obs.value_code not in ("no", "N", "373067005")
 
     def leukaemia_related(self) -> None:
         value_set = self.terms["cytopenia-leukaemia-related"]
         for key, found in self.index.coded("Observation"):
             if not value_set.match(found):
                 continue
-            obs = self.index.model(key, parse.Observation)
+            obs = self.index.read(key, read_observation)
             if obs is None or obs.status not in self.settings.observation_statuses:
                 continue
-            answer = _yes_no(obs.valueBoolean, _code(obs.valueCodeableConcept))
-            self.sink.put("heme.cytopenia_leukaemia_related", answer, [source(key, effective(obs))])
+            answer = _yes_no(obs.value_boolean, obs.value_code)
+            self.sink.put("heme.cytopenia_leukaemia_related", answer, [source(key, obs.when)])
             return
 
     # --- comedications ------------------------------------------------------------------------------

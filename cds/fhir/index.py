@@ -1,14 +1,15 @@
-"""The request's resources by type, restricted to the patient, validated lazily with the R4B models."""
+"""The request's resources by type, restricted to the patient; read element by element, or validated with R4B."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 from cds.errors import InvalidInput
 from cds.fhir import parse
+from cds.fhir.element import Element, ElementError
 from cds.fhir.terminology import Coding, Concept
 from cds.fhir.types import HookRequest, Source
 
@@ -23,6 +24,7 @@ class ResourceIndex:
         self._by_type: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._models: dict[tuple[str, str], Any] = {}
         self._concepts: dict[tuple[str, str], list[tuple[tuple[str, str], Concept]]] = {}
+        self._read: dict[tuple[Callable[[Element], Any], tuple[str, str]], Any] = {}
         for key, raw in request.resources.items():
             if self._belongs(key, raw):
                 self._by_type[key[0]].append(key)
@@ -59,6 +61,19 @@ class ResourceIndex:
 
     def raw(self, key: tuple[str, str]) -> Mapping[str, Any]:
         return self.request.resources[key]
+
+    def read(self, key: tuple[str, str], reader: Callable[[Element], R]) -> R | None:
+        """What ``reader`` takes from the resource (once per request), or None with a warning naming the
+        first element that is not of its FHIR datatype."""
+        cache_key = (reader, key)
+        if cache_key not in self._read:
+            try:
+                self._read[cache_key] = reader(Element(self.raw(key), self.request.paths[key], self.warnings))
+            except ElementError as exc:
+                self.warnings.append(f"{exc} (resource not used)")
+                self._read[cache_key] = None
+        found: R | None = self._read[cache_key]
+        return found
 
     def model(self, key: tuple[str, str], kind: type[R]) -> R | None:
         """The validated model, or None (with a warning) when R4 cannot be read from it."""

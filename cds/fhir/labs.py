@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from cds.fhir import parse
-from cds.fhir.index import ResourceIndex, effective, source
+from cds.fhir.index import ResourceIndex, source
+from cds.fhir.observation import Quantity, read_observation
 from cds.fhir.quantities import to_unit
 from cds.fhir.terminology import ValueSet
 from cds.fhir.types import Source
 from cds.units import UnitError
 
-_UCUM = "http://unitsofmeasure.org"
 _CLOCK_SKEW = timedelta(minutes=5)
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -78,25 +77,25 @@ class Labs:
         return when if when.tzinfo else when.replace(tzinfo=UTC)
 
     def _reading(self, key: tuple[str, str], want: Want) -> Reading | None:
-        obs = self.index.model(key, parse.Observation)
+        obs = self.index.read(key, read_observation)
         if obs is None or obs.status not in self.statuses:
             return None
-        when = effective(obs)
+        when = obs.when
         if when is None or not self._in_window(key, when, want.max_age_days):
             return None
-        quantity = obs.valueQuantity
+        quantity = obs.quantity
         if quantity is None or quantity.value is None:
             return None
         try:
-            value = to_unit(float(quantity.value), _unit(quantity), want.unit, molar_mass_g_mol=want.molar_mass_g_mol)
+            value = to_unit(quantity.value, quantity.unit, want.unit, molar_mass_g_mol=want.molar_mass_g_mol)
         except UnitError as exc:
             self.index.warnings.append(f"{key[0]}/{key[1]}: {exc} (value not used)")
             return None
         if quantity.comparator:
             self.index.warnings.append(
-                f"{key[0]}/{key[1]}: reported as '{quantity.comparator}{quantity.value}', used as the limit"
+                f"{key[0]}/{key[1]}: reported as '{quantity.comparator}{quantity.text}', used as the limit"
             )
-        return Reading(value, when, source(key, when), self._uln(obs, want, _unit(quantity)))
+        return Reading(value, when, source(key, when), _uln(obs.high, want, quantity.unit))
 
     def _in_window(self, key: tuple[str, str], when: datetime, max_age_days: float | None) -> bool:
         if when > self.now + _CLOCK_SKEW:
@@ -104,20 +103,12 @@ class Labs:
             return False
         return max_age_days is None or self.now - when <= timedelta(days=max_age_days)
 
-    def _uln(self, obs: Any, want: Want, value_unit: str | None) -> float | None:
-        for ref in obs.referenceRange or ():
-            high = ref.high
-            if high is not None and high.value is not None:
-                try:
-                    unit = _unit(high) or value_unit  # a bare number shares the value's unit
-                    return to_unit(float(high.value), unit, want.unit, molar_mass_g_mol=want.molar_mass_g_mol)
-                except UnitError:
-                    return None
+
+def _uln(high: Quantity | None, want: Want, value_unit: str | None) -> float | None:
+    if high is None or high.value is None:
         return None
-
-
-def _unit(quantity: Any) -> str | None:
-    """UCUM code when the quantity says it is UCUM, else the human unit string."""
-    if quantity.code and (quantity.system in (None, _UCUM)):
-        return str(quantity.code)
-    return str(quantity.unit) if quantity.unit else None
+    try:
+        unit = high.unit or value_unit  # a bare number shares the value's unit
+        return to_unit(high.value, unit, want.unit, molar_mass_g_mol=want.molar_mass_g_mol)
+    except UnitError:
+        return None

@@ -1,0 +1,196 @@
+"""Typed reads of single FHIR elements, each checked against its R4 datatype where it is read.
+
+An ``Element`` wraps one JSON object of a resource (or the R4B model of a resource already validated) with
+its JSON path, so that an error names the element (``prefetch.labs.entry[3].resource.valueQuantity.value``).
+Reading only the elements the facts need costs a fraction of validating whole resources with the R4B models.
+Lenient like ``parse.validate_resource``: a single value for an array and a date-time without a zone are
+accepted with the same warnings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from cds.fhir.terminology import Coding, Concept
+
+# FHIR R4 lexical forms (https://hl7.org/fhir/R4/datatypes.html); partial dates stay strings as in the models.
+_DATE_TIME = re.compile(
+    r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])"
+    r"(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00))?)?)?)?",
+    re.ASCII,
+)
+_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?", re.ASCII)
+_CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
+_STRING = re.compile(r"[ \r\n\t\S]")
+_NO_ZONE = "a date-time without a time zone, read as UTC (accepted)"
+_NOT_ARRAY = "a single value instead of an array (accepted)"
+
+
+class ElementError(ValueError):
+    """An element read by the mapper is not of its FHIR datatype; ``path`` is its JSON path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+class Element:
+    """One JSON object (or validated model) of a resource, read element by element."""
+
+    __slots__ = ("_data", "_model", "path", "warnings")
+
+    def __init__(self, data: Any, path: str, warnings: list[str], *, model: bool = False) -> None:
+        self._data = data
+        self._model = model
+        self.path = path
+        self.warnings = warnings
+
+    def get(self, name: str) -> Any:
+        return getattr(self._data, name, None) if self._model else self._data.get(name)
+
+    def has(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def _error(self, name: str, expected: str, value: object) -> ElementError:
+        return ElementError(f"{self.path}.{name}", f"expected {expected}, got {_kind(value)}")
+
+    # --- primitives -------------------------------------------------------------------------------------
+
+    def string(self, name: str) -> str | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _STRING.search(value):
+            raise self._error(name, "a non-empty string", value)
+        return value
+
+    def code(self, name: str) -> str | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _CODE.fullmatch(value):
+            raise self._error(name, "a code (no leading, trailing or repeated whitespace)", value)
+        return value
+
+    def uri(self, name: str) -> str | None:
+        value = self.get(name)
+        if value is None or isinstance(value, str):
+            return value
+        raise self._error(name, "a URI string", value)
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.get(name)
+        if value is None or isinstance(value, bool):
+            return value
+        raise self._error(name, "true or false", value)
+
+    def decimal(self, name: str) -> float | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise self._error(name, "a number", value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise self._error(name, "a finite number", value)
+        return number
+
+    def integer(self, name: str) -> int | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not -(2**31) <= value < 2**31:
+            raise self._error(name, "a 32-bit integer", value)
+        return value
+
+    def date_time(self, name: str) -> datetime | date | str | None:
+        """An aware datetime, a date, or a partial date kept as text (what the R4B models return)."""
+        value = self.get(name)
+        if value is None or isinstance(value, datetime | date):
+            return value  # a validated model's value
+        if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
+            raise self._error(name, "a FHIR date or dateTime", value)
+        return self._parse_date_time(name, value)
+
+    def _parse_date_time(self, name: str, value: str) -> datetime | date | str:
+        if len(value) < 10 or value[17:19] == "60":
+            return value  # partial date or leap second: the models keep the text
+        try:
+            if len(value) == 10:
+                return date.fromisoformat(value)
+            when = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise self._error(name, "a valid date", value) from exc
+        if when.tzinfo is None:
+            self.warnings.append(f"{self.path}.{name}: {_NO_ZONE}")
+            when = when.replace(tzinfo=UTC)
+        return when
+
+    def times(self, name: str) -> list[time | str]:
+        """FHIR ``time`` values (leap seconds kept as text, as the models do); a zone is dropped."""
+        out: list[time | str] = []
+        for i, value in enumerate(self._array(name)):
+            if isinstance(value, time):
+                out.append(value.replace(tzinfo=None))
+            elif isinstance(value, str) and _TIME.fullmatch(value):
+                out.append(value if value[6:8] == "60" else time.fromisoformat(value))
+            else:
+                raise ElementError(f"{self.path}.{name}[{i}]", f"expected a FHIR time hh:mm:ss, got {_kind(value)}")
+        return out
+
+    # --- complex elements -------------------------------------------------------------------------------
+
+    def child(self, name: str) -> Element | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        if self._model or isinstance(value, dict):
+            return Element(value, f"{self.path}.{name}", self.warnings, model=self._model)
+        raise self._error(name, "an object", value)
+
+    def children(self, name: str) -> list[Element]:
+        out = []
+        for i, value in enumerate(self._array(name)):
+            if not (self._model or isinstance(value, dict)):
+                raise ElementError(f"{self.path}.{name}[{i}]", f"expected an object, got {_kind(value)}")
+            out.append(Element(value, f"{self.path}.{name}[{i}]", self.warnings, model=self._model))
+        return out
+
+    def first(self, name: str) -> Element | None:
+        found = self.children(name)
+        return found[0] if found else None
+
+    def _array(self, name: str) -> list[Any]:
+        value = self.get(name)
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return value
+        if self._model:  # pragma: no cover - the models always hold lists for arrays
+            return [value]
+        self.warnings.append(f"{self.path}.{name}: {_NOT_ARRAY}")
+        return [value]
+
+    def concept(self, name: str) -> Concept | None:
+        """A CodeableConcept reduced for terminology matching."""
+        found = self.child(name)
+        if found is None:
+            return None
+        codings = tuple(Coding(c.uri("system"), c.code("code"), c.string("display")) for c in found.children("coding"))
+        return Concept(codings, found.string("text"))
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return type(value).__name__
