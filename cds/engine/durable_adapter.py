@@ -9,9 +9,10 @@ after any engine error the Host is considered poisoned and rebuilt, never touche
 from __future__ import annotations
 
 import copy
+import itertools
+import os
 import threading
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from durable import engine as durable_engine
@@ -20,6 +21,10 @@ from cds.engine.compile import CATCH_ALL, NOOP
 from cds.errors import EngineError
 
 Action = Callable[[Any], None]
+
+# Session ids only need to be unique among one process's live sessions; a shared counter is, across
+# matchers, reloads and threads, and costs far less than uuid4. The pid keeps ids distinct in logs.
+_SESSIONS = itertools.count()
 
 
 class _QuietHost(durable_engine.Host):  # type: ignore[misc]
@@ -34,11 +39,11 @@ class _QuietHost(durable_engine.Host):  # type: ignore[misc]
         return self._actions[name]
 
 
-def _record_hit(rule_id: str) -> Action:
+def _record_hit(rule_id: str, hits: dict[str, list[str]]) -> Action:
+    # Hits go to the list of the action's own session, not into durable state: writing state costs JSON
+    # round trips per fired rule. An unknown sid raises, which durable records as a swallowed exception.
     def action(c: Any) -> None:
-        hits = c.s.hits or []
-        hits.append(rule_id)
-        c.s.hits = hits
+        hits[c.s.sid].append(rule_id)
 
     return action
 
@@ -50,12 +55,14 @@ class DurableMatcher:
         self._name = name
         self._chunks = [copy.deepcopy(chunk) for chunk in chunks]
         self._lock = threading.Lock()
+        self._hits: dict[str, list[str]] = {}  # sid -> rule ids, only while that sid's assert runs
         self._build()
 
     def _build(self) -> None:
         actions: dict[str, Action] = {NOOP: lambda c: None}
         for chunk in self._chunks:
-            actions.update({body["run"]: _record_hit(rid) for rid, body in chunk.items() if rid != CATCH_ALL})
+            hits = {body["run"]: _record_hit(rid, self._hits) for rid, body in chunk.items() if rid != CATCH_ALL}
+            actions.update(hits)
         self._host = _QuietHost(actions)
         self._names = [f"{self._name}/c{i}" for i in range(len(self._chunks))]
         # register_rulesets deletes the 'run' keys of what it is given: always hand it a copy
@@ -70,23 +77,30 @@ class DurableMatcher:
         self._poisoned = False
 
     def match(self, document: dict[str, Any]) -> list[str]:
+        return self.match_chunks(dict.fromkeys(range(len(self._names)), document))
+
+    def match_chunks(self, documents: Mapping[int, dict[str, Any]]) -> list[str]:
+        """Assert each document into the chunk it is keyed by (chunks not given are not asserted)."""
         with self._lock:
             if self._poisoned:
                 self._build()
             hits: list[str] = []
-            for name in self._names:
-                hits += self._assert(name, document)
+            for i, document in documents.items():
+                hits += self._assert(self._names[i], document)
             return list(dict.fromkeys(hits))  # an $or fires once per matching branch
 
     def _assert(self, name: str, document: dict[str, Any]) -> list[str]:
-        sid = uuid.uuid4().hex
+        sid = f"{os.getpid()}-{next(_SESSIONS)}"
+        hits = self._hits[sid] = []
         try:
             state = self._host.assert_fact(name, dict(document, t="ctx", sid=sid))
         except Exception as exc:  # the C engine raises plain Exceptions with error codes
             self._poisoned = True
             raise EngineError(f"rule engine failed on ruleset {name}: {exc}") from exc
+        finally:
+            del self._hits[sid]
         if "exception" in state:
             self._poisoned = True
             raise EngineError(f"rule action failed in ruleset {name}: {state['exception']}")
         self._host.delete_state(name, sid)  # only after success; the catch-all guarantees it was handled
-        return [h for h in state.get("hits") or [] if isinstance(h, str)]
+        return hits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -30,7 +31,7 @@ def test_a_swallowed_action_exception_is_raised(rule_set: Any, monkeypatch: pyte
     """durable_rules catches exceptions in actions and only records them in the session state."""
     from cds.engine import durable_adapter
 
-    def broken_factory(rule_id: str) -> Any:
+    def broken_factory(rule_id: str, hits: Any) -> Any:
         def broken(c: Any) -> None:
             raise RuntimeError("boom")
 
@@ -107,3 +108,35 @@ def test_a_ruleset_the_engine_cannot_build_names_its_rules(rule_set: Any, monkey
     rules = [r for r in rule_set.rules if r.id == "IMA-RENAL-002"]
     with pytest.raises(EngineError, match=r"error code: 113.*IMA-RENAL-002.*derive an intermediate fact"):
         DurableMatcher("test-113", compile_chunks(rules, memberships(rules)))
+
+
+def test_durable_state_is_deleted_after_every_evaluation(matcher: DurableMatcher) -> None:
+    """A ruleset holds at most 1,023 live sessions: more evaluations than that only work if each is deleted."""
+    from cds.engine import durable_adapter
+
+    for v in range(1100):
+        matcher.match({"renal": {"crcl": float(v % 200)}})
+    last = f"{os.getpid()}-{next(durable_adapter._SESSIONS) - 1}"
+    with pytest.raises(Exception, match="309"):  # ERR_SID_NOT_FOUND: that session is gone
+        matcher._host.get_state(matcher._names[-1], last)
+    assert matcher._hits == {}
+
+
+def test_hits_of_concurrent_evaluations_never_mix(matcher: DurableMatcher) -> None:
+    documents = [{"renal": {"crcl": float(v)}, "regimen": {"daily_mg": 400.0 + v}} for v in range(0, 150, 3)]
+    expected = [matcher.match(d) for d in documents]
+    assert len({tuple(e) for e in expected}) > 2  # the documents do fire different rules
+    failures: list[str] = []
+
+    def worker(offset: int) -> None:
+        for i in range(len(documents) * 4):
+            k = (i + offset) % len(documents)
+            if (got := matcher.match(documents[k])) != expected[k]:
+                failures.append(f"{documents[k]}: {got} != {expected[k]}")
+
+    threads = [threading.Thread(target=worker, args=(n * 7,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
