@@ -42,19 +42,24 @@ def memberships(rules: Sequence[Rule]) -> dict[tuple[str, frozenset[str]], Membe
     return found
 
 
+def chunk_rules(rules: Sequence[Rule]) -> list[Sequence[Rule]]:
+    """The rules of each durable ruleset compile_chunks makes, in the same order."""
+    return [rules[start : start + CHUNK_SIZE] for start in range(0, len(rules), CHUNK_SIZE)]
+
+
 def compile_chunks(
     rules: Sequence[Rule], sets: Mapping[tuple[str, frozenset[str]], Membership]
 ) -> list[dict[str, Any]]:
     """Durable ruleset bodies (rule name -> definition), CHUNK_SIZE rules each, priority = file order."""
     chunks = []
-    for start in range(0, len(rules), CHUNK_SIZE):
+    for n, members in enumerate(chunk_rules(rules)):
         body: dict[str, Any] = {
             rule.id: {
-                "pri": start + i,
+                "pri": n * CHUNK_SIZE + i,
                 "all": [{"m": {"$and": [MARKER, compile_condition(rule.when, sets)]}}],
                 "run": HIT_PREFIX + rule.id,
             }
-            for i, rule in enumerate(rules[start : start + CHUNK_SIZE])
+            for i, rule in enumerate(members)
         }
         body[CATCH_ALL] = {"pri": 1_000_000, "all": [{"m": MARKER}], "run": NOOP}
         chunks.append(body)

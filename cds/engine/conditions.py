@@ -116,3 +116,19 @@ def leaves(node: Node) -> Iterator[Leaf]:
 def facts_of(node: Node) -> tuple[str, ...]:
     """The facts a condition reads, in first-use order."""
     return tuple(dict.fromkeys(leaf.fact for leaf in leaves(node)))
+
+
+def required_facts(node: Node) -> frozenset[str]:
+    """Facts that must all be present for ``node`` to be true: a comparison on a missing fact is unknown,
+    so a document lacking any of them cannot make the condition true (only `missing` asks for absence)."""
+    return _required(to_nnf(node))
+
+
+def _required(node: Node) -> frozenset[str]:
+    if isinstance(node, Presence):
+        return frozenset({node.fact}) if node.present else frozenset()
+    if isinstance(node, Compare | InSet):
+        return frozenset({node.fact})
+    assert isinstance(node, All | AnyOf)
+    parts = [_required(item) for item in node.items]
+    return frozenset().union(*parts) if isinstance(node, All) else frozenset.intersection(*parts)

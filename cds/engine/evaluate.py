@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any
 
 from cds.engine import conditions as c
-from cds.engine.compile import Membership, compile_chunks, memberships
+from cds.engine.compile import Membership, chunk_rules, compile_chunks, memberships
 from cds.engine.compose import DoseDecision, DosePolicy, compose_dose
 from cds.engine.decision import CardSpec, Decision, FiredRule
 from cds.engine.document import engine_document, normalise_facts, quantise
@@ -19,6 +19,24 @@ from cds.errors import InvalidInput
 Matcher = Callable[[Mapping[str, c.FactValue]], list[str]]
 
 
+class _Chunk:
+    """What one compiled durable ruleset can see: the facts and value sets its rules read, and the fact sets
+    of which one must be present for any of its rules to fire."""
+
+    def __init__(self, rules: Sequence[Rule], sets: Mapping[tuple[str, frozenset[str]], Membership]) -> None:
+        needs = {c.required_facts(r.when) for r in rules}
+        self.alternatives = [a for a in needs if not any(b < a for b in needs)]
+        self.reads = tuple(dict.fromkeys(f for r in rules for f in c.facts_of(r.when)))
+        used = {(leaf.fact, leaf.values) for r in rules for leaf in c.leaves(r.when) if isinstance(leaf, c.InSet)}
+        self.sets = [m for k, m in sets.items() if k in used]
+
+    def can_fire(self, present: Set[str]) -> bool:
+        return any(a <= present for a in self.alternatives)
+
+    def document(self, facts: Mapping[str, c.FactValue]) -> dict[str, Any]:
+        return engine_document({f: facts[f] for f in self.reads if f in facts}, self.sets)
+
+
 class RuleEngine:
     """Compiled once per rule set; ``evaluate`` is safe to call from several threads."""
 
@@ -29,6 +47,7 @@ class RuleEngine:
         self._first_hit_files = frozenset(f.meta.id for f in rule_set.files if f.meta.hit_policy == "first")
         rules = rule_set.rules
         self._sets = memberships(rules)
+        self._reads = {r.id: c.facts_of(r.when) for r in rules}
         self._plan: dict[str, list[tuple[list[Rule], Matcher]]] = {
             hook: self._stages_for(hook, rules, backend) for hook in HOOKS
         }
@@ -46,9 +65,18 @@ class RuleEngine:
             return lambda facts: [r.id for r in rules if c.truth(r.when, facts) is True]
         from cds.engine.durable_adapter import DurableMatcher
 
-        sets = list(self._sets.values())
         durable = DurableMatcher(f"imatinib-{self.rule_set.digest[:12]}/{label}", compile_chunks(rules, self._sets))
-        return lambda facts: durable.match(engine_document(facts, sets))
+        chunks = [_Chunk(members, self._sets) for members in chunk_rules(rules)]
+
+        # Both cuts are exact, because every compiled leaf reads only its own fact and is $ex-guarded: a
+        # chunk none of whose rules has its required facts present cannot fire, so it is not asserted; and
+        # facts no rule of a chunk reads cannot change its matches, so they are left out of its document
+        # (less JSON to write and parse per assert and per fired action).
+        def match(facts: Mapping[str, c.FactValue]) -> list[str]:
+            present = facts.keys()
+            return durable.match_chunks({i: k.document(facts) for i, k in enumerate(chunks) if k.can_fire(present)})
+
+        return match
 
     @property
     def memberships(self) -> Sequence[Membership]:
@@ -64,7 +92,7 @@ class RuleEngine:
         for rules, matcher in self._plan[hook]:
             hits = set(matcher(working))
             for rule in self._apply_hit_policy([r for r in rules if r.id in hits]):
-                used = {name: working.get(name) for name in c.facts_of(rule.when)}
+                used = {name: working.get(name) for name in self._reads[rule.id]}
                 derived = self._derive(rule, working, given, warnings)
                 stage = self.rule_set.stage_of[rule.id]
                 fired.append(

@@ -61,3 +61,17 @@ def test_comparison_on_a_missing_fact_is_unknown_and_stays_unknown_under_not() -
 def test_between_is_half_open() -> None:
     between = c.All((c.Compare("gte", "a.x", 1.0, "1"), c.Compare("lt", "a.x", 2.0, "2")))
     assert [c.truth(between, {"a.x": v}) for v in (0.99, 1.0, 1.99, 2.0)] == [False, True, True, False]
+
+
+@given(tree, facts)
+def test_a_true_condition_has_all_its_required_facts(node: c.Node, values: dict[str, c.FactValue]) -> None:
+    """The engine skips a chunk when no rule's required facts are all present; that is exact only if so."""
+    if c.truth(node, values) is True:
+        assert c.required_facts(node) <= values.keys()
+
+
+def test_required_facts_follow_negation_and_alternatives() -> None:
+    lt, code = c.Compare("lt", "a.x", 1.0, "1"), c.InSet("b.code", frozenset({"p"}))
+    assert c.required_facts(c.Not(c.AnyOf((lt, code)))) == {"a.x", "b.code"}  # = all of (not lt, not code)
+    assert c.required_facts(c.AnyOf((lt, c.All((lt, code))))) == {"a.x"}
+    assert c.required_facts(c.Not(c.Presence("a.y", True))) == frozenset()  # missing needs nothing present

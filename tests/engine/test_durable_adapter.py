@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cds.engine.compile import compile_chunks, memberships
+from cds.engine.compile import chunk_rules, compile_chunks, memberships
 from cds.engine.durable_adapter import DurableMatcher
 from cds.engine.evaluate import RuleEngine
 from cds.errors import EngineError, InvalidInput
@@ -140,3 +140,25 @@ def test_hits_of_concurrent_evaluations_never_mix(matcher: DurableMatcher) -> No
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_chunks_that_cannot_fire_are_not_asserted_and_see_only_their_facts(
+    durable_engine: RuleEngine, reference_engine: RuleEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cds.engine import durable_adapter
+
+    asserted: list[dict[str, Any]] = []
+    real = durable_adapter.DurableMatcher._assert
+
+    def spy(self: DurableMatcher, name: str, document: dict[str, Any]) -> list[str]:
+        asserted.append(document)
+        return list(real(self, name, document))
+
+    monkeypatch.setattr(durable_adapter.DurableMatcher, "_assert", spy)
+    facts = {"renal.crcl": 35.0, "regimen.daily_mg": 400.0, "hepatic.bilirubin_xuln": 1.0}
+    decision = durable_engine.evaluate(facts, "order-sign")
+    assert decision.fired_ids == reference_engine.evaluate(facts, "order-sign").fired_ids
+    chunks = sum(len(chunk_rules(rules)) for rules, _ in durable_engine._plan["order-sign"])
+    assert 0 < len(asserted) < chunks
+    assert all(set(d) <= {"renal", "regimen", "hepatic", "_in"} for d in asserted)
+    assert any(set(d) < {"renal", "regimen", "hepatic"} for d in asserted)  # not every chunk reads all three
