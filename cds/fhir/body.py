@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from cds.fhir import derive, parse
+from cds.fhir.findings import read_patient
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.labs import Labs, Reading, Want
 from cds.fhir.settings import MappingSettings
@@ -50,12 +51,12 @@ class BodyMapper:
         keys = self.index.keys("Patient")
         if not keys:
             return
-        patient = self.index.required(keys[0], parse.Patient)
+        patient = self.index.required(keys[0], read_patient)
         src = [source(keys[0], None)]
         self.patient_source = src[0]
         if patient.gender:
-            self.sink.put("patient.sex", str(patient.gender), src)
-        birth = parse.as_datetime(patient.birthDate)
+            self.sink.put("patient.sex", patient.gender, src)
+        birth = parse.as_datetime(patient.birth_date)
         if birth is not None:
             self.sink.put("patient.age", float(derive.age_years(birth.date(), self.now.date())), src)
 

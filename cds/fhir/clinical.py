@@ -6,11 +6,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from cds.fhir import parse
 from cds.fhir.dosing import product
-from cds.fhir.index import ResourceIndex, concept, effective, source
+from cds.fhir.element import first_code
+from cds.fhir.findings import ConditionFacts, read_adverse_event, read_condition, read_procedure
+from cds.fhir.index import ResourceIndex, source
+from cds.fhir.medication import MedicationFacts, read_request, read_statement
 from cds.fhir.observation import read_observation
 from cds.fhir.settings import MappingSettings
 from cds.fhir.sink import FactSink
@@ -61,14 +63,16 @@ class ClinicalMapper:
 
     # --- diagnosis ----------------------------------------------------------------------------------
 
-    def _active_conditions(self) -> Iterator[tuple[Source, Any, Concept | None]]:
-        for key, condition in self.index.models(parse.Condition):
-            status = _code(condition.clinicalStatus)
-            if status in _INACTIVE or _code(condition.verificationStatus) in _UNCONFIRMED:
+    def _active_conditions(self) -> Iterator[tuple[Source, ConditionFacts, Concept | None]]:
+        for key in self.index.keys("Condition"):
+            condition = self.index.read(key, read_condition)
+            if condition is None:
                 continue
-            yield source(key, effective(condition)), condition, concept(condition.code)
+            if condition.clinical_status in _INACTIVE or condition.verification_status in _UNCONFIRMED:
+                continue
+            yield source(key, condition.when), condition, condition.code
 
-    def indication(self, conditions: list[tuple[Source, Any, Concept | None]]) -> None:
+    def indication(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> None:
         """CML before GIST before other labelled indications; several at once is reported, not resolved."""
         found = {
             label: [(src, c) for src, c, concept_ in conditions if self.terms[name].match(concept_)]
@@ -86,7 +90,7 @@ class ClinicalMapper:
         if labels[0] == "CML":
             self._phase(hits)
 
-    def _phase(self, hits: list[tuple[Source, Any]]) -> None:
+    def _phase(self, hits: list[tuple[Source, ConditionFacts]]) -> None:
         for src, condition in hits:
             phase = self._phase_of(condition)
             if phase is not None:
@@ -94,10 +98,10 @@ class ClinicalMapper:
                 return
         self.sink.put("dx.cml_phase", "unknown", [hits[0][0]], "no stage or configured phase code")
 
-    def _phase_of(self, condition: Any) -> str | None:
-        concepts = [concept(condition.code)]
-        for stage in condition.stage or ():
-            concepts += [concept(stage.summary), concept(stage.type)]
+    def _phase_of(self, condition: ConditionFacts) -> str | None:
+        concepts = [condition.code]
+        for summary, kind in condition.stages:
+            concepts += [summary, kind]
         for found in concepts:
             for coding in found.codings if found else ():
                 phase = self.settings.cml_phase_codes.get((coding.system or "", coding.code or ""))
@@ -108,7 +112,7 @@ class ClinicalMapper:
 
     # --- adverse events -----------------------------------------------------------------------------
 
-    def adverse_events(self, conditions: list[tuple[Source, Any, Concept | None]]) -> None:
+    def adverse_events(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> None:
         heme = self.terms["heme-adverse-events"]
         events = [e for e in self._graded(conditions) if not heme.match(e.event)]
         if not events:
@@ -124,27 +128,26 @@ class ClinicalMapper:
             top = max(fluid, key=lambda e: e.grade)
             self.sink.put("ae.fluid_retention_grade", float(top.grade), [top.source], "CTCAE grade")
 
-    def _graded(self, conditions: list[tuple[Source, Any, Concept | None]]) -> Iterator[GradedEvent]:
+    def _graded(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> Iterator[GradedEvent]:
         for src, condition, found in conditions:
-            stages = [concept(s.summary) for s in condition.stage or ()]
-            grade = self._grade([concept(condition.severity), *stages])
+            grade = self._grade([condition.severity, *(summary for summary, _ in condition.stages)])
             if grade is not None:
-                onset = parse.as_datetime(condition.onsetDateTime or condition.recordedDate)
-                yield GradedEvent(src, grade, found, onset)
+                yield GradedEvent(src, grade, found, condition.when)
         yield from self._adverse_event_resources()
         yield from self._graded_observations()
 
     def _adverse_event_resources(self) -> Iterator[GradedEvent]:
-        for key, event in self.index.models(parse.AdverseEvent):
-            if _code(event.outcome) in _AE_OVER or event.actuality == "potential":
+        for key in self.index.keys("AdverseEvent"):
+            event = self.index.read(key, read_adverse_event)
+            if event is None or event.outcome in _AE_OVER or event.actuality == "potential":
                 continue
-            grade = self._grade([concept(event.severity)])
-            if grade is None and _code(event.severity) in _AE_SEVERITY:
-                grade = _AE_SEVERITY[str(_code(event.severity))]
-                self.index.warnings.append(f"AdverseEvent/{key[1]}: severity '{_code(event.severity)}' read as grade")
-            when = parse.as_datetime(event.date or event.detected)
+            grade = self._grade([event.severity])
+            severity = first_code(event.severity)
+            if grade is None and severity in _AE_SEVERITY:
+                grade = _AE_SEVERITY[str(severity)]
+                self.index.warnings.append(f"AdverseEvent/{key[1]}: severity '{severity}' read as grade")
             if grade is not None:
-                yield GradedEvent(source(key, when), grade, concept(event.event), when)
+                yield GradedEvent(source(key, event.when), grade, event.event, event.when)
 
     def _graded_observations(self) -> Iterator[GradedEvent]:
         """Observations whose value is a CTCAE grade and whose code names the event."""
@@ -174,19 +177,22 @@ class ClinicalMapper:
 
     # --- recorded flags -----------------------------------------------------------------------------
 
-    def flags(self, conditions: list[tuple[Source, Any, Concept | None]]) -> None:
+    def flags(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> None:
         for set_name, fact in _FLAGS:
             found = self._flagged(self.terms[set_name], conditions)
             if found is not None:
                 self.sink.put(fact, True, [found])
 
-    def _flagged(self, value_set: ValueSet, conditions: list[tuple[Source, Any, Concept | None]]) -> Source | None:
+    def _flagged(
+        self, value_set: ValueSet, conditions: list[tuple[Source, ConditionFacts, Concept | None]]
+    ) -> Source | None:
         for src, _, found in conditions:
             if value_set.match(found):
                 return src
-        for key, procedure in self.index.models(parse.Procedure):
-            if procedure.status == "completed" and value_set.match(concept(procedure.code)):
-                return source(key, effective(procedure))
+        for key in self.index.keys("Procedure"):
+            procedure = self.index.read(key, read_procedure)
+            if procedure is not None and procedure.status == "completed" and value_set.match(procedure.code):
+                return source(key, None)  # R4 Procedure has none of the times ``effective`` read
         for key, found in self.index.coded("Observation"):
             if value_set.match(found) and self._observed_true(key):
                 obs = self.index.read(key, read_observation)
@@ -256,34 +262,25 @@ class ClinicalMapper:
     def _active_medications(self) -> Iterator[tuple[Source, Concept | None, datetime | None]]:
         """Active orders and statements, plus this session's draft orders (about to be co-prescribed)."""
         drafts = set(self.index.request.context_draft_keys)
-        kinds: tuple[type[Any], ...] = (parse.MedicationRequest, parse.MedicationStatement)
-        for kind in kinds:
-            for key, med in self.index.models(kind):
+        for kind, reader in (("MedicationRequest", read_request), ("MedicationStatement", read_statement)):
+            for key in self.index.keys(kind):
+                med = self.index.read(key, reader)
                 is_draft = key in drafts
-                if not is_draft and med.status != "active":
+                if med is None or not is_draft and med.status != "active":
                     continue
-                start = self.now if is_draft else _start(med)
+                start = self.now if is_draft else _start(med, kind == "MedicationRequest")
                 yield source(key, start), product(self.index, key, med, self.terms["imatinib"]).concept, start
 
 
-def _start(med: Any) -> datetime | None:
-    period = getattr(med, "effectivePeriod", None)
-    for dosage in getattr(med, "dosageInstruction", None) or ():
-        bounds = dosage.timing.repeat.boundsPeriod if dosage.timing and dosage.timing.repeat else None
+def _start(med: MedicationFacts, is_order: bool) -> datetime | None:
+    """An order's first dosage bounds, a statement's period, else when it was written or taken."""
+    for dosage in med.dosages if is_order else ():
+        bounds = dosage.timing.bounds if dosage.timing else None
         if bounds is not None and bounds.start:
             return parse.as_datetime(bounds.start)
-    if period is not None and period.start:
-        return parse.as_datetime(period.start)
-    return parse.as_datetime(getattr(med, "authoredOn", None) or getattr(med, "effectiveDateTime", None))
-
-
-def _code(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    codings = value.coding or []
-    return str(codings[0].code) if codings and codings[0].code else None
+    if med.period is not None and med.period.start:
+        return parse.as_datetime(med.period.start)
+    return parse.as_datetime(med.authored_on or med.effective)
 
 
 def _yes_no(boolean: bool | None, code: str | None) -> str:

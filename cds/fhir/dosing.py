@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
-from cds.fhir.index import ResourceIndex, concept, raw_concept
+from cds.fhir.index import ResourceIndex, raw_concept
+from cds.fhir.medication import Dosage, MedicationFacts, Timing
 from cds.fhir.quantities import is_tablet_count, mass_mg
 from cds.fhir.terminology import Concept, ValueSet
 
-_UCUM = "http://unitsofmeasure.org"
 _PER_DAY_CODES = {"QD": 1, "OD": 1, "Q24H": 1, "QAM": 1, "QPM": 1, "QHS": 1, "BID": 2, "Q12H": 2}
 _PER_DAY_CODES |= {"TID": 3, "Q8H": 3, "QID": 4, "Q6H": 4}
 _UNIT_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.4375, "a": 365.25}
@@ -39,18 +39,17 @@ class Dosing:
         return 24 / self.doses_per_day if self.doses_per_day else None
 
 
-def product(index: ResourceIndex, key: tuple[str, str], resource: Any, imatinib: ValueSet) -> Product:
+def product(index: ResourceIndex, key: tuple[str, str], med: MedicationFacts, imatinib: ValueSet) -> Product:
     """The medication of a request/statement/administration, with its tablet strength when known."""
-    found = concept(getattr(resource, "medicationCodeableConcept", None))
+    found = med.medication
     strength = None
-    ref = getattr(resource, "medicationReference", None)
-    if found is None and ref is not None and ref.reference:
-        medication = _medication(index, key, str(ref.reference))
+    if found is None and med.reference:
+        medication = _medication(index, key, med.reference)
         if medication is not None:
             found = raw_concept(medication.get("code"))
             strength = _ingredient_strength(medication)
-        elif ref.display:
-            found = Concept((), str(ref.display))
+        elif med.reference_display:
+            found = Concept((), med.reference_display)
     return Product(found, strength or _strength(found, imatinib))
 
 
@@ -89,11 +88,11 @@ def _strength(found: Concept | None, imatinib: ValueSet) -> float | None:
     return None
 
 
-def read_dosing(dosages: Sequence[Any], strength_mg: float | None) -> Dosing:
+def read_dosing(dosages: Sequence[Dosage], strength_mg: float | None) -> Dosing:
     """Sum the scheduled (not as-needed) dosage lines into mg/day, doses/day and clock times."""
     daily, per_day_total, schedule = 0.0, 0.0, []
     for dosage in dosages:
-        if dosage.asNeededBoolean or dosage.asNeededCodeableConcept is not None:
+        if dosage.as_needed:
             continue
         mg, why = dose_mg(dosage, strength_mg)
         per_day = _per_day(dosage.timing)
@@ -101,23 +100,21 @@ def read_dosing(dosages: Sequence[Any], strength_mg: float | None) -> Dosing:
             return Dosing(None, per_day, (), why or "the dosage gives no frequency")
         daily += mg * per_day
         per_day_total += per_day
-        times = dosage.timing.repeat.timeOfDay if dosage.timing and dosage.timing.repeat else None
-        # FHIR `time` has no zone; a stray "Z" must not make aware and naive times incomparable (a 500)
-        schedule += [(t.replace(tzinfo=None), mg) for t in times or () if isinstance(t, time)]
+        times = dosage.timing.times if dosage.timing else ()
+        schedule += [(t, mg) for t in times if isinstance(t, time)]
     if not per_day_total:
         return Dosing(None, None, (), "no scheduled dosage instruction")
     return Dosing(daily, per_day_total, tuple(sorted(schedule)))
 
 
-def dose_mg(dosage: Any, strength_mg: float | None) -> tuple[float | None, str]:
+def dose_mg(dosage: Dosage, strength_mg: float | None) -> tuple[float | None, str]:
     """mg per administration from doseQuantity in mg, or tablets x strength."""
-    quantity = _dose_quantity(dosage)
+    quantity = dosage.dose
     if quantity is None or quantity.value is None:
         return None, "the dosage gives no dose"
-    value = float(quantity.value)
-    unit = quantity.code if quantity.code and quantity.system in (None, _UCUM) else quantity.unit
-    if unit and mass_mg(value, str(unit)) is not None:
-        return mass_mg(value, str(unit)), ""
+    value, unit = quantity.value, quantity.unit
+    if unit and mass_mg(value, unit) is not None:
+        return mass_mg(value, unit), ""
     if is_tablet_count(unit):
         if strength_mg is None:
             return None, "a tablet count for a product whose strength is not known"
@@ -125,24 +122,16 @@ def dose_mg(dosage: Any, strength_mg: float | None) -> tuple[float | None, str]:
     return None, f"dose unit {unit!r} is neither mg nor tablets"
 
 
-def _dose_quantity(dosage: Any) -> Any:
-    if getattr(dosage, "doseAndRate", None):
-        first = dosage.doseAndRate[0]
-        return first.doseQuantity or (first.doseRange.low if first.doseRange else None)
-    return getattr(dosage, "dose", None)
-
-
-def _per_day(timing: Any) -> float | None:
+def _per_day(timing: Timing | None) -> float | None:
     if timing is None:
         return None
-    repeat = timing.repeat
-    if repeat is not None and (repeat.frequency or repeat.timeOfDay):
-        frequency = float(repeat.frequency or len(repeat.timeOfDay))
-        days = float(repeat.period or 1) * _UNIT_DAYS.get(str(repeat.periodUnit or "d"), 1.0)
+    if timing.frequency or timing.times:
+        frequency = float(timing.frequency or len(timing.times))
+        days = float(timing.period or 1) * _UNIT_DAYS.get(str(timing.period_unit or "d"), 1.0)
         return frequency / days if days > 0 else None
-    for coding in (timing.code.coding or []) if timing.code else []:
-        if str(coding.code).upper() in _PER_DAY_CODES:
-            return float(_PER_DAY_CODES[str(coding.code).upper()])
+    for code in timing.codes:
+        if str(code).upper() in _PER_DAY_CODES:
+            return float(_PER_DAY_CODES[str(code).upper()])
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ _DATE_TIME = re.compile(
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?", re.ASCII)
 _CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
 _STRING = re.compile(r"[ \r\n\t\S]")
+_UCUM = "http://unitsofmeasure.org"
 _NO_ZONE = "a date-time without a time zone, read as UTC (accepted)"
 _NOT_ARRAY = "a single value instead of an array (accepted)"
 
@@ -37,6 +39,23 @@ class ElementError(ValueError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+DateValue = datetime | date | str  # what the R4B models hold for date and dateTime elements
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: float | None
+    unit: str | None  # the UCUM code when the quantity says it is UCUM, else the human unit string
+    comparator: str | None
+    text: str  # the value as the R4B model prints it (for warnings)
+
+
+@dataclass(frozen=True)
+class Period:
+    start: DateValue | None
+    end: DateValue | None
 
 
 class Element:
@@ -103,15 +122,15 @@ class Element:
             raise self._error(name, "a finite number", value)
         return number
 
-    def integer(self, name: str) -> int | None:
+    def integer(self, name: str, minimum: int = -(2**31)) -> int | None:
         value = self.get(name)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or not -(2**31) <= value < 2**31:
-            raise self._error(name, "a 32-bit integer", value)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < 2**31:
+            raise self._error(name, f"an integer from {minimum} to {2**31 - 1}", value)
         return value
 
-    def date_time(self, name: str) -> datetime | date | str | None:
+    def date_time(self, name: str) -> DateValue | None:
         """An aware datetime, a date, or a partial date kept as text (what the R4B models return)."""
         value = self.get(name)
         if value is None or isinstance(value, datetime | date):
@@ -120,7 +139,7 @@ class Element:
             raise self._error(name, "a FHIR date or dateTime", value)
         return self._parse_date_time(name, value)
 
-    def _parse_date_time(self, name: str, value: str) -> datetime | date | str:
+    def _parse_date_time(self, name: str, value: str) -> DateValue:
         if len(value) < 10 or value[17:19] == "60":
             return value  # partial date or leap second: the models keep the text
         try:
@@ -182,10 +201,35 @@ class Element:
     def concept(self, name: str) -> Concept | None:
         """A CodeableConcept reduced for terminology matching."""
         found = self.child(name)
+        return None if found is None else found.as_concept()
+
+    def as_concept(self) -> Concept:
+        codings = tuple(Coding(c.uri("system"), c.code("code"), c.string("display")) for c in self.children("coding"))
+        return Concept(codings, self.string("text"))
+
+    def quantity(self, name: str) -> Quantity | None:
+        found = self.child(name)
         if found is None:
             return None
-        codings = tuple(Coding(c.uri("system"), c.code("code"), c.string("display")) for c in found.children("coding"))
-        return Concept(codings, found.string("text"))
+        value, code, unit, system = (
+            found.decimal("value"),
+            found.code("code"),
+            found.string("unit"),
+            found.uri("system"),
+        )
+        raw = found.get("value")
+        text = str(Decimal(str(raw)) if isinstance(raw, float) else raw)
+        return Quantity(value, code if code and system in (None, _UCUM) else unit, found.code("comparator"), text)
+
+    def period(self, name: str) -> Period | None:
+        found = self.child(name)
+        return None if found is None else Period(found.date_time("start"), found.date_time("end"))
+
+
+def first_code(concept: Concept | None) -> str | None:
+    """The first coding's code (how statuses and severities given as CodeableConcepts are read)."""
+    codings = concept.codings if concept else ()
+    return codings[0].code if codings and codings[0].code else None
 
 
 def _kind(value: object) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -28,6 +28,9 @@ class ResourceIndex:
         for key, raw in request.resources.items():
             if self._belongs(key, raw):
                 self._by_type[key[0]].append(key)
+        drafts = set(request.draft_keys)
+        # What card suggestions rewrite, and the patient, stay validated whole by the R4B models.
+        self._required = {k for k in self.keys("MedicationRequest") if k in drafts} | set(self.keys("Patient")[:1])
 
     def _belongs(self, key: tuple[str, str], raw: Mapping[str, Any]) -> bool:
         """Drop resources of another patient (cms-price-check's verifyPatient)."""
@@ -49,7 +52,7 @@ class ResourceIndex:
         return same
 
     def coded(self, resource_type: str, element: str = "code") -> list[tuple[tuple[str, str], Concept]]:
-        """Each resource's raw CodeableConcept ``element``, read once (cheap pre-selection before validating)."""
+        """Each resource's raw CodeableConcept ``element``, read once, unchecked (a cheap pre-selection)."""
         cache_key = (resource_type, element)
         if cache_key not in self._concepts:
             pairs = ((key, raw_concept(self.raw(key).get(element))) for key in self.keys(resource_type))
@@ -63,64 +66,44 @@ class ResourceIndex:
         return self.request.resources[key]
 
     def read(self, key: tuple[str, str], reader: Callable[[Element], R]) -> R | None:
-        """What ``reader`` takes from the resource (once per request), or None with a warning naming the
-        first element that is not of its FHIR datatype."""
+        """What ``reader`` takes from the resource, once per request. A resource the answer depends on (the
+        draft orders, the patient) is validated whole with the R4B models first and must be readable
+        (InvalidInput); any other is read only where the facts need it, and an element that is not of its
+        FHIR datatype makes it unused, with a warning naming the element."""
         cache_key = (reader, key)
         if cache_key not in self._read:
-            try:
-                self._read[cache_key] = reader(Element(self.raw(key), self.request.paths[key], self.warnings))
-            except ElementError as exc:
-                self.warnings.append(f"{exc} (resource not used)")
-                self._read[cache_key] = None
+            self._read[cache_key] = self._checked(key, reader) if key in self._required else self._lenient(key, reader)
         found: R | None = self._read[cache_key]
         return found
 
-    def model(self, key: tuple[str, str], kind: type[R]) -> R | None:
-        """The validated model, or None (with a warning) when R4 cannot be read from it."""
-        if key not in self._models:
-            self._models[key] = self._validate(key)
-        found = self._models[key]
-        return found if isinstance(found, kind) else None
-
-    def models(self, kind: type[R]) -> Iterator[tuple[tuple[str, str], R]]:
-        for key in self.keys(kind.__name__):
-            found = self.model(key, kind)
-            if found is not None:
-                yield key, found
-
-    def required(self, key: tuple[str, str], kind: type[R]) -> R:
-        """Like model(), but a resource the answer depends on must be readable."""
-        found = self._models.get(key)
-        if found is not None:  # validated before (e.g. as a comedication): do not validate, or warn, twice
-            if not isinstance(found, kind):
-                raise InvalidInput(self.request.paths[key], f"expected a {kind.__name__}")
-            return found
-        try:
-            found = parse.validate_resource(self.raw(key), self.request.paths[key], self.warnings)
-        except parse.ResourceError as exc:
-            raise InvalidInput(exc.path, exc.message) from exc
-        self._models[key] = found
-        if not isinstance(found, kind):
-            raise InvalidInput(self.request.paths[key], f"expected a {kind.__name__}")
+    def required(self, key: tuple[str, str], reader: Callable[[Element], R]) -> R:
+        found = self.read(key, reader)
+        if found is None:
+            raise AssertionError(f"{key} is not a resource the answer depends on")
         return found
 
-    def _validate(self, key: tuple[str, str]) -> object:
+    def _lenient(self, key: tuple[str, str], reader: Callable[[Element], R]) -> R | None:
         try:
-            return parse.validate_resource(self.raw(key), self.request.paths[key], self.warnings)
-        except parse.ResourceError as exc:
+            return reader(Element(self.raw(key), self.request.paths[key], self.warnings))
+        except ElementError as exc:
             self.warnings.append(f"{exc} (resource not used)")
             return None
 
-
-def concept(value: Any) -> Concept | None:
-    """A CodeableConcept model reduced for terminology matching."""
-    if value is None:
-        return None
-    return Concept(tuple(Coding(c.system, c.code, c.display) for c in value.coding or ()), value.text)
+    def _checked(self, key: tuple[str, str], reader: Callable[[Element], R]) -> R:
+        path = self.request.paths[key]
+        if key not in self._models:
+            try:
+                self._models[key] = parse.validate_resource(self.raw(key), path, self.warnings)
+            except parse.ResourceError as exc:
+                raise InvalidInput(exc.path, exc.message) from exc
+        try:
+            return reader(Element(self._models[key], path, self.warnings, model=True))
+        except ElementError as exc:
+            raise InvalidInput(exc.path, exc.message) from exc
 
 
 def raw_concept(value: object) -> Concept | None:
-    """The same from unvalidated JSON (used to pre-select resources before validating them)."""
+    """A CodeableConcept from unchecked JSON (used to pre-select resources before reading them)."""
     if not isinstance(value, Mapping):
         return None
     codings = value.get("coding")
@@ -140,19 +123,3 @@ def _str(value: object) -> str | None:
 
 def source(key: tuple[str, str], when: datetime | None) -> Source:
     return Source(key[0], key[1], when)
-
-
-def effective(resource: Any) -> datetime | None:
-    """Clinically relevant time of an Observation/Condition/statement-like resource."""
-    for name in ("effectiveDateTime", "effectiveInstant", "occurrenceDateTime", "onsetDateTime", "date"):
-        value = getattr(resource, name, None)
-        if value is not None:
-            return parse.as_datetime(value)
-    period = getattr(resource, "effectivePeriod", None)
-    if period is not None and period.start is not None:
-        return parse.as_datetime(period.start)
-    for name in ("issued", "recordedDate", "authoredOn", "detected", "recordedDate"):
-        value = getattr(resource, name, None)
-        if value is not None:
-            return parse.as_datetime(value)
-    return None

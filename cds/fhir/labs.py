@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cds.fhir import parse
+from cds.fhir.element import Quantity
 from cds.fhir.index import ResourceIndex, source
-from cds.fhir.observation import Quantity, read_observation
+from cds.fhir.observation import read_observation
 from cds.fhir.quantities import to_unit
 from cds.fhir.terminology import ValueSet
 from cds.fhir.types import Source

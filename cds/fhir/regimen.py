@@ -8,8 +8,9 @@ from typing import Any
 
 from cds.fhir import parse
 from cds.fhir.dosing import dose_mg, is_imatinib, product
-from cds.fhir.index import ResourceIndex, effective, source
+from cds.fhir.index import ResourceIndex, source
 from cds.fhir.labs import Labs, Want
+from cds.fhir.medication import read_administration, read_request, read_statement
 from cds.fhir.settings import MappingSettings
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Concept, Terminology
@@ -75,7 +76,7 @@ class RegimenMapper:
         for key in self.index.request.draft_keys:
             if key not in readable:
                 continue
-            request = self.index.required(key, parse.MedicationRequest)
+            request = self.index.required(key, read_request)
             if is_imatinib(product(self.index, key, request, self.imatinib).concept, self.imatinib):
                 found.append(request_therapy(self.index, key, request, self.imatinib))
         if len(found) > 1:
@@ -83,15 +84,16 @@ class RegimenMapper:
         return found
 
     def _therapies(self, kind: str) -> list[Therapy]:
-        model = parse.MedicationRequest if kind == "MedicationRequest" else parse.MedicationStatement
-        reader = request_therapy if kind == "MedicationRequest" else statement_therapy
+        read = read_request if kind == "MedicationRequest" else read_statement
+        therapy = request_therapy if kind == "MedicationRequest" else statement_therapy
         drafts = set(self.index.request.context_draft_keys)
         out = []
-        for key, resource in self.index.models(model):
-            if key not in drafts and is_imatinib(
-                product(self.index, key, resource, self.imatinib).concept, self.imatinib
-            ):
-                out.append(reader(self.index, key, resource, self.imatinib))
+        for key in self.index.keys(kind):
+            resource = self.index.read(key, read)
+            if resource is None or key in drafts:
+                continue
+            if is_imatinib(product(self.index, key, resource, self.imatinib).concept, self.imatinib):
+                out.append(therapy(self.index, key, resource, self.imatinib))
         return out
 
     # --- regimen facts ------------------------------------------------------------------------------
@@ -196,12 +198,15 @@ class RegimenMapper:
 
     def _administrations(self) -> list[tuple[Source, DoseEvent]]:
         out = []
-        for key, given in self.index.models(parse.MedicationAdministration):
+        for key in self.index.keys("MedicationAdministration"):
+            given = self.index.read(key, read_administration)
+            if given is None:
+                continue
             drug = product(self.index, key, given, self.imatinib)
             if given.status not in ("completed", "in-progress") or not is_imatinib(drug.concept, self.imatinib):
                 continue
-            when = effective(given)
-            mg = dose_mg(given.dosage, drug.strength_mg)[0] if given.dosage else None
+            when = parse.as_datetime(given.effective or (given.period.start if given.period else None))
+            mg = dose_mg(given.dosages[0], drug.strength_mg)[0] if given.dosages else None
             if when is not None and mg is not None:
                 out.append((source(key, when), DoseEvent(when, mg)))
         return out
@@ -209,14 +214,17 @@ class RegimenMapper:
     def _statement_doses(self, since: datetime) -> list[tuple[Source, DoseEvent]]:
         """A statement dated to an instant is a reported dose; a period with timeOfDay is a regular regimen."""
         out = []
-        for key, statement in self.index.models(parse.MedicationStatement):
+        for key in self.index.keys("MedicationStatement"):
+            statement = self.index.read(key, read_statement)
+            if statement is None:
+                continue
             drug = product(self.index, key, statement, self.imatinib)
             if statement.status in ("entered-in-error", "not-taken") or not is_imatinib(drug.concept, self.imatinib):
                 continue
             therapy = statement_therapy(self.index, key, statement, self.imatinib)
-            point = parse.as_datetime(statement.effectiveDateTime)
-            if point is not None and isinstance(statement.effectiveDateTime, datetime):  # an instant, not a day
-                mg = dose_mg(statement.dosage[0], drug.strength_mg)[0] if statement.dosage else None
+            point = parse.as_datetime(statement.effective)
+            if point is not None and isinstance(statement.effective, datetime):  # an instant, not a day
+                mg = dose_mg(statement.dosages[0], drug.strength_mg)[0] if statement.dosages else None
                 if mg is not None and since <= point <= self.now:
                     out.append((source(key, point), DoseEvent(point, mg)))
             elif therapy.dosing.schedule:

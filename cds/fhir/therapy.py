@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from cds.fhir import parse
 from cds.fhir.dosing import Dosing, product, read_dosing
-from cds.fhir.index import ResourceIndex, concept, source
+from cds.fhir.element import Period
+from cds.fhir.index import ResourceIndex, source
+from cds.fhir.medication import Dosage, MedicationFacts
 from cds.fhir.terminology import Concept, ValueSet
 from cds.fhir.types import Source
 
@@ -27,7 +28,6 @@ class Therapy:
     end: datetime | None
     dosing: Dosing
     strength_mg: float | None
-    dosages: tuple[Any, ...]
     status_reason: Concept | None = None
 
     @property
@@ -50,34 +50,34 @@ class Segment:
     therapy: Therapy
 
 
-def request_therapy(index: ResourceIndex, key: tuple[str, str], request: Any, imatinib: ValueSet) -> Therapy:
+def request_therapy(
+    index: ResourceIndex, key: tuple[str, str], request: MedicationFacts, imatinib: ValueSet
+) -> Therapy:
     drug = product(index, key, request, imatinib)
-    dosages = tuple(request.dosageInstruction or ())
-    bounds = _bounds(dosages)
-    validity = request.dispenseRequest.validityPeriod if request.dispenseRequest else None
-    start = _first(bounds and bounds.start, validity and validity.start, request.authoredOn)
+    bounds = _bounds(request.dosages)
+    validity = request.validity
+    start = _first(bounds and bounds.start, validity and validity.start, request.authored_on)
     end = _first(bounds and bounds.end, validity and validity.end)
-    dosing = read_dosing(dosages, drug.strength_mg)
-    reason = concept(request.statusReason)
-    return Therapy(key, str(request.status), start, end, dosing, drug.strength_mg, dosages, reason)
+    dosing = read_dosing(request.dosages, drug.strength_mg)
+    return Therapy(key, str(request.status), start, end, dosing, drug.strength_mg, request.status_reason)
 
 
-def statement_therapy(index: ResourceIndex, key: tuple[str, str], statement: Any, imatinib: ValueSet) -> Therapy:
+def statement_therapy(
+    index: ResourceIndex, key: tuple[str, str], statement: MedicationFacts, imatinib: ValueSet
+) -> Therapy:
     drug = product(index, key, statement, imatinib)
-    dosages = tuple(statement.dosage or ())
-    period = statement.effectivePeriod
-    point = parse.as_datetime(statement.effectiveDateTime)
-    start = _first(period and period.start, point, statement.dateAsserted)
+    period = statement.period
+    point = parse.as_datetime(statement.effective)
+    start = _first(period and period.start, point, statement.date_asserted)
     end = _first(period and period.end) if period else point
-    dosing = read_dosing(dosages, drug.strength_mg)
-    reason = concept(statement.statusReason[0]) if statement.statusReason else None
-    return Therapy(key, str(statement.status), start, end, dosing, drug.strength_mg, dosages, reason)
+    dosing = read_dosing(statement.dosages, drug.strength_mg)
+    return Therapy(key, str(statement.status), start, end, dosing, drug.strength_mg, statement.status_reason)
 
 
-def _bounds(dosages: Sequence[Any]) -> Any:
+def _bounds(dosages: Sequence[Dosage]) -> Period | None:
     for dosage in dosages:
-        if dosage.timing and dosage.timing.repeat and dosage.timing.repeat.boundsPeriod:
-            return dosage.timing.repeat.boundsPeriod
+        if dosage.timing and dosage.timing.bounds:
+            return dosage.timing.bounds
     return None
 
 

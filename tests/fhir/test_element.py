@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cds.errors import InvalidInput
 from cds.fhir import parse
 from cds.fhir.element import Element, ElementError
 from tests.fhir.helpers import clone, example, find, record_of
@@ -115,3 +116,18 @@ def test_an_invalid_element_the_facts_never_read_is_ignored() -> None:
     record = record_of(body)
     assert record.facts["renal.creatinine"].value == 2.0
     assert not any("lab-creat" in w or CREATININE in w for w in record.warnings)
+
+
+def test_an_active_order_is_read_only_where_the_facts_need_it() -> None:
+    body = clone(example("patient-view-tdm-due.json"))
+    find(body, "MedicationRequest", "rx-ima-active")["priority"] = 5  # R4: a code; no fact reads it
+    assert record_of(body).facts["regimen.status"].value == "active"
+
+
+def test_the_draft_order_is_still_validated_whole_by_r4b() -> None:
+    """Card suggestions rewrite the draft: an element R4B rejects anywhere in it is an InvalidInput."""
+    body = clone(example(RENAL))
+    body["context"]["draftOrders"]["entry"][0]["resource"]["priority"] = 5
+    with pytest.raises(InvalidInput) as err:
+        record_of(body)
+    assert err.value.path == "context.draftOrders.entry[0].resource.priority"
