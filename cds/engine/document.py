@@ -47,14 +47,26 @@ def quantise(value: FactValue) -> FactValue:
 
 def engine_document(facts: Mapping[str, FactValue], sets: Iterable[Membership]) -> dict[str, Any]:
     """Nest dotted names and add value-set membership under ``_in``; absent facts stay absent."""
-    doc: dict[str, Any] = {}
-    for name, value in facts.items():
-        node = doc
-        *parents, leaf = name.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    members = {m.key: str(facts[m.fact]) in m.values for m in sets if m.fact in facts}
-    if members:
-        doc[MEMBERSHIP_KEY] = members
-    return doc
+    return DocumentShape(facts, sets).build(facts)
+
+
+class DocumentShape:
+    """The facts and value sets one engine document may hold, with each name's nesting split once."""
+
+    def __init__(self, names: Iterable[str], sets: Iterable[Membership]) -> None:
+        self._paths = [(name, tuple(parts[:-1]), parts[-1]) for name in names for parts in [name.split(".")]]
+        self._sets = tuple(sets)
+
+    def build(self, facts: Mapping[str, FactValue]) -> dict[str, Any]:
+        """The document of ``facts`` restricted to this shape (facts outside it are left out)."""
+        doc: dict[str, Any] = {}
+        for name, parents, leaf in self._paths:
+            if name in facts:
+                node = doc
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[leaf] = facts[name]
+        members = {m.key: str(facts[m.fact]) in m.values for m in self._sets if m.fact in facts}
+        if members:
+            doc[MEMBERSHIP_KEY] = members
+        return doc

@@ -9,7 +9,7 @@ from cds.engine import conditions as c
 from cds.engine.compile import Membership, chunk_rules, compile_chunks, memberships
 from cds.engine.compose import DoseDecision, DosePolicy, compose_dose
 from cds.engine.decision import CardSpec, Decision, FiredRule
-from cds.engine.document import engine_document, normalise_facts, quantise
+from cds.engine.document import DocumentShape, normalise_facts, quantise
 from cds.engine.model import Rule
 from cds.engine.render import render
 from cds.engine.ruleset import RuleSet
@@ -26,15 +26,12 @@ class _Chunk:
     def __init__(self, rules: Sequence[Rule], sets: Mapping[tuple[str, frozenset[str]], Membership]) -> None:
         needs = {c.required_facts(r.when) for r in rules}
         self.alternatives = [a for a in needs if not any(b < a for b in needs)]
-        self.reads = tuple(dict.fromkeys(f for r in rules for f in c.facts_of(r.when)))
+        reads = dict.fromkeys(f for r in rules for f in c.facts_of(r.when))
         used = {(leaf.fact, leaf.values) for r in rules for leaf in c.leaves(r.when) if isinstance(leaf, c.InSet)}
-        self.sets = [m for k, m in sets.items() if k in used]
+        self.shape = DocumentShape(reads, [m for k, m in sets.items() if k in used])
 
     def can_fire(self, present: Set[str]) -> bool:
         return any(a <= present for a in self.alternatives)
-
-    def document(self, facts: Mapping[str, c.FactValue]) -> dict[str, Any]:
-        return engine_document({f: facts[f] for f in self.reads if f in facts}, self.sets)
 
 
 class RuleEngine:
@@ -74,7 +71,7 @@ class RuleEngine:
         # (less JSON to write and parse per assert and per fired action).
         def match(facts: Mapping[str, c.FactValue]) -> list[str]:
             present = facts.keys()
-            return durable.match_chunks({i: k.document(facts) for i, k in enumerate(chunks) if k.can_fire(present)})
+            return durable.match_chunks({i: k.shape.build(facts) for i, k in enumerate(chunks) if k.can_fire(present)})
 
         return match
 
