@@ -25,11 +25,13 @@ _DATE_TIME = re.compile(
     re.ASCII,
 )
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?", re.ASCII)
+_DECIMAL = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?", re.ASCII)
 _CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
 _STRING = re.compile(r"[ \r\n\t\S]")
 _UCUM = "http://unitsofmeasure.org"
 _NO_ZONE = "a date-time without a time zone, read as UTC (accepted)"
 _NOT_ARRAY = "a single value instead of an array (accepted)"
+_NUMBER_TEXT = "a number given as a string (accepted)"
 
 
 class ElementError(ValueError):
@@ -112,6 +114,9 @@ class Element:
         value = self.get(name)
         if value is None:
             return None
+        if isinstance(value, str) and _DECIMAL.fullmatch(value):
+            self.warnings.append(f"{self.path}.{name}: {_NUMBER_TEXT}")  # the R4B models accept it too
+            value = Decimal(value)
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             raise self._error(name, "a number", value)
         try:

@@ -54,7 +54,7 @@ def test_a_date_time_without_zone_is_read_as_utc_with_a_warning() -> None:
         pytest.param("date_time", "2026-02-30", id="no-such-day"),
         pytest.param("date_time", "20 Nov 2026", id="not-iso"),
         pytest.param("date_time", 0, id="number-for-date"),
-        pytest.param("decimal", "1.9", id="string-for-number"),
+        pytest.param("decimal", "1.9.1", id="not-a-number"),
         pytest.param("decimal", True, id="boolean-for-number"),
         pytest.param("decimal", float("nan"), id="nan"),
         pytest.param("decimal", 10**400, id="huge"),
@@ -100,13 +100,30 @@ def test_a_validated_model_is_read_through_the_same_readers() -> None:
     assert read.date_time("effectiveDateTime") == element(raw).date_time("effectiveDateTime")
 
 
+def test_a_number_given_as_a_string_is_read_with_a_warning_as_the_models_do() -> None:
+    warnings: list[str] = []
+    assert element({"v": "2.50"}, warnings).decimal("v") == 2.5
+    assert warnings == ["r.v: a number given as a string (accepted)"]
+
+
 def test_an_invalid_element_the_facts_read_drops_the_observation() -> None:
     body = clone(example(RENAL))
-    find(body, "Observation", "lab-creat")["valueQuantity"]["value"] = "2.0"
+    find(body, "Observation", "lab-creat")["valueQuantity"]["value"] = "two"
     record = record_of(body)
     assert "renal.creatinine" not in record.facts
-    expected = f"{CREATININE}.valueQuantity.value: expected a number, got the string '2.0' (resource not used)"
+    expected = f"{CREATININE}.valueQuantity.value: expected a number, got the string 'two' (resource not used)"
     assert expected in record.warnings
+
+
+def test_a_number_is_not_a_date() -> None:
+    """Deliberate: the R4B models read 0 as 1970-01-01 (a Unix time); FHIR JSON dates are strings."""
+    body = clone(example(RENAL))
+    find(body, "Observation", "lab-creat")["effectiveDateTime"] = 0
+    record = record_of(body)
+    assert "renal.creatinine" not in record.facts
+    assert f"{CREATININE}.effectiveDateTime: expected a FHIR date or dateTime, got int (resource not used)" in (
+        record.warnings
+    )
 
 
 def test_an_invalid_element_the_facts_never_read_is_ignored() -> None:
