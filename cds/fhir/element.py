@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
+
 from cds.fhir.terminology import Coding, Concept
 
 # FHIR R4 lexical forms (https://hl7.org/fhir/R4/datatypes.html); partial dates stay strings as in the models.
@@ -28,6 +30,7 @@ _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?", re.ASCII)
 _DECIMAL = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?", re.ASCII)
 _CODE = re.compile(r"[^\s]+(\s[^\s]+)*")
 _STRING = re.compile(r"[ \r\n\t\S]")
+_STRING_START = frozenset(" \r\n\t").union(chr(c) for c in range(33, 127))  # a first character _STRING accepts
 _UCUM = "http://unitsofmeasure.org"
 _NO_ZONE = "a date-time without a time zone, read as UTC (accepted)"
 _NOT_ARRAY = "a single value instead of an array (accepted)"
@@ -60,22 +63,44 @@ class Period:
     end: DateValue | None
 
 
-class Element:
-    """One JSON object (or validated model) of a resource, read element by element."""
+class Fields:
+    """A validated R4B model read like its JSON (the models' field names are the R4 element names)."""
 
-    __slots__ = ("_data", "_model", "path", "warnings")
+    __slots__ = ("model",)
 
-    def __init__(self, data: Any, path: str, warnings: list[str], *, model: bool = False) -> None:
-        self._data = data
-        self._model = model
-        self.path = path
-        self.warnings = warnings
+    def __init__(self, model: BaseModel) -> None:
+        self.model = model
 
     def get(self, name: str) -> Any:
-        return getattr(self._data, name, None) if self._model else self._data.get(name)
+        return getattr(self.model, name, None)
+
+
+class Element:
+    """One JSON object of a resource (or a ``Fields`` view of a validated model), read element by element.
+
+    The JSON path is built only when a warning or an error needs it."""
+
+    __slots__ = ("_data", "_parent", "_step", "warnings")
+
+    def __init__(self, data: Any, path: str | Element, warnings: list[str], step: str | tuple[str, int] = "") -> None:
+        self._data = data  # a dict or a Fields
+        self._parent = path
+        self._step = step
+        self.warnings = warnings
+
+    @property
+    def path(self) -> str:
+        parent = self._parent if isinstance(self._parent, str) else self._parent.path
+        step = self._step
+        if isinstance(step, tuple):
+            return f"{parent}.{step[0]}[{step[1]}]"
+        return f"{parent}.{step}" if step else parent
+
+    def get(self, name: str) -> Any:
+        return self._data.get(name)
 
     def has(self, name: str) -> bool:
-        return self.get(name) is not None
+        return self._data.get(name) is not None
 
     def _error(self, name: str, expected: str, value: object) -> ElementError:
         return ElementError(f"{self.path}.{name}", f"expected {expected}, got {_kind(value)}")
@@ -83,35 +108,38 @@ class Element:
     # --- primitives -------------------------------------------------------------------------------------
 
     def string(self, name: str) -> str | None:
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None:
             return None
-        if not isinstance(value, str) or not _STRING.search(value):
+        if not isinstance(value, str) or not (value and value[0] in _STRING_START or _STRING.search(value)):
             raise self._error(name, "a non-empty string", value)
         return value
 
     def code(self, name: str) -> str | None:
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None:
             return None
-        if not isinstance(value, str) or not _CODE.fullmatch(value):
+        # printable and without spaces: no whitespace at all, the common case the regex would accept
+        if not isinstance(value, str) or not (
+            value and value.isprintable() and " " not in value or _CODE.fullmatch(value)
+        ):
             raise self._error(name, "a code (no leading, trailing or repeated whitespace)", value)
         return value
 
     def uri(self, name: str) -> str | None:
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None or isinstance(value, str):
             return value
         raise self._error(name, "a URI string", value)
 
     def boolean(self, name: str) -> bool | None:
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None or isinstance(value, bool):
             return value
         raise self._error(name, "true or false", value)
 
     def decimal(self, name: str) -> float | None:
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None:
             return None
         if isinstance(value, str) and _DECIMAL.fullmatch(value):
@@ -128,7 +156,7 @@ class Element:
         return number
 
     def integer(self, name: str, minimum: int = -(2**31)) -> int | None:
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value < 2**31:
@@ -137,7 +165,7 @@ class Element:
 
     def date_time(self, name: str) -> DateValue | None:
         """An aware datetime, a date, or a partial date kept as text (what the R4B models return)."""
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None or isinstance(value, datetime | date):
             return value  # a validated model's value
         if not isinstance(value, str) or not _DATE_TIME.fullmatch(value):
@@ -173,19 +201,21 @@ class Element:
     # --- complex elements -------------------------------------------------------------------------------
 
     def child(self, name: str) -> Element | None:
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None:
             return None
-        if self._model or isinstance(value, dict):
-            return Element(value, f"{self.path}.{name}", self.warnings, model=self._model)
-        raise self._error(name, "an object", value)
+        found = _object(value)
+        if found is None:
+            raise self._error(name, "an object", value)
+        return Element(found, self, self.warnings, name)
 
     def children(self, name: str) -> list[Element]:
         out = []
         for i, value in enumerate(self._array(name)):
-            if not (self._model or isinstance(value, dict)):
+            found = _object(value)
+            if found is None:
                 raise ElementError(f"{self.path}.{name}[{i}]", f"expected an object, got {_kind(value)}")
-            out.append(Element(value, f"{self.path}.{name}[{i}]", self.warnings, model=self._model))
+            out.append(Element(found, self, self.warnings, (name, i)))
         return out
 
     def first(self, name: str) -> Element | None:
@@ -193,14 +223,12 @@ class Element:
         return found[0] if found else None
 
     def _array(self, name: str) -> list[Any]:
-        value = self.get(name)
+        value = self._data.get(name)
         if value is None:
             return []
         if isinstance(value, list):
             return value
-        if self._model:  # pragma: no cover - the models always hold lists for arrays
-            return [value]
-        self.warnings.append(f"{self.path}.{name}: {_NOT_ARRAY}")
+        self.warnings.append(f"{self.path}.{name}: {_NOT_ARRAY}")  # a model always holds a list
         return [value]
 
     def concept(self, name: str) -> Concept | None:
@@ -235,6 +263,12 @@ def first_code(concept: Concept | None) -> str | None:
     """The first coding's code (how statuses and severities given as CodeableConcepts are read)."""
     codings = concept.codings if concept else ()
     return codings[0].code if codings and codings[0].code else None
+
+
+def _object(value: object) -> dict[str, Any] | Fields | None:
+    if isinstance(value, dict):
+        return value
+    return Fields(value) if isinstance(value, BaseModel) else None
 
 
 def _kind(value: object) -> str:

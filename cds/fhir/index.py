@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from cds.errors import InvalidInput
 from cds.fhir import parse
-from cds.fhir.element import Element, ElementError
+from cds.fhir.element import Element, ElementError, Fields
 from cds.fhir.terminology import Coding, Concept
 from cds.fhir.types import HookRequest, Source
 
@@ -97,7 +97,7 @@ class ResourceIndex:
             except parse.ResourceError as exc:
                 raise InvalidInput(exc.path, exc.message) from exc
         try:
-            return reader(Element(self._models[key], path, self.warnings, model=True))
+            return reader(Element(Fields(self._models[key]), path, self.warnings))
         except ElementError as exc:
             raise InvalidInput(exc.path, exc.message) from exc
 

@@ -9,7 +9,7 @@ import pytest
 
 from cds.errors import InvalidInput
 from cds.fhir import parse
-from cds.fhir.element import Element, ElementError
+from cds.fhir.element import Element, ElementError, Fields
 from tests.fhir.helpers import clone, example, find, record_of
 
 RENAL = "order-sign-new-start-moderate-renal.json"
@@ -93,7 +93,7 @@ def test_times_drop_a_zone_and_keep_leap_seconds() -> None:
 def test_a_validated_model_is_read_through_the_same_readers() -> None:
     raw = find(example(RENAL), "Observation", "lab-creat")
     model = parse.validate_resource(raw, CREATININE, [])
-    read = Element(model, CREATININE, [], model=True)
+    read = Element(Fields(model), CREATININE, [])
     quantity = read.child("valueQuantity")
     assert quantity is not None and quantity.decimal("value") == 2.0
     assert read.concept("code") == element(raw).concept("code")
