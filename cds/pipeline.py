@@ -79,8 +79,10 @@ class Pipeline:
         *,
         backend: str = "durable",
         explain_url: Callable[[str], str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.rules_dir = rules_dir
+        self.clock = clock  # what "now" is when a call does not say: lab ages, dose times
         self.rule_set: RuleSet = load_rules(rules_dir)
         self.engine = RuleEngine(self.rule_set, backend=backend)
         self.settings = load_settings(rules_dir / "mapping.yaml")
@@ -92,7 +94,7 @@ class Pipeline:
         self, raw: bytes | str | Mapping[str, Any], *, now: datetime | None = None, extra_warnings: Sequence[str] = ()
     ) -> Outcome:
         request = parse_request(raw if not isinstance(raw, Mapping) else dict(raw))
-        record, pk, facts = self.facts_for(request, now or datetime.now(UTC))
+        record, pk, facts = self.facts_for(request, now or self.clock())
         decision = self.engine.evaluate(facts, request.hook)
         context = CardContext(
             hook_instance=request.hook_instance,

@@ -1,14 +1,23 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from cds.engine.evaluate import RuleEngine
 from cds.engine.ruleset import RuleSet, load_rules
+from cds.pipeline import EXAMPLES_EVALUATION_TIME
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def examples_clock() -> datetime:
+    """The service's clock in tests: the time fhir_examples/ are written for, so answers do not age."""
+    return EXAMPLES_EVALUATION_TIME
+
+
 RULES = ROOT / "rules"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ class ServiceState:
         """Validate and compile the rule files anew, then swap; an invalid set is refused and the old one serves."""
         with self.reload_lock:
             try:
-                fresh = Pipeline(self.config.rules_dir, explain_url=self.explain_url)
+                fresh = Pipeline(self.config.rules_dir, explain_url=self.explain_url, clock=self.pipeline.clock)
             except RuleLoadError as exc:
                 log.error("rule reload refused; still serving %s", self.pipeline.rule_set.version)
                 for diagnostic in exc.diagnostics:
@@ -43,6 +44,8 @@ class ServiceState:
                 return False
             old = self.pipeline.rule_set
             self.pipeline = fresh  # a single reference assignment: requests see the old or the new set
+            if gc.get_freeze_count():  # frozen at start-up: keep the new set out of the collector too
+                freeze_loaded_objects()
             log.info(
                 "rules reloaded: %s (%s) -> %s (%s)",
                 old.version,
@@ -51,3 +54,13 @@ class ServiceState:
                 fresh.rule_set.digest[:12],
             )
             return True
+
+
+def freeze_loaded_objects() -> None:
+    """Keep what is loaded once (rules, models, terminology) out of the cyclic garbage collector.
+
+    A full collection walked all of it every second or two under load, 75-100 ms each time, and that pause
+    was the tail latency; objects made per request are still collected as before.
+    """
+    gc.collect()
+    gc.freeze()

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from cds.service.app import create_app
 from cds.service.config import ServiceConfig
+from tests.conftest import examples_clock
 from tests.robustness.conftest import SERVICES, answer_problem, examples, service_path
 
 LONG = int(os.environ.get("IMATINIB_CDS_FUZZ_EXAMPLES", "0"))
@@ -44,7 +45,7 @@ EXAMPLES = examples()
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     config = ServiceConfig(database_url=f"sqlite:///{tmp}/audit.sqlite3", link_secret_file=tmp / "secret")
-    application = create_app(config)
+    application = create_app(config, clock=examples_clock)
     yield application
     application.state.service.audit.dispose()
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from cds.audit import AuditStore
 from cds.service.app import create_app
 from cds.service.config import ServiceConfig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, examples_clock
 
 EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
 
@@ -43,5 +43,5 @@ def audit(config: ServiceConfig) -> Iterator[AuditStore]:
 
 @pytest.fixture()
 def client(config: ServiceConfig, audit: AuditStore) -> Iterator[TestClient]:
-    with TestClient(create_app(config, audit=audit)) as test_client:
+    with TestClient(create_app(config, audit=audit, clock=examples_clock)) as test_client:
         yield test_client

@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from cds.audit import AuditStore
 from cds.service.app import create_app
 from cds.service.config import ClientConfig, ServiceConfig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, examples_clock
 from tests.service.conftest import example, service_for
 from tests.service.fhir_stub import FhirStub
 
@@ -61,7 +61,7 @@ def test_authenticated_calls(
     body = example("order-sign-new-start-moderate-renal.json")
     url = service_for(body)
     audience = secured.base + url
-    with TestClient(create_app(secured, audit=audit)) as client:
+    with TestClient(create_app(secured, audit=audit, clock=examples_clock)) as client:
         assert client.post(url, json=body).status_code == 401
         assert client.get("/cds-services").status_code == 401
         assert (
@@ -92,7 +92,10 @@ def test_replay_is_rejected_across_workers_sharing_the_database(
     body = example("order-sign-missing-creatinine.json")
     headers = bearer(signing_key, secured.base + service_for(body))
     first, second = AuditStore(secured.database_url), AuditStore(secured.database_url)  # two workers' stores
-    with TestClient(create_app(secured, audit=first)) as a, TestClient(create_app(secured, audit=second)) as b:
+    with (
+        TestClient(create_app(secured, audit=first, clock=examples_clock)) as a,
+        TestClient(create_app(secured, audit=second, clock=examples_clock)) as b,
+    ):
         assert a.post(service_for(body), json=body, headers=headers).status_code == 200
         assert b.post(service_for(body), json=body, headers=headers).status_code == 401
 
@@ -111,7 +114,7 @@ def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server_over_http(
     config: ServiceConfig, audit: AuditStore
 ) -> None:
     body = example("patient-view-low-trough-cml.json")
-    with TestClient(create_app(config, audit=audit)) as client:
+    with TestClient(create_app(config, audit=audit, clock=examples_clock)) as client:
         expected = client.post(service_for(body), json=body).json()
     stub = FhirStub(resources_of(body), token="secret-access-token", page_size=3)
     with stub as base_url:
@@ -129,9 +132,9 @@ def test_missing_prefetch_is_fetched_from_an_allowed_fhir_server_over_http(
         )
         bare.pop("prefetch")
         allowed = replace(config, fhir_servers=(base_url,))
-        with TestClient(create_app(allowed, audit=audit)) as client:
+        with TestClient(create_app(allowed, audit=audit, clock=examples_clock)) as client:
             response = client.post(service_for(bare), json=bare)
-        with TestClient(create_app(config, audit=audit)) as client:
+        with TestClient(create_app(config, audit=audit, clock=examples_clock)) as client:
             refused = client.post(service_for(bare), json=bare)
     assert response.status_code == 200, response.text
     assert [c["summary"] for c in response.json()["cards"]] == [c["summary"] for c in expected["cards"]]

@@ -3,7 +3,6 @@ decisions made from fhir_examples."""
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,10 +10,9 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 
 from cds.audit import AuditStore
-from cds.pipeline import EXAMPLES_EVALUATION_TIME
 from cds.service.app import create_app
 from cds.service.config import ServiceConfig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, examples_clock
 
 # decisions with a PK estimate, and one without (a new start has no level)
 WITH_PK = (
@@ -27,10 +25,7 @@ WITHOUT_PK = "order-sign-new-start-moderate-renal.json"
 
 def pinned_app(config: ServiceConfig, audit: AuditStore) -> FastAPI:
     """The real app; its pipeline evaluates at the time fhir_examples/ are written for."""
-    app = create_app(config, audit=audit)
-    pipeline = app.state.service.pipeline
-    pipeline.run = functools.partial(pipeline.run, now=EXAMPLES_EVALUATION_TIME)
-    return app
+    return create_app(config, audit=audit, clock=examples_clock)
 
 
 def example(name: str) -> dict[str, Any]:

@@ -161,6 +161,19 @@ def test_no_patient_identifier_in_links_or_logs(site: Site, caplog: pytest.LogCa
         assert identifier not in caplog.text
 
 
+def test_each_request_has_one_access_line_without_its_query_string(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="cds.access")
+    link = site.decisions[WITH_PK[0]].link
+    path, token = link.split("?token=")
+    assert site.client.get(link).status_code == 200
+    assert site.client.get("/no-such-page").status_code == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "cds.access"]
+    assert [line.rsplit(" ", 2)[0] for line in lines] == [f"GET {path} 200", "GET /no-such-page 404"]
+    assert token not in caplog.text
+
+
 def record(site: Site, hook_instance: str, payload: dict[str, Any]) -> str:
     site.audit.append("decision", hook_instance, "imatinib-patient-view", payload)
     return f"/explain/{hook_instance}?token={LinkSigner(secret_of(site), 600).token(hook_instance)}"
