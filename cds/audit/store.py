@@ -6,7 +6,8 @@ import contextlib
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from cds.audit.group import GroupCommit, Pending
 from cds.audit.tables import cards, entries, head, metadata, used_jtis
 
 GENESIS = "0" * 64
@@ -57,6 +59,8 @@ class AuditStore:
         self._writer: threading.Lock | contextlib.nullcontext[None] = (
             threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
         )
+        self._group: GroupCommit | None = None  # started by the first submit()
+        self._group_lock = threading.Lock()
         _create_tables(self.engine)
         self._ensure_head()
 
@@ -79,29 +83,47 @@ class AuditStore:
         card_uuids: tuple[str, ...] = (),
     ) -> int:
         """Append one entry; returns its sequence number once it is committed."""
+        return self.append_many([Pending.of(kind, hook_instance, service_id, payload, card_uuids)])[0]
+
+    def submit(self, entry: Pending) -> Future[int]:
+        """Queue an entry for the next group commit; the future holds its sequence number once committed."""
+        with self._group_lock:
+            if self._group is None:
+                self._group = GroupCommit(self.append_many)
+        return self._group.submit(entry)
+
+    def append_many(self, pending: Sequence[Pending]) -> list[int]:
+        """Append entries in order in one transaction (one fsync); their sequence numbers once committed."""
         with self._writer, self.engine.begin() as conn:
             seq, prev = conn.execute(
                 select(head.c.seq, head.c.entry_hash).where(head.c.id == 1).with_for_update()
             ).one()
-            row = {
-                "seq": seq + 1,
-                "kind": kind,
-                "hook_instance": hook_instance,
-                "service_id": service_id,
-                "created_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "payload": canonical_json(payload),
-            }
-            digest = _entry_hash(prev, row)
-            conn.execute(insert(entries).values(**row, prev_hash=prev, entry_hash=digest))
-            conn.execute(update(head).where(head.c.id == 1).values(seq=seq + 1, entry_hash=digest))
-            if card_uuids:
+            created_at = datetime.now(UTC).isoformat(timespec="microseconds")
+            rows: list[dict[str, Any]] = []
+            shown: dict[str, dict[str, Any]] = {}
+            for entry in pending:
+                seq += 1
+                row = {
+                    "seq": seq,
+                    "kind": entry.kind,
+                    "hook_instance": entry.hook_instance,
+                    "service_id": entry.service_id,
+                    "created_at": created_at,
+                    "payload": entry.payload,
+                }
+                digest = _entry_hash(prev, row)
+                rows.append({**row, "prev_hash": prev, "entry_hash": digest})
+                prev = digest
                 # a retried hookInstance shows the same cards again: they now point at the latest decision
-                conn.execute(delete(cards).where(cards.c.card_uuid.in_(card_uuids)))
-                conn.execute(
-                    insert(cards),
-                    [{"card_uuid": u, "hook_instance": hook_instance, "seq": seq + 1} for u in card_uuids],
+                shown.update(
+                    {u: {"card_uuid": u, "hook_instance": entry.hook_instance, "seq": seq} for u in entry.cards}
                 )
-        return int(seq + 1)
+            conn.execute(insert(entries), rows)
+            conn.execute(update(head).where(head.c.id == 1).values(seq=seq, entry_hash=prev))
+            if shown:
+                conn.execute(delete(cards).where(cards.c.card_uuid.in_(list(shown))))
+                conn.execute(insert(cards), list(shown.values()))
+        return [int(r["seq"]) for r in rows]
 
     # --- replay protection (the JtiStore protocol of cds.service.auth) ---------------------------
 
@@ -172,6 +194,10 @@ class AuditStore:
         return ChainReport(True, count)
 
     def dispose(self) -> None:
+        with self._group_lock:
+            if self._group is not None:
+                self._group.close()
+                self._group = None
         self.engine.dispose()
 
 

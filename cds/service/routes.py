@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse, Response
 from jsonschema import Draft202012Validator
 from starlette.concurrency import run_in_threadpool
 
+from cds.audit.group import Pending
 from cds.cards.schema import feedback_schema, request_schema
 from cds.errors import InvalidInput, MissingPrefetch
+from cds.pipeline import Outcome, Pipeline
 from cds.service.discovery import ESSENTIAL, discovery_document, hook_of, prefetch_for, resource_type
 from cds.service.outcome import operation_outcome, unauthorized
 from cds.service.records import decision_payload
@@ -141,12 +143,22 @@ class _Call:
             **details,
         )
 
+    def decide(
+        self, pipeline: Pipeline, body: Any, fetched: tuple[str, ...], warnings: tuple[str, ...]
+    ) -> tuple[Outcome, Pending]:
+        """The decision and its audit entry, both made in the decision thread."""
+        outcome = pipeline.run(body, extra_warnings=warnings)
+        payload = self.payload("ok", 200, outcome=outcome, fetched=fetched)
+        cards = tuple(c["uuid"] for c in outcome.cards)
+        return outcome, Pending.of("decision", outcome.request.hook_instance, self.service_id, payload, cards)
+
     async def refuse(self, status: int, response: Response) -> Response:
         """Record a call that got no decision, then answer it (or 503 when even the record fails)."""
         log.info("%d %s hookInstance %s", status, self.service_id, self.hook_instance)
         body = json.loads(bytes(response.body))
         name = "unauthorized" if status == 401 else f"http-{status}"
-        if not await _audit(self.state, self.hook_instance, self.service_id, self.payload(name, status, body=body)):
+        entry = Pending.of("decision", self.hook_instance, self.service_id, self.payload(name, status, body=body))
+        if not await _audit(self.state, entry):
             return operation_outcome(503, "the audit log is unavailable")
         return response
 
@@ -163,8 +175,8 @@ async def _decide(call: _Call, request: Request) -> Response:
                 "hook", f"service {call.service_id} answers {call.hook!r}, not {call.body.get('hook')!r}"
             )
         body, fetched, prefetch_warnings = await _complete_prefetch(request, state, pipeline, call.hook, call.body)
-        outcome = await asyncio.get_running_loop().run_in_executor(
-            _PIPELINE, functools.partial(pipeline.run, body, extra_warnings=prefetch_warnings)
+        outcome, entry = await asyncio.get_running_loop().run_in_executor(
+            _PIPELINE, functools.partial(call.decide, pipeline, body, fetched, prefetch_warnings)
         )
     except BodyTooLarge:
         return await call.refuse(
@@ -179,9 +191,7 @@ async def _decide(call: _Call, request: Request) -> Response:
         return await call.refuse(
             500, operation_outcome(500, "internal error: no decision was made; it has been logged")
         )
-    payload = call.payload("ok", 200, outcome=outcome, fetched=fetched)
-    card_ids = tuple(c["uuid"] for c in outcome.cards)
-    if not await _audit(state, outcome.request.hook_instance, call.service_id, payload, card_ids):
+    if not await _audit(state, entry):
         return operation_outcome(503, "the audit log is unavailable; no advice is given without a record")
     log.info(
         "200 %s hookInstance %s cards=%d %.1f ms",
@@ -282,13 +292,12 @@ def _usable(value: Any) -> bool:
     return not any(isinstance(link, dict) and link.get("relation") == "next" for link in links or [])
 
 
-async def _audit(
-    state: ServiceState, hook_instance: str, service_id: str, payload: dict[str, Any], card_ids: tuple[str, ...] = ()
-) -> bool:
+async def _audit(state: ServiceState, entry: Pending) -> bool:
+    """Wait until the entry is committed (shared with whatever else is committing meanwhile)."""
     try:
-        await run_in_threadpool(state.audit.append, "decision", hook_instance, service_id, payload, card_ids)
+        await asyncio.wrap_future(state.audit.submit(entry))
     except Exception:
-        log.exception("audit write failed for hookInstance %s", hook_instance)
+        log.exception("audit write failed for hookInstance %s", entry.hook_instance)
         return False
     return True
 
@@ -313,10 +322,7 @@ async def feedback(service_id: str, request: Request) -> Response:
         return operation_outcome(400, exc.message, [exc.path])
     for item, (hook_instance, seq) in items:
         payload = {"service": service_id, "client": client or {}, "decision_seq": seq, "feedback": item}
-        try:
-            await run_in_threadpool(state.audit.append, "feedback", hook_instance, service_id, payload)
-        except Exception:
-            log.exception("audit write failed for feedback on hookInstance %s", hook_instance)
+        if not await _audit(state, Pending.of("feedback", hook_instance, service_id, payload)):
             return operation_outcome(503, "the audit log is unavailable; feedback not recorded")
     return JSONResponse({"recorded": len(items)})
 
