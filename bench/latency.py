@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,11 +204,33 @@ class Connection:
 
 
 def load_mix() -> list[tuple[str, dict[str, Any]]]:
+    """The examples re-dated to today: a live server judges lab ages by its own clock, and the mix of work
+    (which requests have recent levels and so run the PK estimator) must not depend on the day of the run."""
+    from cds.pipeline import EXAMPLES_EVALUATION_TIME
+
+    shift = datetime.now(UTC) - EXAMPLES_EVALUATION_TIME
     mix = []
     for path in EXAMPLES:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = shifted(json.loads(path.read_text(encoding="utf-8")), shift)
         mix.append((f"/cds-services/imatinib-{body['hook']}", body))
     return mix
+
+
+_FHIR_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
+
+
+def shifted(value: Any, by: timedelta) -> Any:
+    """Every FHIR date and dateTime moved by ``by`` (whole days for dates), the rest unchanged."""
+    if isinstance(value, dict):
+        return {k: shifted(v, by) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shifted(v, by) for v in value]
+    if not isinstance(value, str) or not _FHIR_TIME.match(value):
+        return value
+    if "T" not in value:
+        return (date.fromisoformat(value) + timedelta(days=by.days)).isoformat()
+    moved = datetime.fromisoformat(value) + by
+    return moved.isoformat().replace("+00:00", "Z") if value.endswith("Z") else moved.isoformat()
 
 
 def request_bytes(body: dict[str, Any], hook_instance: str) -> bytes:
