@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cds.engine.compile import chunk_rules, compile_chunks, memberships
+from cds.engine.compile import CATCH_ALL, chunk_rules, compile_chunks, memberships
 from cds.engine.durable_adapter import DurableMatcher
 from cds.engine.evaluate import RuleEngine
 from cds.errors import EngineError, InvalidInput
@@ -27,23 +27,36 @@ def test_engine_error_poisons_then_the_host_is_rebuilt(matcher: DurableMatcher) 
     assert matcher.match({"renal": {"crcl": 30.0}}) == ["IMA-RENAL-002"]
 
 
-def test_a_swallowed_action_exception_is_raised(rule_set: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """durable_rules catches exceptions in actions and only records them in the session state."""
+def test_an_unexpected_action_message_poisons_then_the_host_is_rebuilt(
+    matcher: DurableMatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cds.engine import durable_adapter
 
-    def broken_factory(rule_id: str, hits: Any) -> Any:
-        def broken(c: Any) -> None:
-            raise RuntimeError("boom")
+    class Garbled:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
 
-        return broken
+        def start_action_for_state(self, handle: int, offset: int) -> tuple[str, str]:
+            state, _ = real.start_action_for_state(handle, offset)
+            return state, '{"not-a-rule":{"m":{}}}'
 
-    monkeypatch.setattr(durable_adapter, "_record_hit", broken_factory)
-    rules = [r for r in rule_set.rules if r.id == "IMA-RENAL-002"]
-    matcher = DurableMatcher("test-broken", compile_chunks(rules, memberships(rules)))
-    with pytest.raises(EngineError, match="boom"):
+    real = durable_adapter._engine
+    monkeypatch.setattr(durable_adapter, "_engine", Garbled())
+    with pytest.raises(EngineError, match="unknown rule 'not-a-rule'"):
         matcher.match({"renal": {"crcl": 30.0}})
     monkeypatch.undo()
-    assert matcher.match({"renal": {"crcl": 30.0}}) == ["IMA-RENAL-002"]  # rebuilt with working actions
+    assert matcher.match({"renal": {"crcl": 30.0}}) == ["IMA-RENAL-002"]
+
+
+def test_a_document_no_rule_handles_is_an_error_and_its_session_is_never_touched(rule_set: Any) -> None:
+    """Without the catch-all, durable reports 'not handled'; deleting that session would segfault."""
+    rules = [r for r in rule_set.rules if r.id == "IMA-RENAL-002"]
+    (chunk,) = compile_chunks(rules, memberships(rules))
+    del chunk[CATCH_ALL]
+    matcher = DurableMatcher("test-unhandled", [chunk])
+    with pytest.raises(EngineError, match="code 1"):
+        matcher.match({"renal": {"crcl": 90.0}})
+    assert matcher.match({"renal": {"crcl": 30.0}}) == ["IMA-RENAL-002"]
 
 
 def test_tiny_numbers_are_quantised_before_the_engine(durable_engine: RuleEngine) -> None:
@@ -119,7 +132,6 @@ def test_durable_state_is_deleted_after_every_evaluation(matcher: DurableMatcher
     last = f"{os.getpid()}-{next(durable_adapter._SESSIONS) - 1}"
     with pytest.raises(Exception, match="309"):  # ERR_SID_NOT_FOUND: that session is gone
         matcher._host.get_state(matcher._names[-1], last)
-    assert matcher._hits == {}
 
 
 def test_hits_of_concurrent_evaluations_never_mix(matcher: DurableMatcher) -> None:
