@@ -178,13 +178,20 @@ class ClinicalMapper:
     # --- recorded flags -----------------------------------------------------------------------------
 
     def flags(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> None:
+        # Most conditions and observations name no flag at all: match them once against all flag sets.
+        maybe = self.terms.union(tuple(name for name, _ in _FLAGS)).match
+        candidates = [c for c in conditions if maybe(c[2])]
+        observations = [(key, found) for key, found in self.index.coded("Observation") if maybe(found)]
         for set_name, fact in _FLAGS:
-            found = self._flagged(self.terms[set_name], conditions)
+            found = self._flagged(self.terms[set_name], candidates, observations)
             if found is not None:
                 self.sink.put(fact, True, [found])
 
     def _flagged(
-        self, value_set: ValueSet, conditions: list[tuple[Source, ConditionFacts, Concept | None]]
+        self,
+        value_set: ValueSet,
+        conditions: list[tuple[Source, ConditionFacts, Concept | None]],
+        observations: list[tuple[tuple[str, str], Concept]],
     ) -> Source | None:
         for src, _, found in conditions:
             if value_set.match(found):
@@ -193,7 +200,7 @@ class ClinicalMapper:
             procedure = self.index.read(key, read_procedure)
             if procedure is not None and procedure.status == "completed" and value_set.match(procedure.code):
                 return source(key, None)  # R4 Procedure has none of the times ``effective`` read
-        for key, found in self.index.coded("Observation"):
+        for key, found in observations:
             if value_set.match(found) and self._observed_true(key):
                 obs = self.index.read(key, read_observation)
                 return source(key, obs.when if obs else None)
@@ -221,31 +228,28 @@ class ClinicalMapper:
 
     def comedications(self) -> None:
         meds = list(self._active_medications())
-        imatinib, topical = self.terms["imatinib"], self.terms["topical-forms"]
-        systemic = [m for m in meds if not imatinib.match(m[1]) and not topical.match(m[1])]
+        topical = self.terms["topical-forms"]
+        systemic = [m[:3] for m in meds if not m[3] and not topical.match(m[1])]
         if not systemic and not self._medication_list_supplied():
             return  # no medication data at all: absent, not "no perpetrator"
+        perpetrators = [False] * len(systemic)
         for set_name, fact, name_fact in _PERPETRATORS:
             hits = [(src, self.terms[set_name].match(c), start) for src, c, start in systemic]
             found = [(src, m, start) for src, m, start in hits if m is not None]
+            perpetrators = [p or h[1] is not None for p, h in zip(perpetrators, hits, strict=True)]
             checked = f"none among {len(systemic)} active systemic medication(s)"
             self.sink.put(fact, bool(found), [f[0] for f in found], "" if found else checked)
             if found and name_fact not in self.sink.facts:
                 self.sink.put(name_fact, found[0][1].member.name, [found[0][0]], f"matched by {found[0][1].by}")
-        self._perpetrator_start(systemic)
-        self._grapefruit(meds)
+        self._perpetrator_start([(m[2], m[0]) for m, p in zip(systemic, perpetrators, strict=True) if p and m[2]])
+        self._grapefruit([m[:3] for m in meds])
 
     def _medication_list_supplied(self) -> bool:
         drafts = set(self.index.request.context_draft_keys)
         keys = self.index.keys("MedicationRequest") + self.index.keys("MedicationStatement")
         return any(key not in drafts for key in keys)
 
-    def _perpetrator_start(self, systemic: list[tuple[Source, Concept | None, datetime | None]]) -> None:
-        starts = [
-            (start, src)
-            for src, found, start in systemic
-            if start is not None and any(self.terms[s].match(found) for s, _, _ in _PERPETRATORS)
-        ]
+    def _perpetrator_start(self, starts: list[tuple[datetime, Source]]) -> None:
         if starts:
             start, src = max(starts, key=lambda s: s[0])
             days = max(0.0, round((self.now - start).total_seconds() / 86400, 2))
@@ -259,7 +263,7 @@ class ClinicalMapper:
         if hits:
             self.sink.put("comed.grapefruit", True, hits[:1])
 
-    def _active_medications(self) -> Iterator[tuple[Source, Concept | None, datetime | None]]:
+    def _active_medications(self) -> Iterator[tuple[Source, Concept | None, datetime | None, bool]]:
         """Active orders and statements, plus this session's draft orders (about to be co-prescribed)."""
         drafts = set(self.index.request.context_draft_keys)
         for kind, reader in (("MedicationRequest", read_request), ("MedicationStatement", read_statement)):
@@ -269,7 +273,8 @@ class ClinicalMapper:
                 if med is None or not is_draft and med.status != "active":
                     continue
                 start = self.now if is_draft else _start(med, kind == "MedicationRequest")
-                yield source(key, start), product(self.index, key, med, self.terms["imatinib"]).concept, start
+                drug = product(self.index, key, med, self.terms["imatinib"])
+                yield source(key, start), drug.concept, start, drug.imatinib is not None
 
 
 def _start(med: MedicationFacts, is_order: bool) -> datetime | None:

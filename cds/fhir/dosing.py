@@ -11,7 +11,7 @@ from typing import Any
 from cds.fhir.index import ResourceIndex, raw_concept
 from cds.fhir.medication import Dosage, MedicationFacts, Timing
 from cds.fhir.quantities import is_tablet_count, mass_mg
-from cds.fhir.terminology import Concept, ValueSet
+from cds.fhir.terminology import Concept, Match, ValueSet
 
 _PER_DAY_CODES = {"QD": 1, "OD": 1, "Q24H": 1, "QAM": 1, "QPM": 1, "QHS": 1, "BID": 2, "Q12H": 2}
 _PER_DAY_CODES |= {"TID": 3, "Q8H": 3, "QID": 4, "Q6H": 4}
@@ -23,6 +23,7 @@ _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*MG\b(?!\s*/)", re.IGNORECASE)
 class Product:
     concept: Concept | None
     strength_mg: float | None
+    imatinib: Match | None  # the concept's match in the imatinib value set
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,19 @@ class Dosing:
 
 def product(index: ResourceIndex, key: tuple[str, str], med: MedicationFacts, imatinib: ValueSet) -> Product:
     """The medication of a request/statement/administration, with its tablet strength when known."""
-    found = med.medication
-    strength = None
-    if found is None and med.reference:
-        medication = _medication(index, key, med.reference)
-        if medication is not None:
-            found = raw_concept(medication.get("code"))
-            strength = _ingredient_strength(medication)
-        elif med.reference_display:
-            found = Concept((), med.reference_display)
-    return Product(found, strength or _strength(found, imatinib))
+    if key not in index.products:
+        found = med.medication
+        strength = None
+        if found is None and med.reference:
+            medication = _medication(index, key, med.reference)
+            if medication is not None:
+                found = raw_concept(medication.get("code"))
+                strength = _ingredient_strength(medication)
+            elif med.reference_display:
+                found = Concept((), med.reference_display)
+        match = imatinib.match(found)
+        index.products[key] = Product(found, strength or _strength(found, match), match)
+    return index.products[key]
 
 
 def _medication(index: ResourceIndex, key: tuple[str, str], ref: str) -> Mapping[str, Any] | None:
@@ -77,8 +81,7 @@ def _ingredient_strength(medication: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _strength(found: Concept | None, imatinib: ValueSet) -> float | None:
-    match = imatinib.match(found)
+def _strength(found: Concept | None, match: Match | None) -> float | None:
     if match is not None and match.member.strength_mg is not None:
         return match.member.strength_mg
     for text in (found.text, *(c.display for c in found.codings)) if found else ():
@@ -133,7 +136,3 @@ def _per_day(timing: Timing | None) -> float | None:
         if str(code).upper() in _PER_DAY_CODES:
             return float(_PER_DAY_CODES[str(code).upper()])
     return None
-
-
-def is_imatinib(found: Concept | None, imatinib: ValueSet) -> bool:
-    return imatinib.match(found) is not None

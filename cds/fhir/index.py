@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cds.errors import InvalidInput
 from cds.fhir import parse
 from cds.fhir.element import Element, ElementError, Fields
 from cds.fhir.terminology import Coding, Concept
 from cds.fhir.types import HookRequest, Source
+
+if TYPE_CHECKING:
+    from cds.fhir.dosing import Product
 
 R = TypeVar("R")
 _SUBJECT_FIELDS = ("subject", "patient")
@@ -25,6 +28,7 @@ class ResourceIndex:
         self._models: dict[tuple[str, str], Any] = {}
         self._concepts: dict[tuple[str, str], list[tuple[tuple[str, str], Concept]]] = {}
         self._read: dict[tuple[Callable[[Element], Any], tuple[str, str]], Any] = {}
+        self.products: dict[tuple[str, str], Product] = {}  # cds.fhir.dosing.product, once per resource
         for key, raw in request.resources.items():
             if self._belongs(key, raw):
                 self._by_type[key[0]].append(key)

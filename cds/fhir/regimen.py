@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cds.fhir import parse
-from cds.fhir.dosing import dose_mg, is_imatinib, product
+from cds.fhir.dosing import dose_mg, product
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.labs import Labs, Want
 from cds.fhir.medication import read_administration, read_request, read_statement
@@ -77,7 +77,7 @@ class RegimenMapper:
             if key not in readable:
                 continue
             request = self.index.required(key, read_request)
-            if is_imatinib(product(self.index, key, request, self.imatinib).concept, self.imatinib):
+            if product(self.index, key, request, self.imatinib).imatinib is not None:
                 found.append(request_therapy(self.index, key, request, self.imatinib))
         if len(found) > 1:
             self.index.warnings.append(f"{len(found)} imatinib draft orders: the regimen is the first one's")
@@ -92,7 +92,7 @@ class RegimenMapper:
             resource = self.index.read(key, read)
             if resource is None or key in drafts:
                 continue
-            if is_imatinib(product(self.index, key, resource, self.imatinib).concept, self.imatinib):
+            if product(self.index, key, resource, self.imatinib).imatinib is not None:
                 out.append(therapy(self.index, key, resource, self.imatinib))
         return out
 
@@ -203,7 +203,7 @@ class RegimenMapper:
             if given is None:
                 continue
             drug = product(self.index, key, given, self.imatinib)
-            if given.status not in ("completed", "in-progress") or not is_imatinib(drug.concept, self.imatinib):
+            if given.status not in ("completed", "in-progress") or drug.imatinib is None:
                 continue
             when = parse.as_datetime(given.effective or (given.period.start if given.period else None))
             mg = dose_mg(given.dosages[0], drug.strength_mg)[0] if given.dosages else None
@@ -219,7 +219,7 @@ class RegimenMapper:
             if statement is None:
                 continue
             drug = product(self.index, key, statement, self.imatinib)
-            if statement.status in ("entered-in-error", "not-taken") or not is_imatinib(drug.concept, self.imatinib):
+            if statement.status in ("entered-in-error", "not-taken") or drug.imatinib is None:
                 continue
             therapy = statement_therapy(self.index, key, statement, self.imatinib)
             point = parse.as_datetime(statement.effective)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,11 @@ class Concept:
         names = [self.text, *(c.display for c in self.codings), *(c.code for c in self.codings)]
         return next((n for n in names if n), "unnamed")
 
+    @cached_property
+    def names_text(self) -> str:
+        """Text, then displays, one per line: one search finds the first of them that names a member."""
+        return "\n".join(t for t in (self.text, *(c.display for c in self.codings)) if t)
+
 
 @dataclass(frozen=True)
 class Member:
@@ -63,6 +69,7 @@ class ValueSet:
     names: re.Pattern[str] | None
     by_code: Mapping[tuple[str, str], Member] = field(default_factory=dict)
     by_prefix: tuple[tuple[str, str, Member], ...] = ()
+    by_word: Mapping[str, Member] = field(default_factory=dict)
 
     def match(self, concept: Concept | None) -> Match | None:
         """The member a concept belongs to: by code first, then (if enabled) by a whole-word name."""
@@ -79,20 +86,19 @@ class ValueSet:
             return None
         code = coding.code.strip()
         found = self.by_code.get((coding.system, code))
-        if found is not None:
+        if found is not None or not self.by_prefix:
             return found
         return next((m for s, p, m in self.by_prefix if coding.system == s and _starts(code, p)), None)
 
     def _by_name(self, concept: Concept) -> Match | None:
         if self.names is None:
             return None
-        for text in (concept.text, *(c.display for c in concept.codings)):
-            found = self.names.search(text or "")
-            if found:
-                word = found.group(0).lower()
-                member = next(m for m in self.members if word in m.words)
-                return Match(self.name, member, "name")
-        return None
+        # one search over the lines (the pattern's word boundaries hold at a newline) finds the first text
+        # in order that names a member, and in it the leftmost name, as searching each text in turn would
+        found = self.names.search(concept.names_text)
+        if found is None:
+            return None
+        return Match(self.name, self.by_word[found.group(0).lower()], "name")
 
 
 def _starts(code: str, prefix: str) -> bool:
@@ -103,9 +109,16 @@ def _starts(code: str, prefix: str) -> bool:
 class Terminology:
     value_sets: Mapping[str, ValueSet]
     systems: Mapping[str, str]
+    _unions: dict[tuple[str, ...], ValueSet] = field(default_factory=dict, compare=False, repr=False)
 
     def __getitem__(self, name: str) -> ValueSet:
         return self.value_sets[name]
+
+    def union(self, names: tuple[str, ...]) -> ValueSet:
+        """Every member of the named sets in one (built once): what it does not match, none of them does."""
+        if names not in self._unions:
+            self._unions[names] = _union(" | ".join(names), [self.value_sets[n] for n in names])
+        return self._unions[names]
 
     def system(self, alias: str) -> str:
         return self.systems[alias]
@@ -137,12 +150,31 @@ def _value_set(path: Path, name: str, body: Any, systems: Mapping[str, str]) -> 
         raise RuleError(f"{path}: value set {name!r} needs a 'members' list")
     members = tuple(_member(path, name, raw, systems) for raw in body["members"])
     words = sorted({w for m in members for w in m.words}, key=len, reverse=True)
-    pattern = None
-    if body.get("match_names") and words:
-        pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, words)) + r")(?![\w-])", re.IGNORECASE)
+    pattern = _names_pattern(words) if body.get("match_names") else None
     by_code = {code: m for m in reversed(members) for code in m.codes}  # first listed member wins
     by_prefix = tuple((s, p, m) for m in members for s, p in m.prefixes)
-    return ValueSet(name, str(body.get("description", "")), members, pattern, by_code, by_prefix)
+    by_word = {w: m for m in reversed(members) for w in m.words}
+    return ValueSet(name, str(body.get("description", "")), members, pattern, by_code, by_prefix, by_word)
+
+
+def _union(name: str, sets: list[ValueSet]) -> ValueSet:
+    members = tuple(m for v in sets for m in v.members)
+    named = [m for v in sets if v.names is not None for m in v.members]
+    return ValueSet(
+        name,
+        "union, for pre-filtering",
+        members,
+        _names_pattern(sorted({w for m in named for w in m.words}, key=len, reverse=True)),
+        {code: m for m in reversed(members) for code in m.codes},
+        tuple(p for v in sets for p in v.by_prefix),
+        {w: m for m in reversed(named) for w in m.words},
+    )
+
+
+def _names_pattern(words: list[str]) -> re.Pattern[str] | None:
+    if not words:
+        return None
+    return re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, words)) + r")(?![\w-])", re.IGNORECASE)
 
 
 def _member(path: Path, set_name: str, raw: Any, systems: Mapping[str, str]) -> Member:
