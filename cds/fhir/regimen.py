@@ -27,6 +27,8 @@ from cds.fhir.therapy import (
 )
 from cds.fhir.types import DoseEvent, DoseSource, LevelSample, Source
 
+Key = tuple[str, str]
+
 
 @dataclass(frozen=True)
 class DoseHistory:
@@ -188,15 +190,16 @@ class RegimenMapper:
             return self._history(regular, "order-regimen", note)
         return DoseHistory((), "none", "no administrations, statements or timeOfDay give dose times")
 
-    def _history(self, doses: list[tuple[Source, DoseEvent]], kind: DoseSource, note: str) -> DoseHistory:
+    def _history(self, doses: list[tuple[Key, DoseEvent]], kind: DoseSource, note: str) -> DoseHistory:
         doses.sort(key=lambda d: d[1].time)
-        last_source, last = doses[-1]
+        last_key, last = doses[-1]
+        last_source = source(last_key, last.time)  # every dose's source is its resource at the dose time
         self.sink.put("regimen.dose_times_known", True, [last_source], note)
         hours = (self.now - last.time).total_seconds() / 3600
         self.sink.put("regimen.hours_since_last_dose", hours, [last_source], f"last dose {last.time.isoformat()}")
         return DoseHistory(tuple(d for _, d in doses), kind, note)
 
-    def _administrations(self) -> list[tuple[Source, DoseEvent]]:
+    def _administrations(self) -> list[tuple[Key, DoseEvent]]:
         out = []
         for key in self.index.keys("MedicationAdministration"):
             given = self.index.read(key, read_administration)
@@ -208,10 +211,10 @@ class RegimenMapper:
             when = parse.as_datetime(given.effective or (given.period.start if given.period else None))
             mg = dose_mg(given.dosages[0], drug.strength_mg)[0] if given.dosages else None
             if when is not None and mg is not None:
-                out.append((source(key, when), DoseEvent(when, mg)))
+                out.append((key, DoseEvent(when, mg)))
         return out
 
-    def _statement_doses(self, since: datetime) -> list[tuple[Source, DoseEvent]]:
+    def _statement_doses(self, since: datetime) -> list[tuple[Key, DoseEvent]]:
         """A statement dated to an instant is a reported dose; a period with timeOfDay is a regular regimen."""
         out = []
         for key in self.index.keys("MedicationStatement"):
@@ -226,12 +229,12 @@ class RegimenMapper:
             if point is not None and isinstance(statement.effective, datetime):  # an instant, not a day
                 mg = dose_mg(statement.dosages[0], drug.strength_mg)[0] if statement.dosages else None
                 if mg is not None and since <= point <= self.now:
-                    out.append((source(key, point), DoseEvent(point, mg)))
+                    out.append((key, DoseEvent(point, mg)))
             elif therapy.dosing.schedule:
                 out += _expand(therapy, since, self.now)
         return out
 
-    def _order_doses(self, records: list[Therapy], since: datetime) -> list[tuple[Source, DoseEvent]]:
+    def _order_doses(self, records: list[Therapy], since: datetime) -> list[tuple[Key, DoseEvent]]:
         out = []
         for i, record in enumerate(records):
             if record.key[0] != "MedicationRequest" or not record.dosing.schedule or record.status == "on-hold":
@@ -283,20 +286,22 @@ class RegimenMapper:
         return self.settings.max_age_days.get(name, self.sink.vocabulary[name].max_age_days)
 
 
-def _expand(record: Therapy, since: datetime, until: datetime | None) -> list[tuple[Source, DoseEvent]]:
+def _expand(record: Therapy, since: datetime, until: datetime | None) -> list[tuple[Key, DoseEvent]]:
     """Regular doses at the record's clock times from its start (not before ``since``) to ``until``."""
     if record.start is None:
         return []
     zone = record.start.tzinfo or UTC
     first, last = max(record.start, since), until or since
-    out = []
     day = first.astimezone(zone).date()
-    while day <= last.astimezone(zone).date():
-        for clock, mg in record.dosing.schedule:
-            when = datetime.combine(day, clock, tzinfo=zone)
+    # the same wall-clock time n days later, as datetime.combine(day + n days, clock, zone) would give
+    firsts = [(datetime.combine(day, clock, tzinfo=zone), mg) for clock, mg in record.dosing.schedule]
+    out = []
+    for n in range((last.astimezone(zone).date() - day).days + 1):
+        step = timedelta(days=n)
+        for base, mg in firsts:
+            when = base + step
             if first <= when <= last:
-                out.append((source(record.key, when), DoseEvent(when, mg)))
-        day += timedelta(days=1)
+                out.append((record.key, DoseEvent(when, mg)))
     return out
 
 
