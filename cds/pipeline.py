@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,7 +100,7 @@ class Pipeline:
             hook_instance=request.hook_instance,
             patient_id=request.patient_id,
             draft_orders=record.draft_orders,
-            fact_lines=_fact_lines(record),
+            fact_lines=FactLines(record),
             pk_lines=pk.lines,
             explain_url=self.explain_url(request.hook_instance) if self.explain_url and decision.cards else None,
         )
@@ -123,13 +123,23 @@ class Pipeline:
             raise EngineError(f"facts that only rules may derive were given as input: {', '.join(leaked)}")
 
 
-def _fact_lines(record: PatientRecord) -> dict[str, str]:
-    lines = {}
-    for name, fact in record.facts.items():
+class FactLines(Mapping[str, str]):
+    """fact -> "value unit (sources)", formatted only for the facts a card shows (most calls show few)."""
+
+    def __init__(self, record: PatientRecord) -> None:
+        self._facts = record.facts
+
+    def __getitem__(self, name: str) -> str:
+        fact = self._facts[name]
         unit = f" {fact.unit}" if fact.unit and fact.unit != "1" else ""
         source = "; ".join(str(s) for s in fact.sources)
-        lines[name] = f"{format_value(fact.value)}{unit}" + (f" ({source})" if source else "")
-    return lines
+        return f"{format_value(fact.value)}{unit}" + (f" ({source})" if source else "")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._facts)
+
+    def __len__(self) -> int:
+        return len(self._facts)
 
 
 _EXAMPLES_PIPELINE: list[Pipeline] = []
