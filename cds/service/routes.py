@@ -273,6 +273,8 @@ def _resource_types(prefetch: dict[str, Any]) -> set[str]:
 
 def _check_envelope(body: Any) -> None:
     """hook, hookInstance and context first: nothing is fetched for a request that cannot be understood."""
+    if plainly_valid(body):
+        return
     error = next(iter(sorted(_REQUEST.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))), None)
     if error is not None:
         path = ".".join(str(p) for p in error.absolute_path)
@@ -282,6 +284,30 @@ def _check_envelope(body: Any) -> None:
             )
             path = f"{path}.{missing}".lstrip(".")
         raise InvalidInput(path or "$", error.message)
+
+
+def plainly_valid(body: Any) -> bool:
+    """True only for a request that certainly meets the request schema; the usual case, decided without
+    jsonschema (about 0.2 ms a call). Anything else, valid or not, goes through the schema, which alone
+    words the error."""
+    if not isinstance(body, dict) or "fhirAuthorization" in body:
+        return False
+    if not all(isinstance(body.get(k), str) and body[k] for k in ("hook", "hookInstance")):
+        return False
+    if not isinstance(body.get("context"), dict):
+        return False
+    server = body.get("fhirServer", "https://")
+    prefetch = body.get("prefetch", {})
+    return (
+        isinstance(server, str)
+        and server.startswith(("http://", "https://"))
+        and isinstance(prefetch, dict)
+        and all(v is None or _has_resource_type(v) for v in prefetch.values())
+    )
+
+
+def _has_resource_type(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("resourceType"), str) and bool(value["resourceType"])
 
 
 def _usable(value: Any) -> bool:
