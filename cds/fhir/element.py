@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel
 
@@ -54,7 +54,12 @@ class Quantity:
     value: float | None
     unit: str | None  # the UCUM code when the quantity says it is UCUM, else the human unit string
     comparator: str | None
-    text: str  # the value as the R4B model prints it (for warnings)
+    given: object  # the value as given
+
+    @property
+    def text(self) -> str:
+        """The value as the R4B model prints it (for warnings)."""
+        return str(Decimal(str(self.given)) if isinstance(self.given, float) else self.given)
 
 
 @dataclass(frozen=True)
@@ -109,22 +114,15 @@ class Element:
 
     def string(self, name: str) -> str | None:
         value = self._data.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not (value and value[0] in _STRING_START or _STRING.search(value)):
-            raise self._error(name, "a non-empty string", value)
-        return value
+        if value is None or _is_string(value):
+            return value
+        raise self._error(name, "a non-empty string", value)
 
     def code(self, name: str) -> str | None:
         value = self._data.get(name)
-        if value is None:
-            return None
-        # printable and without spaces: no whitespace at all, the common case the regex would accept
-        if not isinstance(value, str) or not (
-            value and value.isprintable() and " " not in value or _CODE.fullmatch(value)
-        ):
-            raise self._error(name, "a code (no leading, trailing or repeated whitespace)", value)
-        return value
+        if value is None or _is_code(value):
+            return value
+        raise self._error(name, "a code (no leading, trailing or repeated whitespace)", value)
 
     def uri(self, name: str) -> str | None:
         value = self._data.get(name)
@@ -139,20 +137,21 @@ class Element:
         raise self._error(name, "true or false", value)
 
     def decimal(self, name: str) -> float | None:
-        value = self._data.get(name)
-        if value is None:
+        given = self._data.get(name)
+        if given is None:
             return None
-        if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        value = given
+        if isinstance(given, str) and _DECIMAL.fullmatch(given):
             self.warnings.append(f"{self.path}.{name}: {_NUMBER_TEXT}")  # the R4B models accept it too
-            value = Decimal(value)
+            value = Decimal(given)
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-            raise self._error(name, "a number", value)
+            raise self._error(name, "a number", given)
         try:
             number = float(value)
         except OverflowError:
             number = math.inf
         if not math.isfinite(number):
-            raise self._error(name, "a finite number", value)
+            raise self._error(name, "a finite number", given)
         return number
 
     def integer(self, name: str, minimum: int = -(2**31)) -> int | None:
@@ -210,13 +209,13 @@ class Element:
         return Element(found, self, self.warnings, name)
 
     def children(self, name: str) -> list[Element]:
-        out = []
-        for i, value in enumerate(self._array(name)):
-            found = _object(value)
-            if found is None:
-                raise ElementError(f"{self.path}.{name}[{i}]", f"expected an object, got {_kind(value)}")
-            out.append(Element(found, self, self.warnings, (name, i)))
-        return out
+        return [self._item(name, i, value) for i, value in enumerate(self._array(name))]
+
+    def _item(self, name: str, i: int, value: object) -> Element:
+        found = _object(value)
+        if found is None:
+            raise ElementError(f"{self.path}.{name}[{i}]", f"expected an object, got {_kind(value)}")
+        return Element(found, self, self.warnings, (name, i))
 
     def first(self, name: str) -> Element | None:
         found = self.children(name)
@@ -237,8 +236,14 @@ class Element:
         return None if found is None else found.as_concept()
 
     def as_concept(self) -> Concept:
-        codings = tuple(Coding(c.uri("system"), c.code("code"), c.string("display")) for c in self.children("coding"))
-        return Concept(codings, self.string("text"))
+        codings = []
+        for i, value in enumerate(self._array("coding")):
+            coding = _coding(value)
+            if coding is None:  # read it element by element for the error
+                found = self._item("coding", i, value)
+                coding = Coding(found.uri("system"), found.code("code"), found.string("display"))
+            codings.append(coding)
+        return Concept(tuple(codings), self.string("text"))
 
     def quantity(self, name: str) -> Quantity | None:
         found = self.child(name)
@@ -250,9 +255,8 @@ class Element:
             found.string("unit"),
             found.uri("system"),
         )
-        raw = found.get("value")
-        text = str(Decimal(str(raw)) if isinstance(raw, float) else raw)
-        return Quantity(value, code if code and system in (None, _UCUM) else unit, found.code("comparator"), text)
+        unit = code if code and system in (None, _UCUM) else unit
+        return Quantity(value, unit, found.code("comparator"), found.get("value"))
 
     def period(self, name: str) -> Period | None:
         found = self.child(name)
@@ -263,6 +267,29 @@ def first_code(concept: Concept | None) -> str | None:
     """The first coding's code (how statuses and severities given as CodeableConcepts are read)."""
     codings = concept.codings if concept else ()
     return codings[0].code if codings and codings[0].code else None
+
+
+def _is_string(value: object) -> TypeGuard[str]:
+    """A FHIR string: some character other than the exotic whitespace the R4B pattern refuses."""
+    return isinstance(value, str) and (bool(value) and value[0] in _STRING_START or bool(_STRING.search(value)))
+
+
+def _is_code(value: object) -> TypeGuard[str]:
+    # printable and without spaces means no whitespace at all: the common case, without the regex
+    return isinstance(value, str) and (
+        bool(value) and value.isprintable() and " " not in value or bool(_CODE.fullmatch(value))
+    )
+
+
+def _coding(value: object) -> Coding | None:
+    """A Coding whose elements are all of their datatypes, else None."""
+    data = _object(value)
+    if data is None:
+        return None
+    system, code, display = data.get("system"), data.get("code"), data.get("display")
+    if system is not None and not isinstance(system, str) or code is not None and not _is_code(code):
+        return None
+    return Coding(system, code, display) if display is None or _is_string(display) else None
 
 
 def _object(value: object) -> dict[str, Any] | Fields | None:

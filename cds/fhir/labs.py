@@ -42,6 +42,7 @@ class Labs:
         self.now = now
         self.statuses = statuses
         self._by_code: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        self._times: dict[tuple[str, str], datetime] = {}
         for key, found in index.coded("Observation"):
             for coding in found.codings:
                 if coding.system and coding.code:
@@ -49,7 +50,7 @@ class Labs:
 
     def readings(self, group: ValueSet, want: Want, *, limit: int | None = None) -> list[Reading]:
         """Usable readings of ``group``, newest first; at most ``limit`` of them."""
-        keys = {k for m in group.members for code in m.codes for k in self._by_code.get(code, [])}
+        keys = {k for code, found in self._by_code.items() if code in group.by_code for k in found}
         oldest = self.now - timedelta(days=want.max_age_days) if want.max_age_days is not None else None
         found: list[Reading] = []
         for when, key in sorted(((self._raw_time(k), k) for k in keys), reverse=True):
@@ -65,7 +66,12 @@ class Labs:
         return found[0] if found else None
 
     def _raw_time(self, key: tuple[str, str]) -> datetime:
-        """The effective time read from the JSON (for ordering before validating); _EPOCH if unreadable."""
+        """The effective time read from the JSON (for ordering before reading); _EPOCH if unreadable."""
+        if key not in self._times:
+            self._times[key] = self._parse_time(key)
+        return self._times[key]
+
+    def _parse_time(self, key: tuple[str, str]) -> datetime:
         raw = self.index.raw(key)
         period = raw.get("effectivePeriod")
         value = raw.get("effectiveDateTime") or (period.get("start") if isinstance(period, dict) else None)

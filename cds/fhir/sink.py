@@ -27,7 +27,8 @@ class FactSink:
         if not spec.accepts(value):
             expected = f"[{spec.low:g}, {spec.high:g}] {spec.unit}" if spec.type == "number" else str(spec.values)
             return self._drop(name, value, sources, f"outside the plausible {expected}")
-        self.facts[name] = SourcedFact(name, value, spec.unit, tuple(dict.fromkeys(sources)), note)
+        unique = tuple(sources) if len(sources) < 2 else tuple(dict.fromkeys(sources))
+        self.facts[name] = SourcedFact(name, value, spec.unit, unique, note)
         return True
 
     def value(self, name: str) -> FactValue | None:
