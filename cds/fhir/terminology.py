@@ -13,6 +13,7 @@ import yaml
 
 from cds.errors import RuleError
 
+_WORD = re.compile(r"[\w-]+")  # the pattern's word characters: a name is bounded by anything else
 _PREFIX_KEYS = {"icd10cm_prefix": "icd10cm", "ndc": "ndc"}
 _META_KEYS = {"name", "aliases", "status", "source", "strength_mg", "grade", "origin"}
 
@@ -40,6 +41,15 @@ class Concept:
     def names_text(self) -> str:
         """Text, then displays, one per line: one search finds the first of them that names a member."""
         return "\n".join(t for t in (self.text, *(c.display for c in self.codings)) if t)
+
+    @cached_property
+    def ascii_words(self) -> tuple[str, frozenset[str]] | None:
+        """The names text in lower case and its words, when it is ASCII (None otherwise)."""
+        text = self.names_text
+        if not text.isascii():
+            return None
+        lower = text.lower()
+        return lower, frozenset(_WORD.findall(lower))
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class ValueSet:
     by_code: Mapping[tuple[str, str], Member] = field(default_factory=dict)
     by_prefix: tuple[tuple[str, str, Member], ...] = ()
     by_word: Mapping[str, Member] = field(default_factory=dict)
+    words: Words | None = None  # for a quick "no name can match" before the search
 
     def match(self, concept: Concept | None) -> Match | None:
         """The member a concept belongs to: by code first, then (if enabled) by a whole-word name."""
@@ -95,10 +106,42 @@ class ValueSet:
             return None
         # one search over the lines (the pattern's word boundaries hold at a newline) finds the first text
         # in order that names a member, and in it the leftmost name, as searching each text in turn would
+        if self.words is not None and not self.words.may_occur(concept):
+            return None
         found = self.names.search(concept.names_text)
         if found is None:
             return None
         return Match(self.name, self.by_word[found.group(0).lower()], "name")
+
+
+@dataclass(frozen=True)
+class Words:
+    """The first word of each of a value set's names (all ASCII), for a check before the search.
+
+    A case-insensitive whole-name match in ASCII text starts where a word of the text starts, and the name's
+    first word ends where that word ends, so the text's lower-case words contain it; when none does, the
+    search cannot succeed. Names that do not start with a word character, and non-ASCII text (with its
+    wider case folding), are always searched."""
+
+    firsts: frozenset[str]
+    others: tuple[str, ...]  # names that do not start with a word character
+
+    def may_occur(self, concept: Concept) -> bool:
+        found = concept.ascii_words
+        if found is None:
+            return True
+        lower, words = found
+        return not self.firsts.isdisjoint(words) or any(o in lower for o in self.others)
+
+
+def _words(names: list[str]) -> Words | None:
+    if not all(n.isascii() for n in names):
+        return None
+    firsts = [_WORD.match(n) for n in names]
+    return Words(
+        frozenset(m.group(0) for m in firsts if m is not None),
+        tuple(n for n, m in zip(names, firsts, strict=True) if m is None),
+    )
 
 
 def _starts(code: str, prefix: str) -> bool:
@@ -154,20 +197,23 @@ def _value_set(path: Path, name: str, body: Any, systems: Mapping[str, str]) -> 
     by_code = {code: m for m in reversed(members) for code in m.codes}  # first listed member wins
     by_prefix = tuple((s, p, m) for m in members for s, p in m.prefixes)
     by_word = {w: m for m in reversed(members) for w in m.words}
-    return ValueSet(name, str(body.get("description", "")), members, pattern, by_code, by_prefix, by_word)
+    description = str(body.get("description", ""))
+    return ValueSet(name, description, members, pattern, by_code, by_prefix, by_word, _words(words))
 
 
 def _union(name: str, sets: list[ValueSet]) -> ValueSet:
     members = tuple(m for v in sets for m in v.members)
     named = [m for v in sets if v.names is not None for m in v.members]
+    words = sorted({w for m in named for w in m.words}, key=len, reverse=True)
     return ValueSet(
         name,
         "union, for pre-filtering",
         members,
-        _names_pattern(sorted({w for m in named for w in m.words}, key=len, reverse=True)),
+        _names_pattern(words),
         {code: m for m in reversed(members) for code in m.codes},
         tuple(p for v in sets for p in v.by_prefix),
         {w: m for m in reversed(named) for w in m.words},
+        _words(words),
     )
 
 

@@ -6,6 +6,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds.fhir import default_terminology
 from cds.fhir.terminology import Coding, Concept
@@ -71,3 +73,30 @@ def test_value_set_names_are_citable() -> None:
     assert {"cyp3a4-strong-inducers", "cyp3a4-moderate-inducers", "cyp3a4-strong-inhibitors"} <= names
     assert all(n == n.lower() and " " not in n for n in names)
     assert Path(ROOT / "rules" / "terminology" / "README.md").exists()
+
+
+NAMED_SETS = sorted(n for n, v in default_terminology().value_sets.items() if v.names is not None)
+ALL_WORDS = sorted({w for n in NAMED_SETS for m in default_terminology()[n].members for w in m.words})
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(NAMED_SETS),
+    st.lists(
+        st.one_of(
+            st.sampled_from(ALL_WORDS).map(lambda w: w.upper() if len(w) % 2 else w.title()),
+            st.text(alphabet="abc -/'(),.\nİıſK", max_size=8),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(["", " ", "-", "x", "\n", "'"]),
+)
+def test_the_quick_no_name_check_never_hides_a_match(name: str, parts: list[str], glue: str) -> None:
+    """Names are matched by one regex search; the cheaper check before it may only skip searches that fail."""
+    value_set = default_terminology()[name]
+    concept = Concept((), glue.join(parts) or None)
+    assert value_set.names is not None
+    found = value_set.names.search(concept.names_text)
+    if value_set.words is not None and not value_set.words.may_occur(concept):
+        assert found is None
+    assert (value_set.match(concept) is not None) == (found is not None)
