@@ -22,7 +22,7 @@ from cds.pk.loglinear import LogLinearEstimate, loglinear_estimate
 from cds.pk.map import MapFit, fit_map
 from cds.pk.model import PkModel, TypicalValues, load_model, typical_values
 from cds.pk.objective import MapProblem, concentration_from_runs, dose_runs
-from cds.pk.predict import steady_state_conc
+from cds.pk.predict import MG_L_TO_NG_ML, separate_rates, steady_state_conc
 from cds.pk.uncertainty import (
     Percentiles,
     create_rng,
@@ -33,7 +33,6 @@ from cds.pk.uncertainty import (
     measured_level_draws,
     percentiles,
     sorted_percentiles,
-    unit_troughs,
 )
 
 DEFAULT_SEED = 20240601
@@ -274,7 +273,7 @@ def _assemble(
     model, typical, regimen = request.model, request.typical, request.regimen
     eta = np.zeros(len(model.eta_parameters)) if a_priori or fit is None else np.array(fit.eta)
     cl, v, ka = individual_parameters(model, typical, eta[None, :])[0]
-    units = _SortedUnitTroughs(individual_parameters(model, typical, draws), model.bioavailability)
+    units = _SortedUnitTroughs(model, typical.log_values(), draws)
     troughs = regimen.dose_mg * units.at(regimen.interval_h)  # sorted
     table = _dose_table(request, units)
     proposed = _propose(table, request.proposal_threshold)
@@ -341,21 +340,57 @@ class _SortedUnitTroughs:
     """Sorted steady-state troughs per mg of each dose, per dosing interval, computed once.
 
     Troughs scale with the dose (linear kinetics), so one sorted set per interval serves every
-    ladder row and the current regimen.
+    ladder row and the current regimen. The arithmetic is ``unit_troughs`` of the individual
+    parameters, element for element, without its per-interval repeats: k and the amplitude are
+    shared by the intervals, and a parameter without an eta stays one number instead of a column.
     """
 
-    def __init__(self, params: np.ndarray, bioavailability: float) -> None:
-        self.params, self.bioavailability = params, bioavailability
+    def __init__(self, model: PkModel, log_typical: np.ndarray, draws: np.ndarray) -> None:
+        # CL, V, ka as in apply_etas: exp(log typical + eta), a scalar where no eta applies
+        values: list[np.ndarray | np.float64] = [np.exp(x) for x in log_typical]
+        for eta_index, column in enumerate(model.eta_columns()):
+            values[column] = np.exp(log_typical[column] + draws[:, eta_index])
+        cl, v, ka = values
+        k = separate_rates(cl / v, ka)
+        self._minus_k, self._ka = -k, ka
+        self._scale = MG_L_TO_NG_ML * model.bioavailability * ka / (v * (ka - k))
         self._cache: dict[float, np.ndarray] = {}
 
     def at(self, interval_h: float) -> np.ndarray:
         if interval_h not in self._cache:
-            self._cache[interval_h] = np.sort(unit_troughs(self.params, interval_h, self.bioavailability))
+            x_k, x_ka = self._minus_k * interval_h, -self._ka * interval_h
+            elim = np.exp(x_k) / -np.expm1(x_k)
+            absorb = np.exp(x_ka) / -np.expm1(x_ka)
+            self._cache[interval_h] = np.sort(self._scale * (elim - absorb))
         return self._cache[interval_h]
 
 
 def _fraction_at_least(sorted_values: np.ndarray, threshold: float) -> float:
     return float(1.0 - np.searchsorted(sorted_values, threshold, side="left") / sorted_values.size)
+
+
+def _scaled_band(sorted_units: np.ndarray, dose_mg: float, target: float) -> tuple[Percentiles, float]:
+    """``sorted_percentiles`` and ``_fraction_at_least`` of ``dose_mg * sorted_units``, from a few elements.
+
+    Scaling by a positive dose keeps the order, so the same positions are read and scaled; the count
+    below the target starts from the unit threshold and is corrected by the exact scaled comparison.
+    """
+    n = sorted_units.size
+    last = n - 1
+
+    def at(q: float) -> float:
+        position = q * last
+        low = int(position)
+        high = min(low + 1, last)
+        low_value, high_value = dose_mg * sorted_units[low], dose_mg * sorted_units[high]
+        return float(low_value + (position - low) * (high_value - low_value))
+
+    below = int(np.searchsorted(sorted_units, target / dose_mg, side="left"))
+    while below > 0 and dose_mg * sorted_units[below - 1] >= target:
+        below -= 1
+    while below < n and dose_mg * sorted_units[below] < target:
+        below += 1
+    return Percentiles(at(0.05), at(0.5), at(0.95)), float(1.0 - below / n)
 
 
 def _dose_table(request: _Request, units: _SortedUnitTroughs) -> tuple[DoseOption, ...]:
@@ -364,8 +399,7 @@ def _dose_table(request: _Request, units: _SortedUnitTroughs) -> tuple[DoseOptio
         if request.caps_max_daily_mg is not None and daily_mg > request.caps_max_daily_mg:
             continue
         dose_mg = daily_mg * interval_h / 24.0
-        troughs = dose_mg * units.at(interval_h)
-        band = sorted_percentiles(troughs)
+        band, p_target = _scaled_band(units.at(interval_h), dose_mg, request.target_ng_ml)
         rows.append(
             DoseOption(
                 daily_mg=float(daily_mg),
@@ -374,7 +408,7 @@ def _dose_table(request: _Request, units: _SortedUnitTroughs) -> tuple[DoseOptio
                 cmin_median_ng_ml=band.p50,
                 cmin_p05_ng_ml=band.p05,
                 cmin_p95_ng_ml=band.p95,
-                p_target=_fraction_at_least(troughs, request.target_ng_ml),
+                p_target=p_target,
             )
         )
     return tuple(rows)
