@@ -246,17 +246,16 @@ class Element:
         return Concept(tuple(codings), self.string("text"))
 
     def quantity(self, name: str) -> Quantity | None:
-        found = self.child(name)
-        if found is None:
-            return None
-        value, code, unit, system = (
-            found.decimal("value"),
-            found.code("code"),
-            found.string("unit"),
-            found.uri("system"),
-        )
+        value = self._data.get(name)
+        found = _quantity(value) if value is not None else None
+        if found is not None or value is None:
+            return found
+        element = self.child(name)  # read it element by element for the error
+        assert element is not None
+        number, code, unit = element.decimal("value"), element.code("code"), element.string("unit")
+        system = element.uri("system")
         unit = code if code and system in (None, _UCUM) else unit
-        return Quantity(value, unit, found.code("comparator"), found.get("value"))
+        return Quantity(number, unit, element.code("comparator"), element.get("value"))
 
     def period(self, name: str) -> Period | None:
         found = self.child(name)
@@ -290,6 +289,24 @@ def _coding(value: object) -> Coding | None:
     if system is not None and not isinstance(system, str) or code is not None and not _is_code(code):
         return None
     return Coding(system, code, display) if display is None or _is_string(display) else None
+
+
+def _quantity(value: object) -> Quantity | None:
+    """A Quantity whose elements are all of their datatypes (a plain JSON number value), else None."""
+    if not isinstance(value, dict):
+        return None
+    number, code, unit, system = value.get("value"), value.get("code"), value.get("unit"), value.get("system")
+    comparator = value.get("comparator")
+    if not (number is None or type(number) is int and -(2**53) < number < 2**53 or type(number) is float):
+        return None
+    if number is not None and not math.isfinite(number):
+        return None
+    if not (code is None or _is_code(code)) or not (comparator is None or _is_code(comparator)):
+        return None
+    if not (unit is None or _is_string(unit)) or not (system is None or isinstance(system, str)):
+        return None
+    given = None if number is None else float(number)
+    return Quantity(given, code if code and system in (None, _UCUM) else unit, comparator, number)
 
 
 def _object(value: object) -> dict[str, Any] | Fields | None:

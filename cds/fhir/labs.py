@@ -51,6 +51,8 @@ class Labs:
     def readings(self, group: ValueSet, want: Want, *, limit: int | None = None) -> list[Reading]:
         """Usable readings of ``group``, newest first; at most ``limit`` of them."""
         keys = {k for code, found in self._by_code.items() if code in group.by_code for k in found}
+        if not keys:
+            return []
         oldest = self.now - timedelta(days=want.max_age_days) if want.max_age_days is not None else None
         found: list[Reading] = []
         for when, key in sorted(((self._raw_time(k), k) for k in keys), reverse=True):
