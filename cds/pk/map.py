@@ -61,43 +61,69 @@ def fit_map(problem: MapProblem) -> MapFit:
     >>> fit.converged, round(fit.cl_l_h, 3), round(fit.v_l, 1)  # Tucuxi: 16.319 / 382.14
     (True, 16.319, 382.1)
     """
-    sd = np.sqrt(np.diag(problem.model.omega_matrix()))
-    bound = BOUND_SD * sd
-    best = _minimise(problem, np.zeros(problem.n_eta), bound)
+    sd = [math.sqrt(x) for x in np.diag(problem.model.omega_matrix()).tolist()]
+    bound = [BOUND_SD * s for s in sd]
+    best = _minimise(problem, [0.0] * problem.n_eta, bound)
     evaluations = best[3]
     for _ in range(MAX_WIDENINGS):
         if not _on_bound(best[0], bound):
             break
-        bound = bound + 1.0
+        bound = [b + 1.0 for b in bound]
         best = _better(best, _minimise(problem, best[0], bound))
         evaluations += best[3]
     best, extra = _restart_if_needed(problem, best, sd, bound)
     eta, value, (success, message), _ = best
     if _on_bound(eta, bound):
-        success, message = False, f"{message}; estimate on a bound of +-{bound.round(2).tolist()} after widening"
+        shown = np.array(bound).round(2).tolist()
+        success, message = False, f"{message}; estimate on a bound of +-{shown} after widening"
     return _result(problem, eta, value, success, message, evaluations + extra)
 
 
-Attempt = tuple[np.ndarray, float, tuple[bool, str], int]
+# Plain floats, not numpy, in this bookkeeping: numpy's per-call overhead on 2-element arrays was a
+# third of a fit. Square roots, sums and comparisons are exact in both, so the fit is the same.
+Attempt = tuple[list[float], float, tuple[bool, str], int]
+PROBE_MARGIN = 1e-8  # relative; far above the rounding gap between the scalar and the vectorised OFV
 
 
-def _minimise(problem: MapProblem, start: np.ndarray, bound: np.ndarray) -> Attempt:
-    result = minimise_in_box(problem.ofv_and_gradient, start.tolist(), (-bound).tolist(), bound.tolist())
+def _minimise(problem: MapProblem, start: list[float], bound: list[float]) -> Attempt:
+    result = minimise_in_box(problem.ofv_and_gradient, start, [-b for b in bound], bound)
     ok = result.success and all(math.isfinite(v) for v in result.x) and math.isfinite(result.value)
-    return np.array(result.x), result.value, (ok, result.message), result.n_evaluations
+    return list(result.x), result.value, (ok, result.message), result.n_evaluations
 
 
-def _restart_if_needed(problem: MapProblem, best: Attempt, sd: np.ndarray, bound: np.ndarray) -> tuple[Attempt, int]:
-    starts = np.concatenate([np.diag(sd), -np.diag(sd)]) * 1.5
+def _restart_if_needed(problem: MapProblem, best: Attempt, sd: list[float], bound: list[float]) -> tuple[Attempt, int]:
+    if best[2][0] and not _on_bound(best[0], bound) and _clearly_no_lower_start(problem, best[1], sd):
+        return best, 0
+    spread = np.diag(sd)
+    starts = np.concatenate([spread, -spread]) * 1.5
     probe = problem.ofv(starts)
     if best[2][0] and not _on_bound(best[0], bound) and np.all(probe >= best[1]):
         return best, 0
     evaluations = 0
     for i in np.argsort(probe):
-        attempt = _minimise(problem, starts[i], bound)
+        attempt = _minimise(problem, starts[i].tolist(), bound)
         evaluations += attempt[3]
         best = _better(best, attempt)
     return best, evaluations
+
+
+def _clearly_no_lower_start(problem: MapProblem, value: float, sd: list[float]) -> bool:
+    """True when every spread start is above ``value`` by a margin, by the scalar OFV.
+
+    The vectorised probe in ``_restart_if_needed`` then comes to the same answer, so its cost (numpy on
+    four points) is paid only in the doubtful and the restarting cases, which keep its exact order.
+    """
+    limit = value + PROBE_MARGIN * (1.0 + abs(value))
+    n = len(sd)
+    try:
+        for sign in (1.5, -1.5):
+            for i in range(n):
+                start = [sign * sd[i] if j == i else 0.0 for j in range(n)]
+                if not problem.ofv_and_gradient(start)[0] >= limit:
+                    return False
+    except (ArithmeticError, ValueError):
+        return False
+    return True
 
 
 def _better(a: Attempt, b: Attempt) -> Attempt:
@@ -106,14 +132,14 @@ def _better(a: Attempt, b: Attempt) -> Attempt:
     return a if a[1] <= b[1] else b
 
 
-def _on_bound(eta: np.ndarray, bound: np.ndarray) -> bool:
-    return bool(np.any(np.abs(eta) >= bound - 1e-6))
+def _on_bound(eta: list[float], bound: list[float]) -> bool:
+    return any(abs(e) >= b - 1e-6 for e, b in zip(eta, bound, strict=True))
 
 
-def _result(problem: MapProblem, eta: np.ndarray, value: float, ok: bool, message: str, n: int) -> MapFit:
-    hessian = laplace_hessian(problem, eta)
-    covariance, hessian_ok = _invert(hessian, problem.model.omega_matrix())
-    cl, v, ka = problem.parameters(eta)
+def _result(problem: MapProblem, eta: list[float], value: float, ok: bool, message: str, n: int) -> MapFit:
+    hessian = [[0.5 * x for x in row] for row in finite_difference_hessian(problem.ofv_and_gradient, eta)]
+    covariance, hessian_ok = _invert(hessian, problem.model.omega)
+    cl, v, ka = problem.parameters(np.array(eta))
     return MapFit(
         eta=tuple(float(x) for x in eta),
         eta_names=problem.model.eta_parameters,
@@ -125,7 +151,7 @@ def _result(problem: MapProblem, eta: np.ndarray, value: float, ok: bool, messag
         message=message if hessian_ok else f"{message}; Hessian not positive definite",
         n_evaluations=n,
         hessian_ok=hessian_ok,
-        covariance=tuple(tuple(float(x) for x in row) for row in covariance),
+        covariance=covariance,
     )
 
 
@@ -134,10 +160,13 @@ def laplace_hessian(problem: MapProblem, eta: np.ndarray) -> np.ndarray:
     return 0.5 * np.array(finite_difference_hessian(problem.ofv_and_gradient, eta.tolist()))
 
 
-def _invert(hessian: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, bool]:
+def _invert(
+    hessian: list[list[float]], prior: tuple[tuple[float, ...], ...]
+) -> tuple[tuple[tuple[float, ...], ...], bool]:
     """Inverse Hessian; the prior covariance stands in when the Hessian is not positive definite."""
-    low = cholesky(hessian.tolist())
+    low = cholesky(hessian)
     if low is None:
-        return prior, False
-    columns = [solve_cholesky(low, unit) for unit in np.eye(len(hessian)).tolist()]
-    return np.array(columns).T, True
+        return tuple(tuple(float(x) for x in row) for row in prior), False
+    n = len(hessian)
+    columns = [solve_cholesky(low, [1.0 if j == i else 0.0 for j in range(n)]) for i in range(n)]
+    return tuple(tuple(columns[j][i] for j in range(n)) for i in range(n)), True
