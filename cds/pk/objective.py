@@ -78,6 +78,8 @@ class MapProblem:
         self.eta_index = model.eta_columns()
         self.omega_inv = np.linalg.inv(model.omega_matrix())
         self._omega_inv_rows = self.omega_inv.tolist()
+        self._log_tv_list = self.log_tv.tolist()
+        self._y_list = self.y.tolist()
         self.sigma_prop2 = model.sigma_prop**2
         self.sigma_add2 = model.sigma_add_ng_ml**2
         self.ka_fixed = "KA" not in model.eta_parameters
@@ -93,6 +95,11 @@ class MapProblem:
         self.run_count = np.where(self.run_infinite, 1.0, count)
         self.run_to_obs = (obs[:, None] == np.arange(self.y.size)[None, :]).astype(float)
         self.runs = [[(bioavailability * r[0], *r[1:]) for r in runs] for runs in self.runs]
+        # per run, for the scalar sums: whether the run is finite, and count * tau of its tail term
+        self._scalar_runs = [
+            [(mg, age, count, tau, count != math.inf, count * tau) for mg, age, count, tau in runs]
+            for runs in self.runs
+        ]
 
     @property
     def n_eta(self) -> int:
@@ -117,13 +124,14 @@ class MapProblem:
     def _sums_scalar(self, x: float) -> tuple[list[float], list[float]]:
         """S(x) and dS/dx for one x with Python floats (a handful of runs per sample)."""
         s_all, ds_all = [], []
-        for runs in self.runs:
+        exp = math.exp
+        for runs in self._scalar_runs:
             s = ds = 0.0
-            for mg, age, count, tau in runs:
-                q = math.exp(-x * tau)
-                q_n = 0.0 if count == math.inf else math.exp(-x * count * tau)
-                term = mg * math.exp(-x * age) * (1.0 - q_n) / (1.0 - q)
-                tail = count * tau * q_n / (1.0 - q_n) if q_n else 0.0
+            for mg, age, count, tau, finite, count_tau in runs:
+                q = exp(-x * tau)
+                q_n = exp(-x * count * tau) if finite else 0.0
+                term = mg * exp(-x * age) * (1.0 - q_n) / (1.0 - q)
+                tail = count_tau * q_n / (1.0 - q_n) if q_n else 0.0
                 s += term
                 ds += term * (-age + tail - tau * q / (1.0 - q))
             s_all.append(s)
@@ -151,11 +159,11 @@ class MapProblem:
 
     def ofv_and_gradient(self, eta: Sequence[float]) -> tuple[float, list[float]]:
         """OFV and its gradient for one eta (what the optimiser calls; Python floats, no BLAS, for speed)."""
-        log_par = self.log_tv.tolist()
+        log_par = self._log_tv_list.copy()
         values = [float(e) for e in eta]
         for index, value in zip(self.eta_index, values, strict=True):
             log_par[index] += value
-        cl, v, ka = (math.exp(x) for x in log_par)
+        cl, v, ka = math.exp(log_par[0]), math.exp(log_par[1]), math.exp(log_par[2])
         k = cl / v
         if abs(ka - k) < NEAR_RATES * ka:
             k = float(separate_rates(k, ka))
@@ -163,24 +171,36 @@ class MapProblem:
         s_ka, ds_ka = self._s_ka if self.ka_fixed else self._sums_scalar(ka)
         gap = ka - k
         amp = MG_L_TO_NG_ML * ka / (v * gap)
+        sigma_prop2, sigma_add2 = self.sigma_prop2, self.sigma_add2
+        ka_gradient = not self.ka_fixed  # with ka fixed its component is never read
         total = 0.0
-        grad_log = [0.0, 0.0, 0.0]
-        for y, sk, dsk, ska, dska in zip(self.y.tolist(), s_k, ds_k, s_ka, ds_ka, strict=True):
+        grad_cl = grad_v = grad_ka = 0.0
+        for j, y in enumerate(self._y_list):
+            sk, ska = s_k[j], s_ka[j]
             f = amp * (sk - ska)
             if f <= _MIN_CONC:  # clamped: this term is flat in eta
-                s2 = self.sigma_prop2 * _MIN_CONC**2 + self.sigma_add2
+                s2 = sigma_prop2 * _MIN_CONC**2 + sigma_add2
                 total += (y - _MIN_CONC) ** 2 / s2 + math.log(s2)
                 continue
-            dfdk = f / gap + amp * dsk
-            dfdka = (MG_L_TO_NG_ML / v) * ((-k / (gap * gap)) * (sk - ska) - (ka / gap) * dska)
+            dfdk = f / gap + amp * ds_k[j]
             r = y - f
-            s2 = self.sigma_prop2 * f * f + self.sigma_add2
+            s2 = sigma_prop2 * f * f + sigma_add2
             total += r * r / s2 + math.log(s2)
-            dofv_df = -2.0 * r / s2 + (1.0 / s2 - r * r / (s2 * s2)) * (2.0 * self.sigma_prop2 * f)
-            grad_log[0] += dofv_df * k * dfdk
-            grad_log[1] += dofv_df * (-k * dfdk - f)
-            grad_log[2] += dofv_df * ka * dfdka
-        weighted = [sum(w * e for w, e in zip(row, values, strict=True)) for row in self._omega_inv_rows]
-        prior = sum(w * e for w, e in zip(weighted, values, strict=True))
+            dofv_df = -2.0 * r / s2 + (1.0 / s2 - r * r / (s2 * s2)) * (2.0 * sigma_prop2 * f)
+            grad_cl += dofv_df * k * dfdk
+            grad_v += dofv_df * (-k * dfdk - f)
+            if ka_gradient:
+                dfdka = (MG_L_TO_NG_ML / v) * ((-k / (gap * gap)) * (sk - ska) - (ka / gap) * ds_ka[j])
+                grad_ka += dofv_df * ka * dfdka
+        grad_log = (grad_cl, grad_v, grad_ka)
+        weighted = []
+        prior = 0.0
+        for row in self._omega_inv_rows:
+            w = 0.0
+            for w_i, e in zip(row, values, strict=True):
+                w += w_i * e
+            weighted.append(w)
+        for w, e in zip(weighted, values, strict=True):
+            prior += w * e
         gradient = [grad_log[i] + 2.0 * w for i, w in zip(self.eta_index, weighted, strict=True)]
         return total + prior, gradient

@@ -89,14 +89,16 @@ def cholesky(matrix: Matrix) -> Matrix | None:
     n = len(matrix)
     low = [[0.0] * n for _ in range(n)]
     for i in range(n):
+        row_i = low[i]
         for j in range(i + 1):
-            total = matrix[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
+            row_j = low[j]
+            total = matrix[i][j] - _dot(row_i, row_j, j)
             if i == j:
                 if not total > 0.0 or not math.isfinite(total):
                     return None
-                low[i][i] = math.sqrt(total)
+                row_i[i] = math.sqrt(total)
             else:
-                low[i][j] = total / low[j][j]
+                row_i[j] = total / row_j[j]
     return low
 
 
@@ -104,11 +106,22 @@ def solve_cholesky(low: Matrix, rhs: Sequence[float]) -> Vector:
     n = len(rhs)
     y = [0.0] * n
     for i in range(n):
-        y[i] = (rhs[i] - sum(low[i][k] * y[k] for k in range(i))) / low[i][i]
+        y[i] = (rhs[i] - _dot(low[i], y, i)) / low[i][i]
     x = [0.0] * n
     for i in reversed(range(n)):
-        x[i] = (y[i] - sum(low[k][i] * x[k] for k in range(i + 1, n))) / low[i][i]
+        total = 0.0
+        for k in range(i + 1, n):
+            total += low[k][i] * x[k]
+        x[i] = (y[i] - total) / low[i][i]
     return x
+
+
+def _dot(a: Sequence[float], b: Sequence[float], n: int) -> float:
+    """Sum of ``a[k] * b[k]`` for k < n, in order (what ``sum`` of the products gives, with less overhead)."""
+    total = 0.0
+    for k in range(n):
+        total += a[k] * b[k]
+    return total
 
 
 def _call(fun: Objective, x: Sequence[float]) -> tuple[float, Vector]:
@@ -145,7 +158,9 @@ def _line_search(
         trial = [min(max(xi + t * di, lo), hi) for xi, di, lo, hi in zip(x, d, lower, upper, strict=True)]
         value, gradient = _call(fun, trial)
         evaluations += 1
-        decrease = sum(gi * (ti - xi) for gi, ti, xi in zip(g, trial, x, strict=True))
+        decrease = 0.0
+        for gi, ti, xi in zip(g, trial, x, strict=True):
+            decrease += gi * (ti - xi)
         sufficient = value <= f + 1e-4 * decrease if decrease < 0.0 else value < f
         if math.isfinite(value) and sufficient:
             return trial, value, gradient, evaluations
@@ -156,9 +171,9 @@ def _line_search(
 def _bfgs_update(hessian: Matrix, s: Vector, y: Vector) -> Matrix | None:
     """BFGS update of the Hessian approximation; None when the curvature condition fails."""
     n = len(s)
-    sy = sum(a * b for a, b in zip(s, y, strict=True))
-    hs = [sum(hessian[i][j] * s[j] for j in range(n)) for i in range(n)]
-    shs = sum(a * b for a, b in zip(s, hs, strict=True))
+    sy = _dot(s, y, n)
+    hs = [_dot(hessian[i], s, n) for i in range(n)]
+    shs = _dot(s, hs, n)
     if shs <= 0.0 or sy <= 1e-8 * shs:
         return None
     return [[hessian[i][j] - hs[i] * hs[j] / shs + y[i] * y[j] / sy for j in range(n)] for i in range(n)]
