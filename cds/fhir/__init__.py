@@ -4,8 +4,10 @@
     record = extract_record(request, now=now)       # PatientRecord (frozen); now must be timezone-aware
     fact_values(record)                             # {"renal.crcl": 35.0, "regimen.new_start": True, ...}
 
-Resources are validated with fhir.resources' R4B models in ``cds.fhir.parse`` only. Terminology comes from
-rules/terminology/*.yaml, local policy from rules/mapping.yaml and fact names from rules/facts.yaml.
+The mapper reads only the elements its facts need, each checked against its FHIR datatype
+(``cds.fhir.element``); the draft orders acted on and the patient are also validated whole with
+fhir.resources' R4B models, in ``cds.fhir.parse`` only. Terminology comes from rules/terminology/*.yaml,
+local policy from rules/mapping.yaml and fact names from rules/facts.yaml.
 """
 
 from cds.fhir.parse import parse_request

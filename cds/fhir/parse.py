@@ -1,9 +1,9 @@
 """CDS Hooks request parsing: the only module that touches fhir.resources (always its R4B models).
 
 The request envelope is checked by hand; resources are gathered from every prefetch value and from the
-context, indexed by (resourceType, id), and validated with R4B models only when the mapper asks for them
-(validating thousands of unrelated resources would cost seconds). Known real-world deviations are repaired
-and each repair is recorded as a warning.
+context and indexed by (resourceType, id). ``validate_resource`` validates one whole with its R4B model (the
+mapper does so for the draft orders it acts on and for the patient); known real-world deviations are
+repaired and each repair is recorded as a warning.
 """
 
 from __future__ import annotations
