@@ -369,26 +369,27 @@ def _fraction_at_least(sorted_values: np.ndarray, threshold: float) -> float:
     return float(1.0 - np.searchsorted(sorted_values, threshold, side="left") / sorted_values.size)
 
 
-def _scaled_band(sorted_units: np.ndarray, dose_mg: float, target: float) -> tuple[Percentiles, float]:
-    """``sorted_percentiles`` and ``_fraction_at_least`` of ``dose_mg * sorted_units``, from a few elements.
+def _scaled_band(units: np.ndarray, dose_mg: float, target: float) -> tuple[Percentiles, float]:
+    """``sorted_percentiles`` and ``_fraction_at_least`` of ``dose_mg * units`` (sorted), from a few elements.
 
     Scaling by a positive dose keeps the order, so the same positions are read and scaled; the count
     below the target starts from the unit threshold and is corrected by the exact scaled comparison.
+    Elements are read as Python floats (``item``): the same IEEE products, without numpy scalars.
     """
-    n = sorted_units.size
+    n = units.size
     last = n - 1
 
     def at(q: float) -> float:
         position = q * last
         low = int(position)
         high = min(low + 1, last)
-        low_value, high_value = dose_mg * sorted_units[low], dose_mg * sorted_units[high]
+        low_value, high_value = dose_mg * units.item(low), dose_mg * units.item(high)
         return float(low_value + (position - low) * (high_value - low_value))
 
-    below = int(np.searchsorted(sorted_units, target / dose_mg, side="left"))
-    while below > 0 and dose_mg * sorted_units[below - 1] >= target:
+    below = int(np.searchsorted(units, target / dose_mg, side="left"))
+    while below > 0 and dose_mg * units.item(below - 1) >= target:
         below -= 1
-    while below < n and dose_mg * sorted_units[below] < target:
+    while below < n and dose_mg * units.item(below) < target:
         below += 1
     return Percentiles(at(0.05), at(0.5), at(0.95)), float(1.0 - below / n)
 

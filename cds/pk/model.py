@@ -154,6 +154,12 @@ def load_model(name_or_path: str | Path) -> PkModel:
         version = path.stat().st_mtime_ns
     except OSError as exc:
         raise EstimationError(f"cannot read PK model {str(name_or_path)!r}: {exc}") from exc
+    return _load_version(path.absolute(), version)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_version(path: Path, version: int) -> PkModel:
+    """The absolute path is resolved (symlinks; about 17 us a call) only when it or its file's mtime is new."""
     return _load_file(path.resolve(), version)
 
 

@@ -13,6 +13,7 @@ of ``predict.simulate`` summed over a regular block), and
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -72,8 +73,15 @@ class MapProblem:
     def __init__(self, model: PkModel, typical: TypicalValues, history: DoseHistory, levels: Sequence[Level]) -> None:
         self.model = model
         self.y = np.array([lv.ng_ml for lv in levels], dtype=float)
-        self.runs = [dose_runs(history, history.hours(lv.time)) for lv in levels]
-        self._set_run_arrays(model.bioavailability)
+        bioavailability = model.bioavailability
+        self.runs = [
+            [(bioavailability * mg, *rest) for mg, *rest in dose_runs(history, history.hours(lv.time))] for lv in levels
+        ]
+        # per run, for the scalar sums: whether the run is finite, and count * tau of its tail term
+        self._scalar_runs = [
+            [(mg, age, count, tau, count != math.inf, count * tau) for mg, age, count, tau in runs]
+            for runs in self.runs
+        ]
         self.log_tv = typical.log_values()
         self.eta_index = model.eta_columns()
         self.omega_inv = np.linalg.inv(model.omega_matrix())
@@ -85,21 +93,14 @@ class MapProblem:
         self.ka_fixed = "KA" not in model.eta_parameters
         self._s_ka = self._sums_scalar(typical.ka_per_h)
 
-    def _set_run_arrays(self, bioavailability: float) -> None:
+    @functools.cached_property
+    def _run_arrays(self) -> tuple[np.ndarray, ...]:
+        """The runs as arrays for the vectorised OFV; built on first use (a fit alone seldom needs them)."""
         flat = [(j, *run) for j, runs in enumerate(self.runs) for run in runs]
-        columns = np.array(flat, dtype=float).reshape(len(flat), 5)
-        obs, mg, age, count, tau = columns.T
-        self.run_mg = bioavailability * mg
-        self.run_age, self.run_tau = age, tau
-        self.run_infinite = np.isinf(count)
-        self.run_count = np.where(self.run_infinite, 1.0, count)
-        self.run_to_obs = (obs[:, None] == np.arange(self.y.size)[None, :]).astype(float)
-        self.runs = [[(bioavailability * r[0], *r[1:]) for r in runs] for runs in self.runs]
-        # per run, for the scalar sums: whether the run is finite, and count * tau of its tail term
-        self._scalar_runs = [
-            [(mg, age, count, tau, count != math.inf, count * tau) for mg, age, count, tau in runs]
-            for runs in self.runs
-        ]
+        obs, mg, age, count, tau = np.array(flat, dtype=float).reshape(len(flat), 5).T
+        infinite = np.isinf(count)
+        to_obs = (obs[:, None] == np.arange(self.y.size)[None, :]).astype(float)
+        return mg, age, tau, infinite, np.where(infinite, 1.0, count), to_obs
 
     @property
     def n_eta(self) -> int:
@@ -111,14 +112,14 @@ class MapProblem:
 
     def _sums(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """S(x) and dS/dx for x of shape (n,); results have shape (n, n_obs)."""
+        run_mg, run_age, run_tau, run_infinite, run_count, to_obs = self._run_arrays
         xr = x[:, None]
-        q = np.exp(-xr * self.run_tau)
-        q_n = np.where(self.run_infinite, 0.0, np.exp(-xr * self.run_count * self.run_tau))
-        term = self.run_mg * np.exp(-xr * self.run_age) * (1.0 - q_n) / (1.0 - q)
-        n_tau = self.run_count * self.run_tau
-        tail = np.where(self.run_infinite, 0.0, n_tau * q_n / np.where(q_n < 1.0, 1.0 - q_n, 1.0))
-        dterm = term * (-self.run_age + tail - self.run_tau * q / (1.0 - q))
-        to_obs = self.run_to_obs
+        q = np.exp(-xr * run_tau)
+        q_n = np.where(run_infinite, 0.0, np.exp(-xr * run_count * run_tau))
+        term = run_mg * np.exp(-xr * run_age) * (1.0 - q_n) / (1.0 - q)
+        n_tau = run_count * run_tau
+        tail = np.where(run_infinite, 0.0, n_tau * q_n / np.where(q_n < 1.0, 1.0 - q_n, 1.0))
+        dterm = term * (-run_age + tail - run_tau * q / (1.0 - q))
         return np.einsum("nr,ro->no", term, to_obs), np.einsum("nr,ro->no", dterm, to_obs)
 
     def _sums_scalar(self, x: float) -> tuple[list[float], list[float]]:
