@@ -37,6 +37,10 @@ _FLAGS = (
     ("gi-absorption-risk", "gi.absorption_risk"),
     ("prior-cytopenia-episode", "heme.prior_cytopenia_episode"),
 )
+_FLAG_SETS = tuple(name for name, _ in _FLAGS)
+# What observations are scanned for besides lab values: most name none of these, so they are matched once
+# against the union of the sets before each set is tried on the few that remain.
+_NOTED_SETS = (*_FLAG_SETS, "grapefruit", "cytopenia-leukaemia-related")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class ClinicalMapper:
         self, index: ResourceIndex, sink: FactSink, terminology: Terminology, settings: MappingSettings, now: datetime
     ) -> None:
         self.index, self.sink, self.terms, self.settings, self.now = index, sink, terminology, settings, now
+        maybe = terminology.union(_NOTED_SETS).match
+        self.noted = [(key, found) for key, found in index.coded("Observation") if maybe(found)]
 
     def run(self) -> None:
         conditions = list(self._active_conditions())
@@ -178,12 +184,11 @@ class ClinicalMapper:
     # --- recorded flags -----------------------------------------------------------------------------
 
     def flags(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> None:
-        # Most conditions and observations name no flag at all: match them once against all flag sets.
-        maybe = self.terms.union(tuple(name for name, _ in _FLAGS)).match
+        # Most conditions name no flag at all: match them once against all flag sets.
+        maybe = self.terms.union(_FLAG_SETS).match
         candidates = [c for c in conditions if maybe(c[2])]
-        observations = [(key, found) for key, found in self.index.coded("Observation") if maybe(found)]
         for set_name, fact in _FLAGS:
-            found = self._flagged(self.terms[set_name], candidates, observations)
+            found = self._flagged(self.terms[set_name], candidates, self.noted)
             if found is not None:
                 self.sink.put(fact, True, [found])
 
@@ -214,7 +219,7 @@ class ClinicalMapper:
 
     def leukaemia_related(self) -> None:
         value_set = self.terms["cytopenia-leukaemia-related"]
-        for key, found in self.index.coded("Observation"):
+        for key, found in self.noted:
             if not value_set.match(found):
                 continue
             obs = self.index.read(key, read_observation)
@@ -257,7 +262,7 @@ class ClinicalMapper:
 
     def _grapefruit(self, meds: list[tuple[Source, Concept | None, datetime | None]]) -> None:
         hits = [src for src, found, _ in meds if self.terms["grapefruit"].match(found)]
-        for key, found in self.index.coded("Observation"):
+        for key, found in self.noted:
             if self.terms["grapefruit"].match(found) and self._observed_true(key):
                 hits.append(source(key, None))
         if hits:

@@ -20,7 +20,7 @@ class FactSink:
         spec = self.vocabulary[name]
         if spec.derived:
             raise AssertionError(f"{name} is derived: the FHIR mapper must not set it")
-        if type(value) is float:  # not an int, and bool is not a float
+        if isinstance(value, float):  # bool is an int, not a float
             if not math.isfinite(value):
                 return self._drop(name, value, sources, "not a finite number")
             value = round(value, 6)
