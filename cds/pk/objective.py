@@ -25,6 +25,7 @@ from cds.pk.predict import MG_L_TO_NG_ML, NEAR_RATES, separate_rates
 
 _MIN_CONC = 1e-9  # ng/mL; keeps ln s^2 finite for a prediction that underflows
 _SAME_GAP_H = 1e-6
+_SHORT_HISTORY = 200  # doses; longer histories find their runs with numpy
 
 
 def dose_runs(history: DoseHistory, t_obs: float) -> list[tuple[float, float, float, float]]:
@@ -40,16 +41,33 @@ def dose_runs(history: DoseHistory, t_obs: float) -> list[tuple[float, float, fl
         runs.append((history.ss_dose_mg, t_obs - first + tau, math.inf, tau))
     if n == 0:
         return runs
-    times, mg = history.times_h[:n], history.mg[:n]
+    times, mg = history.times_h[:n].tolist(), history.mg[:n].tolist()
+    if n > _SHORT_HISTORY:
+        starts = _run_starts_vectorised(history.times_h[:n], history.mg[:n])
+    else:  # numpy's call overhead dominates on a few dozen doses
+        starts = _run_starts(times, mg)
+    ends = [*(s - 1 for s in starts[1:]), n - 1]
+    for start, end in zip(starts, ends, strict=True):
+        gap = times[start + 1] - times[start] if end > start else 1.0
+        runs.append((mg[start], t_obs - times[end], float(end - start + 1), gap))
+    return runs
+
+
+def _run_starts(times: list[float], mg: list[float]) -> list[int]:
+    """Index of each run's first dose: where the amount or the gap to the previous dose changes."""
+    starts = [0]
+    for i in range(1, len(times)):
+        changed_gap = i > 1 and abs((times[i] - times[i - 1]) - (times[i - 1] - times[i - 2])) >= _SAME_GAP_H
+        if mg[i] != mg[i - 1] or changed_gap:
+            starts.append(i)
+    return starts
+
+
+def _run_starts_vectorised(times: np.ndarray, mg: np.ndarray) -> list[int]:
     gaps = np.diff(times)
     change = mg[1:] != mg[:-1]
     change[1:] |= np.abs(np.diff(gaps)) >= _SAME_GAP_H
-    starts = [0, *(np.flatnonzero(change) + 1).tolist()]
-    ends = [*(s - 1 for s in starts[1:]), n - 1]
-    for start, end in zip(starts, ends, strict=True):
-        gap = float(gaps[start]) if end > start else 1.0
-        runs.append((float(mg[start]), t_obs - float(times[end]), float(end - start + 1), gap))
-    return runs
+    return [0, *(np.flatnonzero(change) + 1).tolist()]
 
 
 def concentration_from_runs(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cds.pk.inputs import Covariates, DoseEvent, Level, Regimen, build_history
 from cds.pk.model import load_model, typical_values
-from cds.pk.objective import MapProblem
+from cds.pk.objective import MapProblem, _run_starts, _run_starts_vectorised
 from cds.pk.predict import simulate
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -98,3 +98,14 @@ def test_objective_is_pk_md_formula_by_hand() -> None:
     s2 = (0.3138 * f) ** 2
     expected = (1000.0 - f) ** 2 / s2 + np.log(s2) + eta @ np.linalg.inv(WIDMER.omega_matrix()) @ eta
     assert problem.ofv(eta) == pytest.approx(expected, rel=1e-12)
+
+
+@given(st.lists(st.tuples(st.floats(0.5, 30.0), st.sampled_from([100.0, 200.0, 400.0])), min_size=2, max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_short_and_vectorised_run_starts_agree(steps) -> None:  # type: ignore[no-untyped-def]
+    """A short history finds its dose runs with Python floats, a long one with numpy: the same runs."""
+    times = np.cumsum([gap for gap, _ in steps])
+    mg = np.array([amount for _, amount in steps])
+    assert _run_starts(times.tolist(), mg.tolist()) == _run_starts_vectorised(times, mg)
+    regular = np.arange(0.0, 24.0 * len(steps), 24.0)
+    assert _run_starts(regular.tolist(), mg.tolist()) == _run_starts_vectorised(regular, mg)
