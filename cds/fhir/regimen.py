@@ -28,6 +28,7 @@ from cds.fhir.therapy import (
 from cds.fhir.types import DoseEvent, DoseSource, LevelSample, Source
 
 Key = tuple[str, str]
+_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -295,13 +296,13 @@ def _expand(record: Therapy, since: datetime, until: datetime | None) -> list[tu
     day = first.astimezone(zone).date()
     # the same wall-clock time n days later, as datetime.combine(day + n days, clock, zone) would give
     firsts = [(datetime.combine(day, clock, tzinfo=zone), mg) for clock, mg in record.dosing.schedule]
-    out = []
-    for n in range((last.astimezone(zone).date() - day).days + 1):
-        step = timedelta(days=n)
+    out, key, step = [], record.key, timedelta(0)
+    for _ in range((last.astimezone(zone).date() - day).days + 1):
         for base, mg in firsts:
             when = base + step
             if first <= when <= last:
-                out.append((record.key, DoseEvent(when, mg)))
+                out.append((key, DoseEvent(when, mg)))
+        step += _DAY
     return out
 
 
