@@ -170,6 +170,7 @@ def estimate_exposure(
         tuple(dose_ladder),
         n_draws,
         create_rng(seed),
+        private_rng=not isinstance(seed, np.random.Generator),
     )
     if not levels:
         draws = draw_prior(model, n_draws, request.rng)
@@ -208,6 +209,7 @@ class _Request:
     dose_ladder: tuple[tuple[float, float], ...]
     n_draws: int
     rng: np.random.Generator
+    private_rng: bool = False  # made from a seed here, so no caller sees its state afterwards
     history: DoseHistory | None = None
     reference: datetime | None = None
 
@@ -296,7 +298,9 @@ def _assemble(
         next_dose_time=next_time,
         cmin_next_ng_ml=cmin_next,
         trough_interval=sorted_percentiles(troughs),
-        level_prediction_interval=percentiles(measured_level_draws(troughs, model, request.rng)),
+        level_prediction_interval=percentiles(
+            measured_level_draws(troughs, model, request.rng, last_use=request.private_rng)
+        ),
         p_target=_fraction_at_least(troughs, request.target_ng_ml),
         interval_method=interval_method,
         n_draws=len(draws),

@@ -118,8 +118,17 @@ def sorted_percentiles(sorted_values: np.ndarray) -> Percentiles:
     return Percentiles(at(0.05), at(0.5), at(0.95))
 
 
-def measured_level_draws(troughs: np.ndarray, model: PkModel, rng: np.random.Generator) -> np.ndarray:
-    """Troughs with residual error added: what a future measured trough level could read (>= 0)."""
+def measured_level_draws(
+    troughs: np.ndarray, model: PkModel, rng: np.random.Generator, *, last_use: bool = False
+) -> np.ndarray:
+    """Troughs with residual error added: what a future measured trough level could read (>= 0).
+
+    ``last_use``: nothing draws from ``rng`` afterwards. Without an additive error the second row of
+    noise only adds zeros, and the first row is the first ``n`` draws of the stream, so it alone is drawn.
+    """
+    if last_use and model.sigma_add_ng_ml == 0.0:
+        noise = rng.standard_normal(troughs.size)
+        return np.asarray(np.maximum(troughs * (1.0 + model.sigma_prop * noise), 0.0))
     noise = rng.standard_normal((2, troughs.size))
     measured = troughs * (1.0 + model.sigma_prop * noise[0]) + model.sigma_add_ng_ml * noise[1]
     return np.asarray(np.maximum(measured, 0.0))
