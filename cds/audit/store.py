@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from cds.audit.group import GroupCommit, Pending
@@ -114,15 +115,15 @@ class AuditStore:
                 digest = _entry_hash(prev, row)
                 rows.append({**row, "prev_hash": prev, "entry_hash": digest})
                 prev = digest
-                # a retried hookInstance shows the same cards again: they now point at the latest decision
                 shown.update(
                     {u: {"card_uuid": u, "hook_instance": entry.hook_instance, "seq": seq} for u in entry.cards}
                 )
-            conn.execute(insert(entries), rows)
+            # one statement each, whatever the batch size: every statement lets another thread take the GIL,
+            # and taking it back waits up to a switch interval (5 ms) while a decision is being computed
+            conn.execute(insert(entries).values(rows))
             conn.execute(update(head).where(head.c.id == 1).values(seq=seq, entry_hash=prev))
             if shown:
-                conn.execute(delete(cards).where(cards.c.card_uuid.in_(list(shown))))
-                conn.execute(insert(cards), list(shown.values()))
+                conn.execute(_upsert_cards(conn.dialect.name, list(shown.values())))
         return [int(r["seq"]) for r in rows]
 
     # --- replay protection (the JtiStore protocol of cds.service.auth) ---------------------------
@@ -199,6 +200,15 @@ class AuditStore:
                 self._group.close()
                 self._group = None
         self.engine.dispose()
+
+
+def _upsert_cards(dialect: str, rows: list[dict[str, Any]]) -> Any:
+    """Each card uuid now points at its latest decision (a retried hookInstance shows the same cards)."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(cards).values(rows)
+    return statement.on_conflict_do_update(
+        index_elements=[cards.c.card_uuid],
+        set_={"hook_instance": statement.excluded.hook_instance, "seq": statement.excluded.seq},
+    )
 
 
 def _broken(row: Mapping[Any, Any], prev: str, expected_seq: int) -> str:

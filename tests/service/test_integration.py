@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from cds.audit import AuditStore
+from cds.audit.group import Pending
 from cds.service.app import create_app
 from cds.service.config import ClientConfig, ServiceConfig
 from tests.conftest import ROOT, examples_clock
@@ -253,6 +254,15 @@ def test_postgres_chain_stays_one_chain_under_concurrent_writers(postgres_store:
     assert not broken.ok and broken.first_broken_seq == 120
     for store in writers:
         store.dispose()
+
+
+def test_postgres_group_commit_points_a_card_at_its_latest_decision(postgres_store: AuditStore) -> None:
+    first = Pending.of("decision", "retry", "imatinib-order-sign", {"try": 1}, ("card-1",))
+    second = Pending.of("decision", "retry", "imatinib-order-sign", {"try": 2}, ("card-1", "card-2"))
+    assert postgres_store.append_many([first, second]) == [1, 2]
+    assert postgres_store.submit(Pending.of("decision", "again", "x", {}, ("card-2",))).result(timeout=30) == 3
+    assert postgres_store.card("card-1") == ("retry", 2) and postgres_store.card("card-2") == ("again", 3)
+    assert postgres_store.verify().ok
 
 
 def test_postgres_jti_replay_across_workers(postgres_store: AuditStore) -> None:
