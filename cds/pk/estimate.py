@@ -22,7 +22,7 @@ from cds.pk.loglinear import LogLinearEstimate, loglinear_estimate
 from cds.pk.map import MapFit, fit_map
 from cds.pk.model import PkModel, TypicalValues, load_model, typical_values
 from cds.pk.objective import MapProblem, concentration_from_runs, dose_runs
-from cds.pk.predict import MG_L_TO_NG_ML, separate_rates, steady_state_conc
+from cds.pk.predict import MG_L_TO_NG_ML, NEAR_RATES, separate_rates, steady_state_conc
 from cds.pk.uncertainty import (
     Percentiles,
     create_rng,
@@ -355,9 +355,13 @@ class _SortedUnitTroughs:
         for eta_index, column in enumerate(model.eta_columns()):
             values[column] = np.exp(log_typical[column] + draws[:, eta_index])
         cl, v, ka = values
-        k = separate_rates(cl / v, ka)
+        k = cl / v
+        gap = ka - k
+        if np.any(np.abs(gap) < NEAR_RATES * np.abs(ka)):  # seldom: nudged as separate_rates does
+            k = separate_rates(k, ka)
+            gap = ka - k
         self._minus_k, self._ka = -k, ka
-        self._scale = MG_L_TO_NG_ML * model.bioavailability * ka / (v * (ka - k))
+        self._scale = MG_L_TO_NG_ML * model.bioavailability * ka / (v * gap)
         self._cache: dict[float, np.ndarray] = {}
 
     def at(self, interval_h: float) -> np.ndarray:

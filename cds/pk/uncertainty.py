@@ -48,9 +48,13 @@ def normal_draws(rng: np.random.Generator, mean: np.ndarray, covariance: np.ndar
     """``n`` multivariate normal draws via the Cholesky factor, element-wise (see ``apply_etas``)."""
     factor = np.linalg.cholesky(covariance)
     z = rng.standard_normal((n, mean.size))
-    draws = np.broadcast_to(mean, (n, mean.size)).copy()
-    for j in range(mean.size):
-        draws += z[:, j : j + 1] * factor[:, j]
+    draws = np.empty((n, mean.size))
+    for i in range(mean.size):
+        # mean + sum over j of z_j * factor[i, j], in that order; the factor is zero for j > i
+        column = mean[i] + z[:, 0] * factor[i, 0]
+        for j in range(1, i + 1):
+            column += z[:, j] * factor[i, j]
+        draws[:, i] = column
     return draws
 
 
