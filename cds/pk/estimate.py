@@ -240,6 +240,8 @@ def _check_times(doses: Sequence[DoseEvent], levels: Sequence[Level], now: datet
         return
     if now.tzinfo is None:
         raise EstimationError(f"Invalid `now`: got {now!r}, must be timezone-aware")
+    if all(lv.time <= now for lv in levels) and all(d.time <= now for d in doses):
+        return  # the usual case, without building the list that names an offender
     times = [("levels", i, lv.time) for i, lv in enumerate(levels)]
     times += [("doses", i, d.time) for i, d in enumerate(doses)]
     for what, i, time in times:

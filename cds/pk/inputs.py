@@ -17,6 +17,7 @@ from cds.errors import EstimationError
 
 SEXES = {"male": 1.0, "female": 0.0, "unknown": 0.5}
 INDICATIONS = {"CML": 0.0, "GIST": 1.0}
+_SHORT_HISTORY = 200  # doses; see hours_on_regimen
 STEADY_STATE_H = 96.0  # ~5.7 half-lives of 16.8 h (pk.md 4.3: warn under ~4 days on a dose)
 
 
@@ -141,10 +142,17 @@ class DoseHistory:
         if self.mg[idx] != self.regimen_dose_mg:
             return 0.0
         # step i -> i+1 is regular when both doses are the regimen dose and no dose is missing between them
-        at_dose = self.mg[: idx + 1] == self.regimen_dose_mg
-        regular = at_dose[:-1] & at_dose[1:] & (np.diff(self.times_h[: idx + 1]) <= 1.5 * interval_h)
-        breaks = np.flatnonzero(~regular)
-        start = int(breaks[-1]) + 1 if breaks.size else 0
+        if idx > _SHORT_HISTORY:
+            at_dose = self.mg[: idx + 1] == self.regimen_dose_mg
+            regular = at_dose[:-1] & at_dose[1:] & (np.diff(self.times_h[: idx + 1]) <= 1.5 * interval_h)
+            breaks = np.flatnonzero(~regular)
+            start = int(breaks[-1]) + 1 if breaks.size else 0
+        else:  # the same walk back in Python floats (numpy's call overhead dominates on a few dozen doses)
+            times, mg = self.times_h[: idx + 1].tolist(), self.mg[: idx + 1].tolist()
+            dose, longest = self.regimen_dose_mg, 1.5 * interval_h
+            start = idx
+            while start > 0 and mg[start - 1] == dose and times[start] - times[start - 1] <= longest:
+                start -= 1
         if start == 0 and self.ss_dose_mg is not None:
             return math.inf
         return float(t_h - self.times_h[start])
