@@ -86,6 +86,10 @@ def finite_difference_hessian(fun: Objective, x: Sequence[float], step: float = 
 
 def cholesky(matrix: Matrix) -> Matrix | None:
     """Lower Cholesky factor, or None when ``matrix`` is not positive definite."""
+    return _cholesky_2(matrix) if len(matrix) == 2 else _cholesky_n(matrix)
+
+
+def _cholesky_n(matrix: Matrix) -> Matrix | None:
     n = len(matrix)
     low = [[0.0] * n for _ in range(n)]
     for i in range(n):
@@ -103,6 +107,10 @@ def cholesky(matrix: Matrix) -> Matrix | None:
 
 
 def solve_cholesky(low: Matrix, rhs: Sequence[float]) -> Vector:
+    return _solve_cholesky_2(low, rhs) if len(rhs) == 2 else _solve_cholesky_n(low, rhs)
+
+
+def _solve_cholesky_n(low: Matrix, rhs: Sequence[float]) -> Vector:
     n = len(rhs)
     y = [0.0] * n
     for i in range(n):
@@ -114,6 +122,28 @@ def solve_cholesky(low: Matrix, rhs: Sequence[float]) -> Vector:
             total += low[k][i] * x[k]
         x[i] = (y[i] - total) / low[i][i]
     return x
+
+
+# Two etas is the usual fit: the loops above written out for n = 2, operation for operation (the
+# empty and one-term sums kept as "- 0.0" and "0.0 +"), so that the floats are the same.
+def _cholesky_2(m: Matrix) -> Matrix | None:
+    d0 = m[0][0] - 0.0
+    if not d0 > 0.0 or not math.isfinite(d0):
+        return None
+    l00 = math.sqrt(d0)
+    l10 = (m[1][0] - 0.0) / l00
+    d1 = m[1][1] - (0.0 + l10 * l10)
+    if not d1 > 0.0 or not math.isfinite(d1):
+        return None
+    return [[l00, 0.0], [l10, math.sqrt(d1)]]
+
+
+def _solve_cholesky_2(low: Matrix, rhs: Sequence[float]) -> Vector:
+    (l00, _), (l10, l11) = low
+    y0 = (rhs[0] - 0.0) / l00
+    y1 = (rhs[1] - (0.0 + l10 * y0)) / l11
+    x1 = (y1 - 0.0) / l11
+    return [(y0 - (0.0 + l10 * x1)) / l00, x1]
 
 
 def _dot(a: Sequence[float], b: Sequence[float], n: int) -> float:
@@ -170,6 +200,10 @@ def _line_search(
 
 def _bfgs_update(hessian: Matrix, s: Vector, y: Vector) -> Matrix | None:
     """BFGS update of the Hessian approximation; None when the curvature condition fails."""
+    return _bfgs_update_2(hessian, s, y) if len(s) == 2 else _bfgs_update_n(hessian, s, y)
+
+
+def _bfgs_update_n(hessian: Matrix, s: Vector, y: Vector) -> Matrix | None:
     n = len(s)
     sy = _dot(s, y, n)
     hs = [_dot(hessian[i], s, n) for i in range(n)]
@@ -177,3 +211,20 @@ def _bfgs_update(hessian: Matrix, s: Vector, y: Vector) -> Matrix | None:
     if shs <= 0.0 or sy <= 1e-8 * shs:
         return None
     return [[hessian[i][j] - hs[i] * hs[j] / shs + y[i] * y[j] / sy for j in range(n)] for i in range(n)]
+
+
+def _bfgs_update_2(hessian: Matrix, s: Vector, y: Vector) -> Matrix | None:
+    """``_bfgs_update_n`` for n = 2, written out in the same order of operations."""
+    (h00, h01), (h10, h11) = hessian
+    s0, s1 = s
+    y0, y1 = y
+    sy = 0.0 + s0 * y0 + s1 * y1
+    hs0 = 0.0 + h00 * s0 + h01 * s1
+    hs1 = 0.0 + h10 * s0 + h11 * s1
+    shs = 0.0 + s0 * hs0 + s1 * hs1
+    if shs <= 0.0 or sy <= 1e-8 * shs:
+        return None
+    return [
+        [h00 - hs0 * hs0 / shs + y0 * y0 / sy, h01 - hs0 * hs1 / shs + y0 * y1 / sy],
+        [h10 - hs1 * hs0 / shs + y1 * y0 / sy, h11 - hs1 * hs1 / shs + y1 * y1 / sy],
+    ]

@@ -6,8 +6,20 @@ import math
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cds.pk.optimise import cholesky, minimise_in_box, solve_cholesky
+from cds.pk.optimise import (
+    _bfgs_update_2,
+    _bfgs_update_n,
+    _cholesky_2,
+    _cholesky_n,
+    _solve_cholesky_2,
+    _solve_cholesky_n,
+    cholesky,
+    minimise_in_box,
+    solve_cholesky,
+)
 
 
 def rosenbrock(x: Sequence[float]) -> tuple[float, list[float]]:
@@ -54,3 +66,20 @@ def test_cholesky_solves_and_detects_indefinite_matrices() -> None:
     assert low is not None
     assert solve_cholesky(low, [2.0, 1.0]) == pytest.approx([0.5, 0.0])
     assert cholesky([[1.0, 2.0], [2.0, 1.0]]) is None
+
+
+@given(st.floats(-2.0, 50.0), st.floats(-20.0, 20.0), st.floats(-2.0, 50.0), st.floats(-1e3, 1e3), st.floats(-1e3, 1e3))
+@settings(max_examples=500, deadline=None)
+def test_two_by_two_factor_and_solve_equal_the_general_loops(a, b, c, r0, r1) -> None:  # type: ignore[no-untyped-def]
+    matrix = [[a, b], [b, c]]
+    low = _cholesky_2(matrix)
+    assert low == _cholesky_n(matrix)
+    if low is not None:
+        assert _solve_cholesky_2(low, [r0, r1]) == _solve_cholesky_n(low, [r0, r1])
+
+
+@given(st.lists(st.floats(-1e3, 1e3), min_size=8, max_size=8))
+@settings(max_examples=500, deadline=None)
+def test_two_by_two_bfgs_update_equals_the_general_loop(v) -> None:  # type: ignore[no-untyped-def]
+    hessian, s, y = [[v[0], v[1]], [v[1], v[2]]], [v[3], v[4]], [v[5], v[6] + v[7]]
+    assert _bfgs_update_2(hessian, s, y) == _bfgs_update_n(hessian, s, y)
