@@ -215,11 +215,11 @@ class _Request:
 
 
 def _check_arguments(target: float, threshold: float, cap: float | None, interval_method: str, n_draws: int) -> None:
-    if not (np.isfinite(target) and target > 0):
+    if not (math.isfinite(target) and target > 0):
         raise EstimationError(f"Invalid `target_ng_ml`: got {target!r}, must be a positive number")
     if not 0.0 < threshold <= 1.0:
         raise EstimationError(f"Invalid `proposal_threshold`: got {threshold!r}, must be in (0, 1]")
-    if cap is not None and not (np.isfinite(cap) and cap > 0):
+    if cap is not None and not (math.isfinite(cap) and cap > 0):
         raise EstimationError(f"Invalid `caps_max_daily_mg`: got {cap!r}, must be a positive number")
     if interval_method not in INTERVAL_METHODS:
         raise EstimationError(f"Invalid `interval_method`: got {interval_method!r}, must be one of {INTERVAL_METHODS}")
@@ -229,7 +229,7 @@ def _check_arguments(target: float, threshold: float, cap: float | None, interva
 
 def _check_ladder(ladder: Sequence[tuple[float, float]]) -> None:
     for i, (daily_mg, interval_h) in enumerate(ladder):
-        if not (np.isfinite(daily_mg) and np.isfinite(interval_h) and daily_mg > 0 and interval_h > 0):
+        if not (math.isfinite(daily_mg) and math.isfinite(interval_h) and daily_mg > 0 and interval_h > 0):
             raise EstimationError(
                 f"Invalid `dose_ladder[{i}]`: got {(daily_mg, interval_h)!r}, must be positive (daily mg, interval h)"
             )
@@ -276,7 +276,7 @@ def _assemble(
     """The estimate at the MAP eta (or eta = 0 when ``a_priori``), with intervals from ``draws``."""
     model, typical, regimen = request.model, request.typical, request.regimen
     eta = np.zeros(len(model.eta_parameters)) if a_priori or fit is None else np.array(fit.eta)
-    cl, v, ka = individual_parameters(model, typical, eta[None, :])[0]
+    cl, v, ka = individual_parameters(model, typical, eta)
     units = _SortedUnitTroughs(model, typical.log_values(), draws)
     troughs = regimen.dose_mg * units.at(regimen.interval_h)  # sorted
     table = _dose_table(request, units)

@@ -117,7 +117,10 @@ def apply_etas(model: PkModel, log_values: np.ndarray, etas: np.ndarray) -> np.n
     spinning slows the small optimiser calls that follow on a 2-core machine.
     """
     etas = np.asarray(etas, dtype=float)
-    logs = np.broadcast_to(log_values, (*etas.shape[:-1], len(PARAMETERS))).copy()
+    if etas.ndim == 1:  # one eta vector (a fit's): a plain copy, broadcast_to costs more than the rest
+        logs = np.array(log_values, dtype=float)
+    else:
+        logs = np.broadcast_to(log_values, (*etas.shape[:-1], len(PARAMETERS))).copy()
     for eta_index, column in enumerate(model.eta_columns()):
         logs[..., column] += etas[..., eta_index]
     return np.asarray(np.exp(logs))
