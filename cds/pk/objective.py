@@ -212,14 +212,25 @@ class MapProblem:
                 dfdka = (MG_L_TO_NG_ML / v) * ((-k / (gap * gap)) * (sk - ska) - (ka / gap) * ds_ka[j])
                 grad_ka += dofv_df * ka * dfdka
         grad_log = (grad_cl, grad_v, grad_ka)
+        weighted, prior = self._prior(values)
+        gradient = [grad_log[i] + 2.0 * w for i, w in zip(self.eta_index, weighted, strict=True)]
+        return total + prior, gradient
+
+    def _prior(self, values: list[float]) -> tuple[list[float], float]:
+        """Omega^-1 eta and eta' Omega^-1 eta, summed term by term from 0.0 (two etas written out)."""
+        rows = self._omega_inv_rows
+        if len(values) == 2:
+            (a, b), (c, d) = rows
+            e0, e1 = values
+            w0, w1 = 0.0 + a * e0 + b * e1, 0.0 + c * e0 + d * e1
+            return [w0, w1], 0.0 + w0 * e0 + w1 * e1
         weighted = []
         prior = 0.0
-        for row in self._omega_inv_rows:
+        for row in rows:
             w = 0.0
             for w_i, e in zip(row, values, strict=True):
                 w += w_i * e
             weighted.append(w)
         for w, e in zip(weighted, values, strict=True):
             prior += w * e
-        gradient = [grad_log[i] + 2.0 * w for i, w in zip(self.eta_index, weighted, strict=True)]
-        return total + prior, gradient
+        return weighted, prior
