@@ -51,9 +51,10 @@ def minimise_in_box(
     f, g = _call(fun, x)
     hessian = finite_difference_hessian(fun, x)
     evaluations = 1 + 2 * len(x)
+    indices = range(len(x))
     for _ in range(MAX_ITERATIONS):
-        free = [i for i in range(len(x)) if not _pinned(x[i], g[i], lower[i], upper[i])]
-        if max((abs(g[i]) for i in free), default=0.0) < GRADIENT_TOLERANCE:
+        free = [i for i in indices if not _pinned(x[i], g[i], lower[i], upper[i])]
+        if max([abs(g[i]) for i in free], default=0.0) < GRADIENT_TOLERANCE:
             return BoxResult(tuple(x), f, True, "projected gradient below tolerance", evaluations)
         direction = _direction(hessian, g, free, len(x))
         step = _line_search(fun, x, f, g, direction, lower, upper)
@@ -165,14 +166,19 @@ def _pinned(x: float, g: float, lo: float, hi: float) -> bool:
 
 def _direction(hessian: Matrix, g: Vector, free: list[int], n: int) -> Vector:
     """Newton direction on the free coordinates; the Hessian is shifted until positive definite."""
-    reduced = [[hessian[i][j] for j in free] for i in free]
-    scale = max(1e-8, max(abs(reduced[i][i]) for i in range(len(free))))
-    shift = 0.0
+    everything = len(free) == n  # the usual case: nothing pinned, no reduced copy needed
+    reduced = hessian if everything else [[hessian[i][j] for j in free] for i in free]
     low = cholesky(reduced)
-    while low is None and shift < 1e12 * scale:
-        shift = max(1e-6 * scale, 10.0 * shift)
-        low = cholesky([[v + (shift if i == j else 0.0) for j, v in enumerate(row)] for i, row in enumerate(reduced)])
+    if low is None:
+        scale = max(1e-8, max(abs(reduced[i][i]) for i in range(len(free))))
+        shift = 0.0
+        while low is None and shift < 1e12 * scale:
+            shift = max(1e-6 * scale, 10.0 * shift)
+            shifted = [[v + (shift if i == j else 0.0) for j, v in enumerate(row)] for i, row in enumerate(reduced)]
+            low = cholesky(shifted)
     step = solve_cholesky(low, [-g[i] for i in free]) if low is not None else [-g[i] for i in free]
+    if everything:
+        return step
     direction = [0.0] * n
     for k, i in enumerate(free):
         direction[i] = step[k]
