@@ -22,7 +22,7 @@ from cds.pk.loglinear import LogLinearEstimate, loglinear_estimate
 from cds.pk.map import MapFit, fit_map
 from cds.pk.model import PkModel, TypicalValues, load_model, typical_values
 from cds.pk.objective import MapProblem, concentration_from_runs, dose_runs
-from cds.pk.predict import MG_L_TO_NG_ML, NEAR_RATES, separate_rates, steady_state_conc
+from cds.pk.predict import MG_L_TO_NG_ML, NEAR_RATES, separate_rates
 from cds.pk.uncertainty import (
     Percentiles,
     create_rng,
@@ -338,8 +338,16 @@ def _next_trough(request: _Request, cl: float, v: float, ka: float) -> tuple[dat
 
 
 def _trough(regimen: Regimen, cl: float, v: float, ka: float, bioavailability: float) -> float:
-    dose = bioavailability * regimen.dose_mg
-    return float(steady_state_conc(dose, regimen.interval_h, cl, v, ka, regimen.interval_h))
+    """``steady_state_conc`` at the trough for one parameter set: numpy only for exp and expm1 (whose
+    results differ from math's in the last digit), the rest in Python floats (the same IEEE operations)."""
+    dose, tau = bioavailability * regimen.dose_mg, regimen.interval_h
+    k = cl / v
+    if abs(ka - k) < NEAR_RATES * abs(ka):
+        k = k * (1.0 - 10 * NEAR_RATES)
+    x = np.array([-k * tau, -ka * tau])
+    (e_k, e_ka), (m_k, m_ka) = np.exp(x).tolist(), np.expm1(x).tolist()
+    scale = MG_L_TO_NG_ML * dose * ka / (v * (ka - k))
+    return float(scale * (e_k / -m_k - e_ka / -m_ka))
 
 
 class _SortedUnitTroughs:

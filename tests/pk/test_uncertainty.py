@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds.pk.inputs import DoseHistory
+from cds.pk.estimate import _trough
+from cds.pk.inputs import DoseHistory, Regimen
 from cds.pk.model import load_model
+from cds.pk.predict import steady_state_conc
 from cds.pk.uncertainty import create_rng, measured_level_draws
 
 WIDMER = load_model("imatinib-widmer2006")
@@ -45,3 +47,11 @@ def test_short_and_vectorised_hours_on_regimen_agree(steps, t_h, steady) -> None
     short = history.hours_on_regimen(t_h, 24.0)
     with patch("cds.pk.inputs._SHORT_HISTORY", -1):
         assert history.hours_on_regimen(t_h, 24.0) == short
+
+
+@given(st.floats(2.0, 60.0), st.floats(50.0, 2000.0), st.floats(0.05, 3.0), st.sampled_from([12.0, 24.0]))
+@settings(max_examples=300, deadline=None)
+def test_scalar_trough_equals_steady_state_conc(cl, v, ka, tau) -> None:  # type: ignore[no-untyped-def]
+    expected = float(steady_state_conc(400.0, tau, cl, v, ka, tau))
+    assert _trough(Regimen(400.0, tau), cl, v, ka, 1.0) == expected
+    assert _trough(Regimen(400.0, tau), ka * v, v, ka, 1.0) == float(steady_state_conc(400.0, tau, ka * v, v, ka, tau))
