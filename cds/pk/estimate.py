@@ -160,26 +160,18 @@ def estimate_exposure(
     _check_ladder(dose_ladder)
     _check_times(doses, levels, now)
     typical = typical_values(model, covariates.values())
-    request = _Request(
-        model,
-        typical,
-        regimen,
-        target_ng_ml,
-        proposal_threshold,
-        caps_max_daily_mg,
-        tuple(dose_ladder),
-        n_draws,
-        create_rng(seed),
-        private_rng=not isinstance(seed, np.random.Generator),
-    )
+    rng = create_rng(seed)
+    given = (model, typical, regimen, target_ng_ml, proposal_threshold, caps_max_daily_mg, tuple(dose_ladder))
+    private = not isinstance(seed, np.random.Generator)
     if not levels:
+        request = _Request(*given, n_draws, rng, private_rng=private)
         draws = draw_prior(model, n_draws, request.rng)
         return _assemble(request, "apriori", None, draws, None, "prior", list(typical.warnings), a_priori=True)
     history = build_history(regimen, doses, levels)
     problem = MapProblem(model, typical, history, levels)
     fit = fit_map(problem)
     latest = max(levels, key=lambda lv: lv.time)
-    request = dataclasses.replace(request, history=history, reference=now or latest.time)
+    request = _Request(*given, n_draws, rng, private_rng=private, history=history, reference=now or latest.time)
     loglinear = loglinear_estimate(history, latest, regimen.interval_h)
     warnings = list(typical.warnings) + _history_warnings(history, latest, regimen)
     if not fit.converged:
@@ -361,9 +353,11 @@ class _SortedUnitTroughs:
 
     def __init__(self, model: PkModel, log_typical: np.ndarray, draws: np.ndarray) -> None:
         # CL, V, ka as in apply_etas: exp(log typical + eta), a scalar where no eta applies
-        values: list[np.ndarray | np.float64] = [np.exp(x) for x in log_typical]
-        for eta_index, column in enumerate(model.eta_columns()):
-            values[column] = np.exp(log_typical[column] + draws[:, eta_index])
+        columns = model.eta_columns()
+        values: list[np.ndarray | np.float64] = [
+            np.exp(log_typical[i] + draws[:, columns.index(i)]) if i in columns else np.exp(log_typical[i])
+            for i in range(len(log_typical))
+        ]
         cl, v, ka = values
         k = cl / v
         gap = ka - k

@@ -150,14 +150,19 @@ def load_model(name_or_path: str | Path) -> PkModel:
     >>> model.eta_parameters, round(model.omega[0][1], 4)
     (('CL', 'V'), 0.1787)
     """
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = MODELS_DIR / f"{name_or_path}.yaml"
+    path = _model_path(name_or_path)
     try:
         version = path.stat().st_mtime_ns
     except OSError as exc:
         raise EstimationError(f"cannot read PK model {str(name_or_path)!r}: {exc}") from exc
     return _load_version(path.absolute(), version)
+
+
+@functools.lru_cache(maxsize=32)
+def _model_path(name_or_path: str | Path) -> Path:
+    """The file a model name or path stands for (no file system access, so it can be remembered)."""
+    path = Path(name_or_path)
+    return path if path.suffix in (".yaml", ".yml") else MODELS_DIR / f"{name_or_path}.yaml"
 
 
 @functools.lru_cache(maxsize=32)
