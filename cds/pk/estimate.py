@@ -6,7 +6,7 @@ The trough is the concentration just before the next dose of the current regimen
 
 from __future__ import annotations
 
-import dataclasses
+import bisect
 import functools
 import math
 from collections.abc import Sequence
@@ -21,7 +21,7 @@ from cds.pk.inputs import STEADY_STATE_H, Covariates, DoseEvent, DoseHistory, Le
 from cds.pk.loglinear import LogLinearEstimate, loglinear_estimate
 from cds.pk.map import MapFit, fit_map
 from cds.pk.model import PkModel, TypicalValues, load_model, typical_values
-from cds.pk.objective import MapProblem, concentration_from_runs, dose_runs
+from cds.pk.objective import MapProblem, concentration_from_runs, runs_of_doses
 from cds.pk.predict import MG_L_TO_NG_ML, NEAR_RATES, separate_rates
 from cds.pk.uncertainty import (
     Percentiles,
@@ -318,14 +318,13 @@ def _next_trough(request: _Request, cl: float, v: float, ka: float) -> tuple[dat
         return None, None
     tau, last = request.regimen.interval_h, float(history.times_h[-1])
     steps = max(math.floor((history.hours(reference) - last) / tau) + 1, 1)
-    assumed = last + tau * np.arange(1, steps)
-    extended = dataclasses.replace(
-        history,
-        times_h=np.concatenate([history.times_h, assumed]),
-        mg=np.concatenate([history.mg, np.full(assumed.size, request.regimen.dose_mg)]),
-    )
     t_next = last + steps * tau
-    conc = concentration_from_runs(dose_runs(extended, t_next), cl, v, ka, request.model.bioavailability)
+    # the assumed doses at last + tau * i (as numpy's arange would give them), appended as floats
+    times = history.times_h.tolist() + [last + tau * i for i in range(1, steps)]
+    mg = history.mg.tolist() + [float(request.regimen.dose_mg)] * (steps - 1)
+    before = bisect.bisect_left(times, t_next)
+    runs = runs_of_doses(history, times[0], times[:before], mg[:before], t_next)
+    conc = concentration_from_runs(runs, cl, v, ka, request.model.bioavailability)
     return history.origin + timedelta(hours=t_next), conc
 
 

@@ -34,18 +34,33 @@ def dose_runs(history: DoseHistory, t_obs: float) -> list[tuple[float, float, fl
     A run ends where the amount or the gap to the next dose changes, so each has one interval.
     """
     n = int(np.searchsorted(history.times_h, t_obs, side="left"))
+    first = float(history.times_h[0]) if history.times_h.size else 0.0
+    times, mg = history.times_h[:n].tolist(), history.mg[:n].tolist()
+    starts = _run_starts_vectorised(history.times_h[:n], history.mg[:n]) if n > _SHORT_HISTORY else None
+    return runs_of_doses(history, first, times, mg, t_obs, starts)
+
+
+def runs_of_doses(
+    history: DoseHistory,
+    first: float,
+    times: list[float],
+    mg: list[float],
+    t_obs: float,
+    starts: list[int] | None = None,
+) -> list[tuple[float, float, float, float]]:
+    """``dose_runs`` of the doses ``times``/``mg`` (all before ``t_obs``; ``first`` the history's first dose
+    time), with the steady state of ``history`` before them; ``starts`` as ``_run_starts`` finds them."""
     runs: list[tuple[float, float, float, float]] = []
     if history.ss_dose_mg is not None:
-        first = float(history.times_h[0]) if history.times_h.size else 0.0
         tau = history.ss_interval_h
         runs.append((history.ss_dose_mg, t_obs - first + tau, math.inf, tau))
+    n = len(times)
     if n == 0:
         return runs
-    times, mg = history.times_h[:n].tolist(), history.mg[:n].tolist()
-    if n > _SHORT_HISTORY:
-        starts = _run_starts_vectorised(history.times_h[:n], history.mg[:n])
-    else:  # numpy's call overhead dominates on a few dozen doses
-        starts = _run_starts(times, mg)
+    if starts is None:  # numpy's call overhead dominates on a few dozen doses
+        starts = (
+            _run_starts(times, mg) if n <= _SHORT_HISTORY else _run_starts_vectorised(np.array(times), np.array(mg))
+        )
     ends = [*(s - 1 for s in starts[1:]), n - 1]
     for start, end in zip(starts, ends, strict=True):
         gap = times[start + 1] - times[start] if end > start else 1.0
