@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from cds.pk.inputs import Covariates, DoseEvent, Level, Regimen, build_history
@@ -74,6 +74,9 @@ def test_analytic_gradient_matches_central_differences(
     problem, _, _ = _problem(PETAIN if petain else WIDMER, doses, sample_hours, steady=steady)
     eta_arr = np.array(eta)
     value, gradient = problem.ofv_and_gradient(eta_arr)
+    # A sample minutes after a first dose predicts nearly 0 against 1000 ng/mL: the OFV (~1e14) then rests
+    # on a cancelling difference of exponentials, whose last digits differ between numpy's and math's exp.
+    assume(value < 1e9)
     h = 1e-6
     numeric = [
         (problem.ofv_and_gradient(eta_arr + step)[0] - problem.ofv_and_gradient(eta_arr - step)[0]) / (2 * h)
