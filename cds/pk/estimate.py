@@ -20,7 +20,7 @@ from cds.errors import EstimationError
 from cds.pk.inputs import STEADY_STATE_H, Covariates, DoseEvent, DoseHistory, Level, Regimen, build_history
 from cds.pk.loglinear import LogLinearEstimate, loglinear_estimate
 from cds.pk.map import MapFit, fit_map
-from cds.pk.model import PkModel, TypicalValues, load_model, typical_values
+from cds.pk.model import PkModel, TypicalValues, apply_etas, load_model, typical_values
 from cds.pk.objective import MapProblem, concentration_from_runs, runs_of_doses
 from cds.pk.predict import MG_L_TO_NG_ML, NEAR_RATES, separate_rates
 from cds.pk.uncertainty import (
@@ -29,7 +29,6 @@ from cds.pk.uncertainty import (
     draw_laplace,
     draw_prior,
     draw_sir,
-    individual_parameters,
     measured_level_draws,
     percentiles,
     sorted_percentiles,
@@ -268,8 +267,9 @@ def _assemble(
     """The estimate at the MAP eta (or eta = 0 when ``a_priori``), with intervals from ``draws``."""
     model, typical, regimen = request.model, request.typical, request.regimen
     eta = np.zeros(len(model.eta_parameters)) if a_priori or fit is None else np.array(fit.eta)
-    cl, v, ka = individual_parameters(model, typical, eta)
-    units = _SortedUnitTroughs(model, typical.log_values(), draws)
+    log_typical = typical.log_values()
+    cl, v, ka = apply_etas(model, log_typical, eta)
+    units = _SortedUnitTroughs(model, log_typical, draws)
     troughs = regimen.dose_mg * units.at(regimen.interval_h)  # sorted
     table = _dose_table(request, units)
     proposed = _propose(table, request.proposal_threshold)

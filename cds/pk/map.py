@@ -61,7 +61,7 @@ def fit_map(problem: MapProblem) -> MapFit:
     >>> fit.converged, round(fit.cl_l_h, 3), round(fit.v_l, 1)  # Tucuxi: 16.319 / 382.14
     (True, 16.319, 382.1)
     """
-    sd = [math.sqrt(x) for x in np.diag(problem.model.omega_matrix()).tolist()]
+    sd = [math.sqrt(row[i]) for i, row in enumerate(problem.model.omega)]
     bound = [BOUND_SD * s for s in sd]
     best = _minimise(problem, [0.0] * problem.n_eta, bound)
     evaluations = best[3]
