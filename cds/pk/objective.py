@@ -64,7 +64,11 @@ def runs_of_doses(
     ends = [*(s - 1 for s in starts[1:]), n - 1]
     for start, end in zip(starts, ends, strict=True):
         gap = times[start + 1] - times[start] if end > start else 1.0
-        runs.append((mg[start], t_obs - times[end], float(end - start + 1), gap))
+        count = float(end - start + 1)
+        if gap < _SAME_GAP_H:  # doses at one moment are one dose of their sum (the run formula's limit; it
+            runs.append((mg[start] * count, t_obs - times[end], 1.0, 1.0))  # would divide by zero)
+        else:
+            runs.append((mg[start], t_obs - times[end], count, gap))
     return runs
 
 

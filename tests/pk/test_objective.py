@@ -112,3 +112,16 @@ def test_short_and_vectorised_run_starts_agree(steps) -> None:  # type: ignore[n
     assert _run_starts(times.tolist(), mg.tolist()) == _run_starts_vectorised(times, mg)
     regular = np.arange(0.0, 24.0 * len(steps), 24.0)
     assert _run_starts(regular.tolist(), mg.tolist()) == _run_starts_vectorised(regular, mg)
+
+
+@pytest.mark.parametrize("repeated", [0, 1, 5])
+def test_doses_recorded_at_one_moment_act_as_one_dose_of_their_sum(repeated: int) -> None:
+    """A dose given (or recorded) twice at the same time: the runs' formula would divide by a zero interval
+    (a 500 found by the long fuzz run); the prediction is that of one dose of the sum."""
+    slots = [(slot, 400.0) for slot in range(8)]
+    twice = _problem(WIDMER, [slots[repeated], *slots], [3.0, 11.0], steady=False)
+    once = _problem(WIDMER, [(s, mg * (2 if s == repeated else 1)) for s, mg in slots], [3.0, 11.0], steady=False)
+    eta = np.array([0.1, -0.2])
+    np.testing.assert_allclose(twice[0].predict(eta), once[0].predict(eta), rtol=1e-12)
+    ofv, gradient = twice[0].ofv_and_gradient([0.1, -0.2])
+    assert np.isfinite(ofv) and np.all(np.isfinite(gradient))
