@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import re
@@ -42,6 +43,17 @@ EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def calibration_ms() -> float:
+    """A fixed pure-Python workload, best of five: this virtual machine's speed drifts by half from one minute
+    to the next, and every figure here moves with it; print this next to them."""
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(i * i for i in range(300_000))
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
 
 
 def free_port() -> int:
@@ -300,10 +312,11 @@ def bench_workers(args: argparse.Namespace, workers: int, workdir: Path) -> bool
         rss_start = {p: rss_mib(p) for p in pids}
         print(f"\n{workers} worker(s), pids {pids}, RSS after warm-up " + _rss(rss_start))
         for concurrency in args.concurrency:
+            speed = calibration_ms()
             before = cpu_s(pids)
             run = asyncio.run(load(server.port, mix, concurrency, args.requests))
             cpu_ms = (cpu_s(pids) - before) * 1000 / max(1, len(run.latencies_ms))
-            print(f"  {run.line()}  server CPU {cpu_ms:5.1f} ms/req")
+            print(f"  {run.line()}  server CPU {cpu_ms:5.1f} ms/req  (calibration {speed:.1f} ms)")
             for status, answer in run.failures[:3]:
                 print(f"    {status}: {answer!r}")
             ok &= not run.failures
