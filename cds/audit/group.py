@@ -36,12 +36,13 @@ class Pending:
 
 
 _STOP = object()
+Write = Callable[[Sequence[Pending]], list[int]]  # appends a batch in one transaction: its sequence numbers
 
 
 class GroupCommit:
     """One writer thread; ``write`` appends a batch in one transaction and returns the sequence numbers."""
 
-    def __init__(self, write: Callable[[Sequence[Pending]], list[int]]) -> None:
+    def __init__(self, write: Write) -> None:
         self._write = write
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="cds-audit-writer", daemon=True)
@@ -82,11 +83,7 @@ class GroupCommit:
     def _commit(self, batch: list[tuple[Pending, Future[int]]]) -> None:
         # a caller that gave up waiting (cancelled) still has its decision recorded: it was made
         waiting = [future.set_running_or_notify_cancel() for _, future in batch]
-        try:
-            outcomes: list[int | BaseException] = list(self._write([entry for entry, _ in batch]))
-        except BaseException as exc:
-            # nothing of the batch was committed; alone, the entries that can be written still are
-            outcomes = [exc] if len(batch) == 1 else [self._alone(entry) for entry, _ in batch]
+        outcomes = write_each(self._write, [entry for entry, _ in batch])
         for (_, future), told, outcome in zip(batch, waiting, outcomes, strict=True):
             if not told:
                 continue
@@ -95,8 +92,20 @@ class GroupCommit:
             else:
                 future.set_result(outcome)
 
-    def _alone(self, entry: Pending) -> int | BaseException:
-        try:
-            return self._write([entry])[0]
-        except BaseException as exc:
-            return exc
+
+def write_each(write: Write, batch: Sequence[Pending]) -> list[int | BaseException]:
+    """Each entry's sequence number, or why it could not be written. A batch that fails (nothing of it was
+    committed) is written entry by entry, so one entry that cannot be written fails only itself."""
+    try:
+        return list(write(batch))
+    except BaseException as exc:
+        if len(batch) == 1:
+            return [exc]
+    return [_alone(write, entry) for entry in batch]
+
+
+def _alone(write: Write, entry: Pending) -> int | BaseException:
+    try:
+        return write([entry])[0]
+    except BaseException as exc:
+        return exc

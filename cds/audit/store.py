@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, eve
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from cds.audit.group import GroupCommit, Pending
+from cds.audit.group import GroupCommit, Pending, write_each
+from cds.audit.sqlite import InlineCommits, SqliteAppender
 from cds.audit.tables import cards, entries, head, metadata, used_jtis
 
 GENESIS = "0" * 64
@@ -62,6 +64,8 @@ class AuditStore:
         )
         self._group: GroupCommit | None = None  # started by the first submit()
         self._group_lock = threading.Lock()
+        self._sqlite = SqliteAppender(self.engine) if self.engine.dialect.name == "sqlite" else None
+        self._inline = InlineCommits(enabled=self._sqlite is not None)
         _create_tables(self.engine)
         self._ensure_head()
 
@@ -93,37 +97,38 @@ class AuditStore:
                 self._group = GroupCommit(self.append_many)
         return self._group.submit(entry)
 
+    def record(self, entry: Pending) -> Future[int]:
+        """For the thread that makes the decisions: commit the entry itself while commits are quick (SQLite on
+        a local disk: a fraction of a millisecond), else queue it for the group writer, so that slow commits
+        (a slow disk, a database across the network) never hold up the decisions behind them. Handing every
+        entry to the writer thread costs more: it waits for the GIL after each statement it issues."""
+        if not self._inline.worth_trying():
+            return self.submit(entry)
+        started = time.perf_counter()
+        outcome = write_each(self.append_many, [entry])[0]
+        self._inline.observe(time.perf_counter() - started)
+        future: Future[int] = Future()
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+        return future
+
     def append_many(self, pending: Sequence[Pending]) -> list[int]:
         """Append entries in order in one transaction (one fsync); their sequence numbers once committed."""
-        with self._writer, self.engine.begin() as conn:
+        if self._sqlite is not None:
+            with self._writer:
+                return self._sqlite.append(pending)
+        with self.engine.begin() as conn:
             seq, prev = conn.execute(
                 select(head.c.seq, head.c.entry_hash).where(head.c.id == 1).with_for_update()
             ).one()
-            created_at = datetime.now(UTC).isoformat(timespec="microseconds")
-            rows: list[dict[str, Any]] = []
-            shown: dict[str, dict[str, Any]] = {}
-            for entry in pending:
-                seq += 1
-                row = {
-                    "seq": seq,
-                    "kind": entry.kind,
-                    "hook_instance": entry.hook_instance,
-                    "service_id": entry.service_id,
-                    "created_at": created_at,
-                    "payload": entry.payload,
-                }
-                digest = _entry_hash(prev, row)
-                rows.append({**row, "prev_hash": prev, "entry_hash": digest})
-                prev = digest
-                shown.update(
-                    {u: {"card_uuid": u, "hook_instance": entry.hook_instance, "seq": seq} for u in entry.cards}
-                )
-            # statements built once (SQLAlchemy compiles each new statement object anew: that was most of an
-            # append's CPU), parameters given per row
+            rows, links, last = chained(seq, prev, pending)
+            # statements built once (SQLAlchemy compiles each new statement object anew), parameters per row
             conn.execute(_INSERT_ENTRY, rows)
-            conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
-            if shown:
-                conn.execute(_LINK_CARDS[conn.dialect.name], list(shown.values()))
+            conn.execute(_MOVE_HEAD, {"new_seq": rows[-1]["seq"], "new_hash": last})
+            if links:
+                conn.execute(_LINK_CARDS[conn.dialect.name], links)
         return [int(r["seq"]) for r in rows]
 
     # --- replay protection (the JtiStore protocol of cds.service.auth) ---------------------------
@@ -200,6 +205,29 @@ class AuditStore:
                 self._group.close()
                 self._group = None
         self.engine.dispose()
+
+
+def chained(seq: int, prev: str, pending: Sequence[Pending]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """The rows that continue the chain after entry ``seq`` (hash ``prev``), the card links they make, and
+    the new head hash. A card shown by two of them points at the later."""
+    created_at = datetime.now(UTC).isoformat(timespec="microseconds")
+    rows: list[dict[str, Any]] = []
+    links: dict[str, dict[str, Any]] = {}
+    for entry in pending:
+        seq += 1
+        row = {
+            "seq": seq,
+            "kind": entry.kind,
+            "hook_instance": entry.hook_instance,
+            "service_id": entry.service_id,
+            "created_at": created_at,
+            "payload": entry.payload,
+        }
+        digest = _entry_hash(prev, row)
+        rows.append({**row, "prev_hash": prev, "entry_hash": digest})
+        prev = digest
+        links.update({u: {"card_uuid": u, "hook_instance": entry.hook_instance, "seq": seq} for u in entry.cards})
+    return rows, list(links.values()), prev
 
 
 def _upsert_cards(dialect: Any) -> Any:

@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -145,12 +145,14 @@ class _Call:
 
     def decide(
         self, pipeline: Pipeline, body: Any, fetched: tuple[str, ...], warnings: tuple[str, ...]
-    ) -> tuple[Outcome, Pending]:
-        """The decision and its audit entry, both made in the decision thread."""
+    ) -> tuple[Outcome, Pending, Future[int]]:
+        """The decision and its audit entry, made in the decision thread, which also commits the entry while
+        commits are quick (AuditStore.record)."""
         outcome = pipeline.run(body, extra_warnings=warnings)
         payload = self.payload("ok", 200, outcome=outcome, fetched=fetched)
         cards = tuple(c["uuid"] for c in outcome.cards)
-        return outcome, Pending.of("decision", outcome.request.hook_instance, self.service_id, payload, cards)
+        entry = Pending.of("decision", outcome.request.hook_instance, self.service_id, payload, cards)
+        return outcome, entry, self.state.audit.record(entry)
 
     async def refuse(self, status: int, response: Response) -> Response:
         """Record a call that got no decision, then answer it (or 503 when even the record fails)."""
@@ -175,7 +177,7 @@ async def _decide(call: _Call, request: Request) -> Response:
                 "hook", f"service {call.service_id} answers {call.hook!r}, not {call.body.get('hook')!r}"
             )
         body, fetched, prefetch_warnings = await _complete_prefetch(request, state, pipeline, call.hook, call.body)
-        outcome, entry = await asyncio.get_running_loop().run_in_executor(
+        outcome, entry, committed = await asyncio.get_running_loop().run_in_executor(
             _PIPELINE, functools.partial(call.decide, pipeline, body, fetched, prefetch_warnings)
         )
     except BodyTooLarge:
@@ -191,7 +193,7 @@ async def _decide(call: _Call, request: Request) -> Response:
         return await call.refuse(
             500, operation_outcome(500, "internal error: no decision was made; it has been logged")
         )
-    if not await _audit(state, entry):
+    if not await _committed(committed, entry):
         return operation_outcome(503, "the audit log is unavailable; no advice is given without a record")
     log.info(
         "200 %s hookInstance %s cards=%d %.1f ms",
@@ -320,8 +322,12 @@ def _usable(value: Any) -> bool:
 
 async def _audit(state: ServiceState, entry: Pending) -> bool:
     """Wait until the entry is committed (shared with whatever else is committing meanwhile)."""
+    return await _committed(state.audit.submit(entry), entry)
+
+
+async def _committed(commit: Future[int], entry: Pending) -> bool:
     try:
-        await asyncio.wrap_future(state.audit.submit(entry))
+        await asyncio.wrap_future(commit)
     except Exception:
         log.exception("audit write failed for hookInstance %s", entry.hook_instance)
         return False

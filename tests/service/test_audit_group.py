@@ -1,16 +1,19 @@
-"""Group commit: concurrent calls share transactions, and still each hears about its own entry only."""
+"""Group commit: concurrent calls share transactions, and still each hears about its own entry only; the
+deciding thread commits its own entry while commits are quick."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from cds.audit import AuditStore
 from cds.audit.group import GroupCommit, Pending
+from cds.audit.sqlite import PROBE_EVERY, SLOW_COMMIT_S, InlineCommits
 
 
 def entry(name: str, cards: tuple[str, ...] = ()) -> Pending:
@@ -100,3 +103,43 @@ def test_a_caller_that_stopped_waiting_still_has_its_decision_recorded() -> None
     with pytest.raises(CancelledError):
         abandoned.result()
     assert writer.committed == ["first", "abandoned"]
+
+
+def test_the_deciding_thread_commits_its_own_entry_while_commits_are_quick(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite:///{tmp_path}/audit.sqlite3")
+    try:
+        committed = [store.record(entry(f"h-{i}", (f"card-{i}",))) for i in range(5)]
+        assert all(f.done() for f in committed)  # no writer thread was needed
+        assert [f.result() for f in committed] == [1, 2, 3, 4, 5]
+        assert store._group is None
+        assert store.card("card-3") == ("h-3", 4) and store.verify().ok
+    finally:
+        store.dispose()
+
+
+def test_a_commit_that_fails_in_the_deciding_thread_is_reported_to_its_caller_only(tmp_path: Path) -> None:
+    store = AuditStore(f"sqlite:///{tmp_path}/audit.sqlite3")
+    try:
+        assert store.record(entry("first")).result() == 1
+        with store.engine.begin() as conn:  # a row in the way of the next entry: its insert must fail
+            conn.exec_driver_sql("INSERT INTO audit_entries VALUES (2, 'decision', 'x', 'x', 'now', '{}', 'p', 'e')")
+        failed = store.record(entry("second"))
+        with pytest.raises(Exception, match="UNIQUE"):
+            failed.result()
+        assert store.count() == 1  # rolled back: the head did not move
+        assert store.claim("jti-1", "iss", datetime.now(UTC) + timedelta(minutes=1))  # no transaction left open
+    finally:
+        store.dispose()
+
+
+def test_commits_move_to_the_group_writer_while_they_are_slow_and_come_back() -> None:
+    policy = InlineCommits(enabled=True)
+    assert policy.worth_trying()
+    for _ in range(10):
+        policy.observe(SLOW_COMMIT_S * 5)
+    tries = [policy.worth_trying() for _ in range(PROBE_EVERY * 3)]
+    assert tries.count(True) == 3  # one probe every PROBE_EVERY calls
+    for _ in range(20):
+        policy.observe(SLOW_COMMIT_S / 10)
+    assert policy.worth_trying()
+    assert not InlineCommits(enabled=False).worth_trying()  # PostgreSQL: always the group writer
