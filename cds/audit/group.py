@@ -13,6 +13,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from cds.audit.chain import canonical_json
+
 MAX_BATCH = 64
 
 
@@ -30,8 +32,6 @@ class Pending:
     def of(
         cls, kind: str, hook_instance: str, service_id: str, payload: Mapping[str, Any], cards: tuple[str, ...] = ()
     ) -> Pending:
-        from cds.audit.store import canonical_json
-
         return cls(kind, hook_instance, service_id, canonical_json(payload), cards)
 
 

@@ -1,7 +1,7 @@
 """Appends to a SQLite audit log through the DBAPI connection, and when to commit in the caller's thread.
 
 SQLAlchemy's execution machinery cost some 0.25 ms of CPU per append, five times SQLite's own work; the
-statements are still SQLAlchemy's, compiled once for the SQLite dialect from the tables in cds.audit.tables.
+statements are still SQLAlchemy's (cds.audit.chain), compiled once for the SQLite dialect.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 
-from cds.audit.tables import cards, entries, head
+from cds.audit.chain import INSERT_ENTRY, MOVE_HEAD, READ_HEAD, chained, link_cards
 
 if TYPE_CHECKING:
     from cds.audit.group import Pending
@@ -36,17 +36,10 @@ class _Statement:
         return tuple(merged[name] for name in self._order)
 
 
-_HEAD = _Statement(select(head.c.seq, head.c.entry_hash).where(head.c.id == 1))
-_ENTRY = _Statement(insert(entries))
-_MOVE = _Statement(
-    update(head).where(head.c.id == 1).values(seq=bindparam("new_seq"), entry_hash=bindparam("new_hash"))
-)
-_LINK = _Statement(
-    (link := sqlite.insert(cards)).on_conflict_do_update(
-        index_elements=[cards.c.card_uuid],
-        set_={"hook_instance": link.excluded.hook_instance, "seq": link.excluded.seq},
-    )
-)
+_HEAD = _Statement(READ_HEAD)
+_ENTRY = _Statement(INSERT_ENTRY)
+_MOVE = _Statement(MOVE_HEAD)
+_LINK = _Statement(link_cards(sqlite))
 
 
 class SqliteAppender:
@@ -55,8 +48,6 @@ class SqliteAppender:
 
     def append(self, pending: Sequence[Pending]) -> list[int]:
         """One transaction: BEGIN IMMEDIATE takes SQLite's write lock, so the head read is the head."""
-        from cds.audit.store import chained
-
         connection = self._engine.raw_connection()
         try:
             cursor = connection.cursor()

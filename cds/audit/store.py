@@ -14,20 +14,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, event, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
+from cds.audit.chain import (
+    GENESIS,
+    INSERT_ENTRY,
+    MOVE_HEAD,
+    READ_HEAD,
+    canonical_json,
+    chained,
+    entry_hash,
+    link_cards,
+)
 from cds.audit.group import GroupCommit, Pending, write_each
 from cds.audit.sqlite import InlineCommits, SqliteAppender
 from cds.audit.tables import cards, entries, head, metadata, used_jtis
 
-GENESIS = "0" * 64
 DEFAULT_URL = "sqlite:///var/audit.sqlite3"
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def request_digest(request: Mapping[str, Any]) -> str:
@@ -37,11 +42,6 @@ def request_digest(request: Mapping[str, Any]) -> str:
     if isinstance(auth, dict):
         clean["fhirAuthorization"] = {k: v for k, v in auth.items() if k != "access_token"}
     return hashlib.sha256(canonical_json(clean).encode()).hexdigest()
-
-
-def _entry_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
-    fields = {k: row[k] for k in ("seq", "kind", "hook_instance", "service_id", "created_at", "payload")}
-    return hashlib.sha256(f"{prev_hash}\n{canonical_json(fields)}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -120,15 +120,13 @@ class AuditStore:
             with self._writer:
                 return self._sqlite.append(pending)
         with self.engine.begin() as conn:
-            seq, prev = conn.execute(
-                select(head.c.seq, head.c.entry_hash).where(head.c.id == 1).with_for_update()
-            ).one()
+            seq, prev = conn.execute(READ_HEAD.with_for_update()).one()
             rows, links, last = chained(seq, prev, pending)
             # statements built once (SQLAlchemy compiles each new statement object anew), parameters per row
-            conn.execute(_INSERT_ENTRY, rows)
-            conn.execute(_MOVE_HEAD, {"new_seq": rows[-1]["seq"], "new_hash": last})
+            conn.execute(INSERT_ENTRY, rows)
+            conn.execute(MOVE_HEAD, {"new_seq": rows[-1]["seq"], "new_hash": last})
             if links:
-                conn.execute(_LINK_CARDS[conn.dialect.name], links)
+                conn.execute(_LINK_CARDS, links)
         return [int(r["seq"]) for r in rows]
 
     # --- replay protection (the JtiStore protocol of cds.service.auth) ---------------------------
@@ -207,41 +205,7 @@ class AuditStore:
         self.engine.dispose()
 
 
-def chained(seq: int, prev: str, pending: Sequence[Pending]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    """The rows that continue the chain after entry ``seq`` (hash ``prev``), the card links they make, and
-    the new head hash. A card shown by two of them points at the later."""
-    created_at = datetime.now(UTC).isoformat(timespec="microseconds")
-    rows: list[dict[str, Any]] = []
-    links: dict[str, dict[str, Any]] = {}
-    for entry in pending:
-        seq += 1
-        row = {
-            "seq": seq,
-            "kind": entry.kind,
-            "hook_instance": entry.hook_instance,
-            "service_id": entry.service_id,
-            "created_at": created_at,
-            "payload": entry.payload,
-        }
-        digest = _entry_hash(prev, row)
-        rows.append({**row, "prev_hash": prev, "entry_hash": digest})
-        prev = digest
-        links.update({u: {"card_uuid": u, "hook_instance": entry.hook_instance, "seq": seq} for u in entry.cards})
-    return rows, list(links.values()), prev
-
-
-def _upsert_cards(dialect: Any) -> Any:
-    """Each card uuid points at its latest decision (a retried hookInstance shows the same cards again)."""
-    statement = dialect.insert(cards)
-    return statement.on_conflict_do_update(
-        index_elements=[cards.c.card_uuid],
-        set_={"hook_instance": statement.excluded.hook_instance, "seq": statement.excluded.seq},
-    )
-
-
-_INSERT_ENTRY = insert(entries)
-_MOVE_HEAD = update(head).where(head.c.id == 1).values(seq=bindparam("new_seq"), entry_hash=bindparam("new_hash"))
-_LINK_CARDS = {"sqlite": _upsert_cards(sqlite), "postgresql": _upsert_cards(postgresql)}
+_LINK_CARDS = link_cards(postgresql)  # SQLite appends through cds.audit.sqlite
 
 
 def _broken(row: Mapping[Any, Any], prev: str, expected_seq: int) -> str:
@@ -249,7 +213,7 @@ def _broken(row: Mapping[Any, Any], prev: str, expected_seq: int) -> str:
         return f"expected entry {expected_seq} but found {row['seq']} (entries removed or reordered)"
     if row["prev_hash"] != prev:
         return "its link to the previous entry is broken"
-    if _entry_hash(prev, row) != row["entry_hash"]:
+    if entry_hash(prev, row) != row["entry_hash"]:
         return "its content was changed after it was written"
     return ""
 
