@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,11 +29,10 @@ from cds.service.state import ServiceState
 
 log = logging.getLogger("cds.service")
 router = APIRouter()
-# Decisions are CPU-bound Python: one process runs one at a time whatever the thread count (the GIL). With a
-# thread per request, eight calls shared the GIL round-robin, each took eight times its own work, and the
-# threads writing the audit log waited behind them for the GIL at every SQLite call (a convoy). One thread,
-# first come first served, finishes each call as early as it can; run one worker process per core.
-_PIPELINE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cds-decide")
+# Decisions are CPU-bound Python: one process runs one at a time whatever the thread count (the GIL). They run
+# in the event loop's own thread, first come first served: in a thread of their own (as before 2026-12-01)
+# each answer then waited for the GIL, up to a switch interval (5 ms), to get back to the event loop while
+# the next decision ran, and that wait was most of the tail latency. Run one worker process per core.
 _FEEDBACK = Draft202012Validator(feedback_schema())
 _REQUEST = Draft202012Validator(request_schema())
 
@@ -146,8 +144,8 @@ class _Call:
     def decide(
         self, pipeline: Pipeline, body: Any, fetched: tuple[str, ...], warnings: tuple[str, ...]
     ) -> tuple[Outcome, Pending, Future[int]]:
-        """The decision and its audit entry, made in the decision thread, which also commits the entry while
-        commits are quick (AuditStore.record)."""
+        """The decision and its audit entry; the entry is committed here too while commits are quick
+        (AuditStore.record)."""
         outcome = pipeline.run(body, extra_warnings=warnings)
         payload = self.payload("ok", 200, outcome=outcome, fetched=fetched)
         cards = tuple(c["uuid"] for c in outcome.cards)
@@ -177,9 +175,7 @@ async def _decide(call: _Call, request: Request) -> Response:
                 "hook", f"service {call.service_id} answers {call.hook!r}, not {call.body.get('hook')!r}"
             )
         body, fetched, prefetch_warnings = await _complete_prefetch(request, state, pipeline, call.hook, call.body)
-        outcome, entry, committed = await asyncio.get_running_loop().run_in_executor(
-            _PIPELINE, functools.partial(call.decide, pipeline, body, fetched, prefetch_warnings)
-        )
+        outcome, entry, committed = call.decide(pipeline, body, fetched, prefetch_warnings)
     except BodyTooLarge:
         return await call.refuse(
             413, operation_outcome(413, f"request body larger than {state.config.max_body_bytes} bytes")
