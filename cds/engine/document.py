@@ -45,13 +45,9 @@ def quantise(value: FactValue) -> FactValue:
     return value
 
 
-def engine_document(facts: Mapping[str, FactValue], sets: Iterable[Membership]) -> dict[str, Any]:
-    """Nest dotted names and add value-set membership under ``_in``; absent facts stay absent."""
-    return DocumentShape(facts, sets).build(facts)
-
-
 class DocumentShape:
-    """The facts and value sets one engine document may hold, with each name's nesting split once."""
+    """The facts and value sets one engine document may hold, with each name's nesting split once. A document
+    nests dotted names and adds value-set membership under ``_in``; absent facts stay absent."""
 
     def __init__(self, names: Iterable[str], sets: Iterable[Membership]) -> None:
         self._paths = [(name, tuple(parts[:-1]), parts[-1]) for name in names for parts in [name.split(".")]]
