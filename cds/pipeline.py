@@ -70,6 +70,10 @@ class Outcome:
         return trace
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Pipeline:
     """Loaded once (rules compiled, model and terminology read); ``run`` is called per request."""
 
@@ -79,7 +83,7 @@ class Pipeline:
         *,
         backend: str = "durable",
         explain_url: Callable[[str], str] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.rules_dir = rules_dir
         self.clock = clock  # what "now" is when a call does not say: lab ages, dose times

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
 from cds.audit import AuditStore
-from cds.pipeline import Pipeline
+from cds.pipeline import Pipeline, utc_now
 from cds.service.config import ServiceConfig, load_config
 from cds.service.outcome import operation_outcome
 from cds.service.routes import router
@@ -37,7 +37,7 @@ def create_app(
     audit: AuditStore | None = None,
     install_sighup: bool = False,
     freeze_gc: bool = False,
-    clock: Callable[[], datetime] | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """``clock`` pins "now" (tests, replays); ``freeze_gc`` is for a serving process, see freeze_loaded_objects."""
     state = build_state(config, audit, clock)
@@ -73,14 +73,14 @@ def create_app(
 
 
 def build_state(
-    config: ServiceConfig, audit: AuditStore | None, clock: Callable[[], datetime] | None = None
+    config: ServiceConfig, audit: AuditStore | None, clock: Callable[[], datetime] = utc_now
 ) -> ServiceState:
     signer = LinkSigner(load_secret(config.link_secret_file), config.link_ttl_s)
 
     def explain_url(hook_instance: str) -> str:
         return f"{config.base}/explain/{hook_instance}?token={signer.token(hook_instance)}"
 
-    pipeline = Pipeline(config.rules_dir, explain_url=explain_url, clock=clock or (lambda: datetime.now(UTC)))
+    pipeline = Pipeline(config.rules_dir, explain_url=explain_url, clock=clock)
     state = ServiceState(config, pipeline, audit or AuditStore(config.database_url), signer)
     if config.trusted_clients:
         state.authenticator = _authenticator(config, state.audit)
