@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from cds.engine.policy import Policy, load_policy
 from cds.errors import CdsError, EstimationError, InvalidInput
+from cds.numbers import format_number
 from cds.pk import (
     DEFAULT_SEED,
     Covariates,
@@ -115,10 +116,10 @@ def _check_options(args: argparse.Namespace) -> None:
     if args.threshold is None:
         args.threshold = default_threshold()
     if not 0.0 < args.threshold <= 1.0:
-        raise InvalidInput("--threshold", f"got {args.threshold:g}, must be a probability in (0, 1]")
+        raise InvalidInput("--threshold", f"got {format_number(args.threshold)}, must be a probability in (0, 1]")
     for option, value in (("--target", args.target), ("--max-daily-mg", args.max_daily_mg)):
         if value is not None and not (math.isfinite(value) and value > 0):
-            raise InvalidInput(option, f"got {value:g}, must be a positive number")
+            raise InvalidInput(option, f"got {format_number(value)}, must be a positive number")
 
 
 def _run_single(args: argparse.Namespace, raw: dict[str, Any]) -> int:
@@ -233,7 +234,9 @@ def _level(raw: Any, path: str) -> Level:
     item = _expect_object(raw, path)
     value = _number(item, "ng_ml", path)
     if value <= 0:
-        raise InvalidInput(f"{path}.ng_ml", f"got {value:g}, must be a positive concentration (BLQ not supported)")
+        raise InvalidInput(
+            f"{path}.ng_ml", f"got {format_number(value)}, must be a positive concentration (BLQ not supported)"
+        )
     return _guard(path, lambda: Level(_time(item.get("time"), f"{path}.time"), value))
 
 
@@ -348,7 +351,8 @@ def summary(estimate: ExposureEstimate) -> str:
     band = estimate.trough_interval
     lines = [
         f"model {estimate.model_name}; method {estimate.method}; CL {estimate.cl_l_h:.2f} L/h, V {estimate.v_l:.0f} L",
-        f"steady-state trough at {estimate.regimen.dose_mg:g} mg q{estimate.regimen.interval_h:g}h: "
+        f"steady-state trough at {format_number(estimate.regimen.dose_mg)} mg "
+        f"q{format_number(estimate.regimen.interval_h)}h: "
         f"{estimate.cmin_pred_ng_ml:.0f} ng/mL"
         + (f" (5-95 %: {band.p05:.0f}-{band.p95:.0f}, parameter uncertainty)" if band else ""),
     ]
@@ -358,18 +362,22 @@ def summary(estimate: ExposureEstimate) -> str:
             f"{estimate.cmin_next_ng_ml:.0f} ng/mL"
         )
     if estimate.p_target is not None:
-        lines.append(f"P(trough >= {estimate.target_ng_ml:g} ng/mL) = {estimate.p_target:.2f}")
+        lines.append(f"P(trough >= {format_number(estimate.target_ng_ml)} ng/mL) = {estimate.p_target:.2f}")
     if estimate.loglinear:
         flag = "" if estimate.loglinear.reliable else f" [unreliable: {estimate.loglinear.reason}]"
         lines.append(f"log-linear (Wang 2009) trough: {estimate.loglinear.cmin_ng_ml:.0f} ng/mL{flag}")
     for row in estimate.dose_table:
         lines.append(
-            f"  {row.daily_mg:4.0f} mg/day ({row.dose_mg:g} mg q{row.interval_h:g}h): median "
+            f"  {row.daily_mg:4.0f} mg/day ({format_number(row.dose_mg)} mg q{format_number(row.interval_h)}h): median "
             f"{row.cmin_median_ng_ml:5.0f} [{row.cmin_p05_ng_ml:.0f}-{row.cmin_p95_ng_ml:.0f}] "
             f"P(target) {row.p_target:.2f}"
         )
     proposed = estimate.proposed_daily_mg
-    lines.append(f"proposed: {proposed:g} mg/day" if proposed is not None else "proposed: none reaches the threshold")
+    lines.append(
+        f"proposed: {format_number(proposed)} mg/day"
+        if proposed is not None
+        else "proposed: none reaches the threshold"
+    )
     lines += [f"WARNING: {w}" for w in estimate.warnings]
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ from typing import Any
 from cds.engine.model import Rule, RuleFile
 from cds.engine.ruleset import RuleSet
 from cds.engine.trace import GuidelineMap, map_path, read_guideline_map
+from cds.numbers import format_number
 
 _OPS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
 
@@ -46,7 +47,7 @@ def _policy(rule_set: RuleSet) -> list[str]:
     ]
     for name, param in rule_set.policy.parameters.items():
         value = param.value
-        shown = f"{value.value:g} {value.unit}" if hasattr(value, "unit") else str(value)
+        shown = f"{format_number(value.value)} {value.unit}" if hasattr(value, "unit") else str(value)
         lines.append(f"| `{name}` | {_cell(shown)} | {param.level} | {_cell(param.evidence)} |")
     return lines
 
@@ -103,10 +104,10 @@ def _then(rule: Rule) -> list[str]:
             text
             for text in (
                 "withhold" if d.withhold else "",
-                f"factor x{d.factor:g}" if d.factor is not None else "",
+                f"factor x{format_number(d.factor)}" if d.factor is not None else "",
                 f"step {d.step:+d} on the dose ladder" if d.step is not None else "",
-                f"set {d.set_daily_mg:g} mg/day" if d.set_daily_mg is not None else "",
-                f"cap {d.max_daily_mg:g} mg/day" if d.max_daily_mg is not None else "",
+                f"set {format_number(d.set_daily_mg)} mg/day" if d.set_daily_mg is not None else "",
+                f"cap {format_number(d.max_daily_mg)} mg/day" if d.max_daily_mg is not None else "",
             )
             if text
         ]

@@ -34,7 +34,7 @@ def normalise_facts(facts: Mapping[str, Any], vocabulary: Vocabulary) -> dict[st
 
 def _expected(spec: Any) -> str:
     if spec.type == "number":
-        return f"range [{spec.low:g}, {spec.high:g}] {spec.unit}"
+        return f"range {spec.expected()}"
     return ", ".join(spec.values) if spec.values else spec.type
 
 

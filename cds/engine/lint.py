@@ -9,6 +9,7 @@ from cds.engine import conditions as c
 from cds.engine.diagnostics import Diagnostic
 from cds.engine.model import Rule, RuleFile
 from cds.engine.vocabulary import Vocabulary
+from cds.numbers import format_number
 
 BOUNDARY_RELATIVE = 0.05  # a test value within 5% (or 1 unit) of a threshold counts as "at the boundary"
 
@@ -65,8 +66,8 @@ def _boundary_tests(rule: Rule) -> Iterable[Diagnostic]:
             yield _diag(
                 rule,
                 "E010",
-                f"{rule.id}: threshold {leaf.op} {leaf.text} on {leaf.fact} needs a test at {threshold:g} "
-                f"and one just {side} it (within {width:g})",
+                f"{rule.id}: threshold {leaf.op} {leaf.text} on {leaf.fact} needs a test at {format_number(threshold)} "
+                f"and one just {side} it (within {format_number(width)})",
             )
 
 

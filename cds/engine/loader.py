@@ -215,7 +215,7 @@ def _threshold(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, op: str) ->
         ctx.error(
             path,
             "E005",
-            f"threshold {raw} for {spec.name} is outside its plausible range [{spec.low:g}, {spec.high:g}] {spec.unit}",
+            f"threshold {raw} for {spec.name} is outside its plausible range {spec.expected()}",
         )
         return None
     return c.Compare(op, spec.name, value, str(raw))

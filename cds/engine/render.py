@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from cds.engine.conditions import FactValue
 from cds.engine.policy import POLICY_PREFIX, Policy
 from cds.engine.vocabulary import FactSpec, Vocabulary
+from cds.numbers import format_number
 from cds.units import Quantity
 
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_.]*)\}")
@@ -21,10 +22,9 @@ def format_value(value: FactValue | Quantity) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return value
-    if float(value).is_integer():
-        return str(int(value))
-    digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
-    return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return str(value)
+    return format_number(value)
 
 
 def placeholders(template: str) -> list[str]:

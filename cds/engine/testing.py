@@ -10,6 +10,7 @@ from typing import Any
 from cds.engine.decision import Decision
 from cds.engine.evaluate import RuleEngine
 from cds.engine.model import Rule, RuleTest
+from cds.numbers import format_number
 
 # Turns a test's `request:` (a fhir_examples file) into (facts, hook); supplied by the pipeline.
 RequestLoader = Callable[[str], tuple[Mapping[str, Any], str]]
@@ -82,6 +83,6 @@ def _dose_mismatches(decision: Decision, expected: Mapping[str, object]) -> Iter
     if "daily_mg" in expected:
         want = float(expected["daily_mg"])  # type: ignore[arg-type]
         if dose.daily_mg is None or not math.isclose(dose.daily_mg, want):
-            yield f"expected {want:g} mg/day; got {dose.daily_mg}"
+            yield f"expected {format_number(want)} mg/day; got {dose.daily_mg}"
     if "interval_h" in expected and dose.interval_h != expected["interval_h"]:
         yield f"expected interval {expected['interval_h']} h; got {dose.interval_h}"

@@ -12,6 +12,7 @@ import yaml
 
 from cds.engine.yamlpos import safe_load
 from cds.errors import RuleError
+from cds.numbers import format_number
 from cds.units import UnitError, canonical_unit
 
 FACT_TYPES = ("number", "boolean", "code", "date")
@@ -42,6 +43,13 @@ class FactSpec:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
         return self.low is not None and self.high is not None and self.low <= value <= self.high
+
+    def expected(self) -> str:
+        """What ``accepts`` takes, for messages: "[0, 10000] ng/mL" or the value list."""
+        if self.type != "number":
+            return str(list(self.values)) if self.values else self.type
+        bounds = ", ".join("?" if b is None else format_number(b) for b in (self.low, self.high))
+        return f"[{bounds}] {self.unit or ''}".rstrip()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from cds.fhir.settings import MappingSettings
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Terminology
 from cds.fhir.types import Source
+from cds.numbers import format_number
 
 BILIRUBIN_MOLAR_MASS = 584.66
 
@@ -76,7 +77,7 @@ class BodyMapper:
         earlier = [w for w in weights if timedelta(days=1) <= latest.time - w.time <= window]
         if earlier:
             base = earlier[-1]
-            note = f"{latest.value:g} kg vs {base.value:g} kg on {base.time.date()}"
+            note = f"{format_number(latest.value)} kg vs {format_number(base.value)} kg on {base.time.date()}"
             self.sink.put("patient.weight_gain_7d", latest.value - base.value, [latest.source, base.source], note)
 
     def renal(self) -> None:

@@ -12,6 +12,7 @@ from cds.fhir.index import ResourceIndex, raw_concept
 from cds.fhir.medication import Dosage, MedicationFacts, Timing
 from cds.fhir.quantities import is_tablet_count, mass_mg
 from cds.fhir.terminology import Concept, Match, ValueSet
+from cds.numbers import format_number
 
 _PER_DAY_CODES = {"QD": 1, "OD": 1, "Q24H": 1, "QAM": 1, "QPM": 1, "QHS": 1, "BID": 2, "Q12H": 2}
 _PER_DAY_CODES |= {"TID": 3, "Q8H": 3, "QID": 4, "Q6H": 4}
@@ -121,7 +122,7 @@ def dose_mg(dosage: Dosage, strength_mg: float | None) -> tuple[float | None, st
     if is_tablet_count(unit):
         if strength_mg is None:
             return None, "a tablet count for a product whose strength is not known"
-        return value * strength_mg, f"{value:g} tablet(s) x {strength_mg:g} mg"
+        return value * strength_mg, f"{format_number(value)} tablet(s) x {format_number(strength_mg)} mg"
     return None, f"dose unit {unit!r} is neither mg nor tablets"
 
 

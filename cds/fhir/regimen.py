@@ -26,6 +26,7 @@ from cds.fhir.therapy import (
     statement_therapy,
 )
 from cds.fhir.types import DoseEvent, DoseSource, LevelSample, Source
+from cds.numbers import format_number
 
 Key = tuple[str, str]
 _DAY = timedelta(days=1)
@@ -281,7 +282,7 @@ class RegimenMapper:
         self.sink.put("level.hours_after_dose", hours, [src], f"last dose {before[-1].time.isoformat()}")
         interval = (run.interval_h if run else None) or (active.dosing.interval_h if active else None)
         if interval is not None:
-            self.sink.put("level.hours_from_trough", hours - interval, [src], f"interval {interval:g} h")
+            self.sink.put("level.hours_from_trough", hours - interval, [src], f"interval {format_number(interval)} h")
 
     def _max_age(self, name: str) -> float | None:
         return self.settings.max_age_days.get(name, self.sink.vocabulary[name].max_age_days)

@@ -25,8 +25,7 @@ class FactSink:
                 return self._drop(name, value, sources, "not a finite number")
             value = round(value, 6)
         if not spec.accepts(value):
-            expected = f"[{spec.low:g}, {spec.high:g}] {spec.unit}" if spec.type == "number" else str(spec.values)
-            return self._drop(name, value, sources, f"outside the plausible {expected}")
+            return self._drop(name, value, sources, f"outside the plausible {spec.expected()}")
         unique = tuple(sources) if len(sources) < 2 else tuple(dict.fromkeys(sources))
         self.facts[name] = SourcedFact(name, value, spec.unit, unique, note)
         return True

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cds.errors import EstimationError
+from cds.numbers import format_number
 from cds.pk.inputs import STEADY_STATE_H, Covariates, DoseEvent, DoseHistory, Level, Regimen, build_history
 from cds.pk.loglinear import LogLinearEstimate, loglinear_estimate
 from cds.pk.map import MapFit, fit_map
@@ -247,8 +248,8 @@ def _history_warnings(history: DoseHistory, latest: Level, regimen: Regimen) -> 
     on_regimen = history.hours_on_regimen(t_h, regimen.interval_h)
     if on_regimen < STEADY_STATE_H:
         return [
-            f"latest level drawn after {on_regimen:.0f} h of regular dosing at {regimen.dose_mg:g} mg "
-            f"(< {STEADY_STATE_H:g} h): not at steady state; the full dose history was used"
+            f"latest level drawn after {on_regimen:.0f} h of regular dosing at {format_number(regimen.dose_mg)} mg "
+            f"(< {format_number(STEADY_STATE_H)} h): not at steady state; the full dose history was used"
         ]
     return []
 
@@ -276,7 +277,8 @@ def _assemble(
     next_time, cmin_next = _next_trough(request, float(cl), float(v), float(ka))
     if proposed is None:
         warnings.append(
-            f"no ladder dose reaches P(trough >= {request.target_ng_ml:g} ng/mL) >= {request.proposal_threshold:g}"
+            f"no ladder dose reaches P(trough >= {format_number(request.target_ng_ml)} ng/mL) "
+            f">= {format_number(request.proposal_threshold)}"
         )
     return ExposureEstimate(
         model_name=model.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cds.numbers import format_number
 from cds.pk.inputs import STEADY_STATE_H, DoseHistory, Level
 
 WANG_KE_PER_H = 0.041
@@ -44,10 +45,14 @@ def loglinear_estimate(history: DoseHistory, level: Level, interval_h: float) ->
         return None
     reasons = []
     if after < ABSORPTION_PHASE_H:
-        reasons.append(f"sampled {after:.1f} h after a dose (absorption phase, < {ABSORPTION_PHASE_H:g} h)")
+        reasons.append(
+            f"sampled {after:.1f} h after a dose (absorption phase, < {format_number(ABSORPTION_PHASE_H)} h)"
+        )
     on_regimen = history.hours_on_regimen(t_h, interval_h)
     if on_regimen < STEADY_STATE_H:
-        reasons.append(f"not at steady state ({on_regimen:.0f} h of regular dosing, < {STEADY_STATE_H:g} h)")
+        reasons.append(
+            f"not at steady state ({on_regimen:.0f} h of regular dosing, < {format_number(STEADY_STATE_H)} h)"
+        )
     return LogLinearEstimate(
         cmin_ng_ml=loglinear_trough(level.ng_ml, after, interval_h),
         level_ng_ml=level.ng_ml,

@@ -32,6 +32,7 @@ import numpy as np
 import yaml
 
 from cds.errors import EstimationError
+from cds.numbers import format_number
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "rules" / "models"
 PARAMETERS = ("CL", "V", "KA")
@@ -335,13 +336,13 @@ def typical_values(model: PkModel, covariates: Mapping[str, float]) -> TypicalVa
         if spec.domain is not None and not spec.domain[0] <= value <= spec.domain[1]:
             out_of_domain = True
             warnings.append(
-                f"{spec.name} = {value:g} {spec.unit} is outside the validity domain "
-                f"[{spec.domain[0]:g}, {spec.domain[1]:g}] of {model.name}"
+                f"{spec.name} = {format_number(value)} {spec.unit} is outside the validity domain "
+                f"[{format_number(spec.domain[0])}, {format_number(spec.domain[1])}] of {model.name}"
             )
     cl, v, ka = (model.parameter(p).typical_value(values) for p in PARAMETERS)
     for name, value in zip(PARAMETERS, (cl, v, ka), strict=True):
         if not (math.isfinite(value) and value > 0):
-            raise EstimationError(f"typical {name} of {model.name} is {value:g} for these covariates")
+            raise EstimationError(f"typical {name} of {model.name} is {format_number(value)} for these covariates")
     return TypicalValues(cl, v, ka, out_of_domain, tuple(warnings))
 
 
@@ -349,9 +350,13 @@ def _covariate_value(spec: CovariateSpec, covariates: Mapping[str, float]) -> tu
     if spec.name not in covariates:
         if spec.default is None:
             raise EstimationError(f"model covariate `{spec.name}` is required, got no value")
-        return spec.default, f"{spec.name} unknown; the model's reference value {spec.default:g} was used"
+        return spec.default, f"{spec.name} unknown; the model's reference value {format_number(spec.default)} was used"
     value = float(covariates[spec.name])
     if not math.isfinite(value) or (spec.plausible is not None and not spec.plausible[0] <= value <= spec.plausible[1]):
-        bounds = f"within [{spec.plausible[0]:g}, {spec.plausible[1]:g}]" if spec.plausible else "finite"
-        raise EstimationError(f"Invalid `{spec.name}`: got {value:g} {spec.unit}, must be {bounds}")
+        bounds = (
+            f"within [{format_number(spec.plausible[0])}, {format_number(spec.plausible[1])}]"
+            if spec.plausible
+            else "finite"
+        )
+        raise EstimationError(f"Invalid `{spec.name}`: got {format_number(value)} {spec.unit}, must be {bounds}")
     return value, ""

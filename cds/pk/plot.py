@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cds.numbers import format_number
 from cds.pk.estimate import ExposureEstimate
 from cds.pk.inputs import Covariates, DoseEvent, DoseHistory, Level, Regimen, build_history, regular_doses
 from cds.pk.model import PkModel, apply_etas, typical_values
@@ -62,7 +63,9 @@ def plot_estimate(
     ax.fill_between(grid, band[0], band[1], alpha=0.25, label="5-95 % (parameter uncertainty)")
     ax.plot(grid, individual, label=f"individual ({estimate.method})")
     ax.plot(grid, population, linestyle="--", label="population (typical)")
-    ax.axhline(estimate.target_ng_ml, color="tab:red", linewidth=1, label=f"target {estimate.target_ng_ml:g}")
+    ax.axhline(
+        estimate.target_ng_ml, color="tab:red", linewidth=1, label=f"target {format_number(estimate.target_ng_ml)}"
+    )
     if levels:
         ax.scatter(
             [history.hours(lv.time) for lv in levels],

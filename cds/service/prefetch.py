@@ -29,6 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from cds.errors import InvalidInput, MissingPrefetch
+from cds.numbers import format_number
 
 __all__ = ["PrefetchResult", "complete_prefetch", "render_template"]
 
@@ -317,7 +318,7 @@ async def _fetch(fhir: _Fhir, need: _Need, budget_s: float) -> dict[str, Any] | 
         async with asyncio.timeout_at(fhir.deadline):
             return await _complete(fhir, need)
     except TimeoutError:
-        return _FetchError(f"not complete within the {budget_s:g} s budget")
+        return _FetchError(f"not complete within the {format_number(budget_s)} s budget")
     except _FetchError as exc:
         return exc
 

@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from cds.engine.render import format_value
 from cds.engine.ruleset import RuleSet
+from cds.numbers import format_number
 from cds.web.markdown import render_markdown
 from cds.web.plots import plot_available
 
@@ -416,13 +417,13 @@ def _same(a: tuple[Any, Any], b: tuple[Any, Any]) -> bool:
 def _regimen(daily: Any, interval: Any) -> str:
     daily_f, interval_f = float(daily), float(interval or 24)
     per_dose = daily_f * interval_f / 24
-    return f"{per_dose:g} mg every {interval_f:g} h ({daily_f:g} mg/day)"
+    return f"{format_number(per_dose)} mg every {format_number(interval_f)} h ({format_number(daily_f)} mg/day)"
 
 
 def _num(value: Any) -> str:
     if value is None:
         return "-"
-    return format_value(float(value)) if float(value) < 100 else f"{float(value):.0f}"
+    return format_number(float(value))
 
 
 def _conc(value: Any) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from cds.errors import CdsError, EstimationError
+from cds.numbers import format_number
 from cds.pk import Covariates, DoseEvent, ExposureEstimate, Level, Regimen, load_model
 from cds.pk.inputs import build_history
 from cds.pk.model import PkModel, apply_etas, typical_values
@@ -170,7 +171,11 @@ def draw(run: Replay, proposed: tuple[float, float] | None, *, recorded_cmin: fl
         label = f"predicted at proposed {_regimen(_as_regimen(proposed))}"
         ax.plot(xs, ys, color="#d95f02", linewidth=1.8, label=label)
     ax.axhline(
-        est.target_ng_ml, color="#b2182b", linewidth=1.3, linestyle=":", label=f"target {est.target_ng_ml:g} ng/mL"
+        est.target_ng_ml,
+        color="#b2182b",
+        linewidth=1.3,
+        linestyle=":",
+        label=f"target {format_number(est.target_ng_ml)} ng/mL",
     )
     if levels:
         ax.scatter(
@@ -194,7 +199,7 @@ def draw(run: Replay, proposed: tuple[float, float] | None, *, recorded_cmin: fl
     ax.set_ylabel("imatinib plasma concentration (ng/mL)")
     ax.set_title(
         f"{est.model_name}: predicted steady-state trough {est.cmin_pred_ng_ml:.0f} ng/mL "
-        f"at {regimen.daily_mg:g} mg/day",
+        f"at {format_number(regimen.daily_mg)} mg/day",
         fontsize=11,
     )
     if recorded_cmin and abs(est.cmin_pred_ng_ml - recorded_cmin) > 0.005 * recorded_cmin:
@@ -264,7 +269,8 @@ def _as_regimen(proposed: tuple[float, float]) -> Regimen:
 
 
 def _regimen(regimen: Regimen) -> str:
-    return f"{regimen.daily_mg:g} mg/day ({regimen.dose_mg:g} mg every {regimen.interval_h:g} h)"
+    every = f"{format_number(regimen.dose_mg)} mg every {format_number(regimen.interval_h)} h"
+    return f"{format_number(regimen.daily_mg)} mg/day ({every})"
 
 
 def _when(time: datetime) -> str:
