@@ -111,7 +111,7 @@ class BodyMapper:
             return
         crcl = derive.cockcroft_gault(age, weight.value, creatinine.value, str(sex))
         sources = [creatinine.source, weight.source, *([self.patient_source] if self.patient_source else [])]
-        note = f"Cockcroft-Gault, actual body weight {weight.value:.1f} kg, SCr {creatinine.value:.3g} mg/dL"
+        note = f"Cockcroft-Gault, actual body weight {weight.value:.1f} kg, SCr {format_number(creatinine.value)} mg/dL"
         if self.sink.put("renal.crcl", crcl, sources, note):
             self.sink.put("renal.crcl_method", "cockcroft-gault", sources)
 
