@@ -1,0 +1,159 @@
+"""Several imatinib drafts in one request read as one regimen: renewals, split orders and duplicates.
+
+The reading (clinical-rules.md §9.1 "split and repeated orders"; how the service reads them is local policy):
+- The imatinib drafts of one request together are the regimen being ordered: their doses add
+  (400 mg tablet + 2 x 100 mg tablets = 600 mg/day), as lines of one order would.
+- A draft renews an active order when its priorPrescription names that order, or, without priorPrescription,
+  when it orders the same product at the same dose. Either way it replaces that order (as every draft replaces
+  the therapy it follows): the renewed dose is never added to the active one.
+- Two drafts of the same product at the same dose are a split dose only when both give clock times
+  (timing.repeat.timeOfDay) and the times do not overlap (400 mg at 08:00 + 400 mg at 20:00). Otherwise they
+  are a possible duplicate: the second is counted once, not twice, and a card names both orders, so a
+  duplicate never silently doubles the dose.
+- A draft identical to an active order that is not renewing it (its priorPrescription names another order)
+  would leave both active: a possible duplicate too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import time
+
+from cds.fhir.dosing import Dosing, combine_dosing
+from cds.fhir.therapy import CURRENT, Therapy
+from cds.numbers import format_number
+
+Key = tuple[str, str]
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+@dataclass(frozen=True)
+class DraftPart:
+    """One draft and what it contributes to the regimen."""
+
+    therapy: Therapy
+    counted: bool  # False: a possible duplicate of ``duplicate_of``, left out of the sum
+    renews: Key | None = None
+    renews_why: str = ""  # "priorPrescription" | "same product and dose"
+    duplicate_of: Key | None = None
+
+    def describe(self) -> str:
+        mg = self.therapy.dosing.daily_mg
+        dose = f"{format_number(mg)} mg/day" if mg is not None else "dose not read"
+        text = f"{order_name(self.therapy.key)} {dose}"
+        if self.duplicate_of is not None and not self.counted:
+            text += f", not counted: possible duplicate of {order_name(self.duplicate_of)}"
+        if self.renews is not None:
+            text += f", renews {order_name(self.renews)} ({self.renews_why})"
+        return text
+
+
+@dataclass(frozen=True)
+class DraftRegimen:
+    parts: tuple[DraftPart, ...]
+    dosing: Dosing  # the counted drafts combined
+    duplicates: tuple[tuple[Key, Key], ...]  # (draft, the other order), each pair once
+
+    @property
+    def counted(self) -> list[DraftPart]:
+        return [p for p in self.parts if p.counted]
+
+    def renewals(self) -> str:
+        """Which drafts renew which orders (each replaces the order it renews; the doses are not added)."""
+        found = [p for p in self.parts if p.renews is not None]
+        return "; ".join(
+            f"{order_name(p.therapy.key)} renews {order_name(p.renews)} ({p.renews_why}) and replaces it"
+            for p in found
+            if p.renews is not None
+        )
+
+    def composition(self) -> str:
+        """How the total was made, for the fact note and the trace."""
+        parts = "; ".join(p.describe() for p in self.parts)
+        if len(self.counted) < 2:
+            return parts
+        total = self.dosing.daily_mg
+        shown = f"{format_number(total)} mg/day" if total is not None else "not read"
+        return f"sum of {len(self.counted)} draft orders = {shown}: {parts}"
+
+
+def compose(drafts: Sequence[Therapy], records: Sequence[Therapy]) -> DraftRegimen:
+    """The drafts of one request as one regimen (``records`` are the patient's non-draft therapy records)."""
+    current = [r for r in records if r.status in CURRENT]
+    parts: list[DraftPart] = []
+    duplicates: list[tuple[Key, Key]] = []
+    for draft in drafts:
+        twin = next((p.therapy for p in parts if p.counted and _duplicates(draft, p.therapy)), None)
+        if twin is not None:  # counted once: the twin already stands for it (and for any renewal)
+            duplicates.append((draft.key, twin.key))
+            parts.append(DraftPart(draft, False, duplicate_of=twin.key))
+            continue
+        renews, why = _renewal(draft, current)
+        for order in current:
+            if order.key != renews and _same_regimen(draft, order):
+                duplicates.append((draft.key, order.key))  # both would stay active
+        parts.append(DraftPart(draft, True, renews, why))
+    return DraftRegimen(tuple(parts), _combined([p.therapy for p in parts if p.counted]), tuple(dict.fromkeys(duplicates)))
+
+
+def _combined(counted: list[Therapy]) -> Dosing:
+    """The counted drafts' dosage lines read together, each with its own tablet strength."""
+    if len(counted) == 1:
+        return counted[0].dosing
+    unread = next((t for t in counted if t.dosing.daily_mg is None), None)
+    if unread is not None:
+        return Dosing(None, None, (), f"{order_name(unread.key)}: {unread.dosing.note}")
+    return combine_dosing([(line, t.strength_mg) for t in counted for line in t.dosages])
+
+
+def _renewal(draft: Therapy, current: Sequence[Therapy]) -> tuple[Key | None, str]:
+    if draft.prior:
+        target = _reference_key(draft.prior)
+        return (target, "priorPrescription") if target else (None, "")
+    same = next((order for order in current if _same_regimen(draft, order)), None)
+    return (same.key, "same product and dose") if same else (None, "")
+
+
+def _reference_key(reference: str) -> Key | None:
+    parts = reference.rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "MedicationRequest":
+        return ("MedicationRequest", parts[-1])
+    return None
+
+
+def _same_product(a: Therapy, b: Therapy) -> bool:
+    """The same tablet strength (brand and generic of one strength are one product), else the same concept."""
+    if a.strength_mg is not None or b.strength_mg is not None:
+        return a.strength_mg == b.strength_mg
+    return a.product_name is not None and a.product_name == b.product_name
+
+
+def _same_regimen(a: Therapy, b: Therapy) -> bool:
+    """Same product, same mg/day and the same number of doses a day."""
+    da, db = a.dosing, b.dosing
+    return (
+        _same_product(a, b)
+        and da.daily_mg is not None
+        and da.daily_mg == db.daily_mg
+        and da.doses_per_day == db.doses_per_day
+    )
+
+
+def _duplicates(a: Therapy, b: Therapy) -> bool:
+    """Identical drafts, unless both give clock times that do not overlap (a dose split over the day)."""
+    if not _same_regimen(a, b):
+        return False
+    times_a, times_b = _times(a.dosing), _times(b.dosing)
+    split = bool(times_a) and bool(times_b) and not times_a & times_b
+    return not split
+
+
+def _times(dosing: Dosing) -> set[time]:
+    return {clock for clock, _ in dosing.schedule}
+
+
+def order_name(key: Key) -> str:
+    """``MedicationRequest/<id>`` for card text; an id that is not a FHIR id is not shown (it is request text)."""
+    return f"{key[0]}/{key[1]}" if _FHIR_ID.fullmatch(key[1]) else f"{key[0]} (id not shown: not a FHIR id)"
