@@ -95,7 +95,9 @@ def compose(drafts: Sequence[Therapy], records: Sequence[Therapy]) -> DraftRegim
             if order.key != renews and _same_regimen(draft, order):
                 duplicates.append((draft.key, order.key))  # both would stay active
         parts.append(DraftPart(draft, True, renews, why))
-    return DraftRegimen(tuple(parts), _combined([p.therapy for p in parts if p.counted]), tuple(dict.fromkeys(duplicates)))
+    return DraftRegimen(
+        tuple(parts), _combined([p.therapy for p in parts if p.counted]), tuple(dict.fromkeys(duplicates))
+    )
 
 
 def _combined(counted: list[Therapy]) -> Dosing:

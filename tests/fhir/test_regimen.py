@@ -53,7 +53,12 @@ def draft(rid: str, tablet: dict[str, str], *lines: dict[str, Any]) -> dict[str,
 
 def line(value: float, unit: str, *times: str, frequency: int = 1) -> dict[str, Any]:
     code = "{tablet}" if unit == "tablet" else unit
-    repeat: dict[str, Any] = {"frequency": frequency, "period": 1, "periodUnit": "d", "boundsPeriod": {"start": "2026-11-26"}}
+    repeat: dict[str, Any] = {
+        "frequency": frequency,
+        "period": 1,
+        "periodUnit": "d",
+        "boundsPeriod": {"start": "2026-11-26"},
+    }
     if times:
         repeat["timeOfDay"] = list(times)
     return {
@@ -132,7 +137,10 @@ def test_a_draft_whose_dose_cannot_be_read_leaves_the_total_unread() -> None:
 def test_identical_drafts_at_different_clock_times_are_a_split_dose() -> None:
     body = set_drafts(
         clone(example(SPLIT)),
-        [draft("am", TABLET_400, line(1, "tablet", "08:00:00")), draft("pm", TABLET_400, line(1, "tablet", "20:00:00"))],
+        [
+            draft("am", TABLET_400, line(1, "tablet", "08:00:00")),
+            draft("pm", TABLET_400, line(1, "tablet", "20:00:00")),
+        ],
     )
     facts = regimen(record_of(body))
     assert facts["regimen.daily_mg"] == 800.0 and facts["regimen.interval_h"] == 12.0
@@ -151,13 +159,17 @@ def test_identical_drafts_otherwise_are_a_possible_duplicate_counted_once(
     first: tuple[str, ...], second: tuple[str, ...]
 ) -> None:
     body = set_drafts(
-        clone(example(SPLIT)), [draft("x1", TABLET_400, line(1, "tablet", *first)), draft("x2", TABLET_400, line(400, "mg", *second))]
+        clone(example(SPLIT)),
+        [draft("x1", TABLET_400, line(1, "tablet", *first)), draft("x2", TABLET_400, line(400, "mg", *second))],
     )
     record = record_of(body)
     assert record.facts["regimen.daily_mg"].value == 400.0  # never silently 800
     assert record.facts["regimen.duplicate_order"].value is True
     assert record.facts["regimen.duplicate_orders"].value == "MedicationRequest/x2 and MedicationRequest/x1"
-    assert record.draft_parts[1] == "MedicationRequest/x2 400 mg/day, not counted: possible duplicate of MedicationRequest/x1"
+    assert (
+        record.draft_parts[1]
+        == "MedicationRequest/x2 400 mg/day, not counted: possible duplicate of MedicationRequest/x1"
+    )
 
 
 def test_a_draft_identical_to_an_active_order_it_does_not_renew_is_a_possible_duplicate() -> None:

@@ -49,7 +49,8 @@ def _apply(body: dict[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any
     entries = {(e["resource"]["resourceType"], e["resource"]["id"]): e for e in bundle["entry"]}
     for action in sorted(actions, key=lambda a: ["delete", "create", "update"].index(a["type"])):
         if action["type"] == "delete":
-            del entries[tuple(action["resourceId"].split("/"))]  # type: ignore[arg-type]
+            kind, rid = action["resourceId"].split("/")
+            del entries[(kind, rid)]
         else:
             resource = action["resource"]
             entries[(resource["resourceType"], resource["id"])] = {"resource": resource}
@@ -122,7 +123,9 @@ def test_with_the_policy_off_the_new_start_asks_for_creatinine(pipeline: Pipelin
         pytest.param(20.9, "moderate", id="20.03 moderate"),
     ],
 )
-def test_de_indexed_egfr_on_both_sides_of_the_label_thresholds(pipeline: Pipeline, egfr: float, impairment: str) -> None:
+def test_de_indexed_egfr_on_both_sides_of_the_label_thresholds(
+    pipeline: Pipeline, egfr: float, impairment: str
+) -> None:
     outcome = run(pipeline, egfr_body(egfr))
     assert outcome.decision.derived["renal.impairment"] == impairment
     assert "IMA-RENAL-060" in outcome.decision.fired_ids
@@ -139,7 +142,9 @@ def test_de_indexed_egfr_on_both_sides_of_the_label_thresholds(pipeline: Pipelin
         pytest.param(20, "moderate", id="20"),
     ],
 )
-def test_egfr_as_reported_on_both_sides_of_the_label_thresholds(pipeline: Pipeline, egfr: float, impairment: str) -> None:
+def test_egfr_as_reported_on_both_sides_of_the_label_thresholds(
+    pipeline: Pipeline, egfr: float, impairment: str
+) -> None:
     outcome = run(pipeline, egfr_body(egfr, height=False))
     assert outcome.decision.derived["renal.impairment"] == impairment
     assert "IMA-RENAL-061" in outcome.decision.fired_ids and "IMA-RENAL-060" not in outcome.decision.fired_ids
