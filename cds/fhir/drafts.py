@@ -12,13 +12,17 @@ The reading (clinical-rules.md §9.1 "split and repeated orders"; how the servic
   duplicate never silently doubles the dose.
 - A draft identical to an active order that is not renewing it (its priorPrescription names another order)
   would leave both active: a possible duplicate too.
+- Orders on record (not drafts) that start at the same time with the same status were signed together: they are
+  one regimen too, read the same way (merge_concurrent). Orders that start at different times follow each other
+  (the later replaces the earlier), as before.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import time
 
 from cds.fhir.dosing import Dosing, combine_dosing
@@ -159,3 +163,46 @@ def _times(dosing: Dosing) -> set[time]:
 def order_name(key: Key) -> str:
     """``MedicationRequest/<id>`` for card text; an id that is not a FHIR id is not shown (it is request text)."""
     return f"{key[0]}/{key[1]}" if _FHIR_ID.fullmatch(key[1]) else f"{key[0]} (id not shown: not a FHIR id)"
+
+
+@dataclass(frozen=True)
+class Concurrent:
+    records: list[Therapy]  # orders started together merged into one record each
+    duplicates: tuple[tuple[Key, Key], ...]
+    parts: tuple[str, ...]  # how each merged record was made, for the trace
+
+
+def merge_concurrent(records: Sequence[Therapy]) -> Concurrent:
+    """Orders on record that start at the same time with the same status are one regimen (a 400 mg and a 100 mg
+    tablet order signed together): one record with the doses added. Of identical ones (same product and dose,
+    no separate clock times) one is kept and the pair is a possible duplicate."""
+    out: list[Therapy] = []
+    duplicates: list[tuple[Key, Key]] = []
+    parts: list[str] = []
+    for _, grouped in itertools.groupby(records, key=lambda r: (r.start, r.status)):
+        kept: list[Therapy] = []
+        for record in grouped:
+            twin = next((k for k in kept if _duplicates(record, k)), None)
+            if twin is None:
+                kept.append(record)
+            else:
+                duplicates.append((record.key, twin.key))
+        if len(kept) == 1:
+            out.append(kept[0])
+            continue
+        strengths = {k.strength_mg for k in kept}
+        merged = replace(
+            kept[0],
+            dosing=_combined(kept),
+            strength_mg=strengths.pop() if len(strengths) == 1 else None,
+            product_name=None,
+            members=tuple(k.key for k in kept),
+        )
+        out.append(merged)
+        shown = [f"{order_name(k.key)} {_mg(k.dosing)}" for k in kept]
+        parts.append(f"orders started together, read as one regimen of {_mg(merged.dosing)}: " + "; ".join(shown))
+    return Concurrent(out, tuple(duplicates), tuple(parts))
+
+
+def _mg(dosing: Dosing) -> str:
+    return f"{format_number(dosing.daily_mg)} mg/day" if dosing.daily_mg is not None else "dose not read"

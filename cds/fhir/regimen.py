@@ -8,7 +8,7 @@ from typing import Any
 
 from cds.fhir import parse
 from cds.fhir.dosing import dose_mg, product
-from cds.fhir.drafts import DraftRegimen, compose, order_name
+from cds.fhir.drafts import Concurrent, DraftRegimen, compose, merge_concurrent, order_name
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.labs import Labs, Want
 from cds.fhir.medication import read_administration, read_request, read_statement
@@ -64,16 +64,19 @@ class RegimenMapper:
 
     def run(self, labs: Labs) -> RegimenResult:
         drafts = self._drafts()
-        records = history(self._therapies("MedicationRequest"), self._therapies("MedicationStatement"))
+        together = merge_concurrent(
+            history(self._therapies("MedicationRequest"), self._therapies("MedicationStatement"))
+        )
+        records = together.records
         runs = segments(records, self.now, self.lookback)
         active = current(records)
         ordered = compose(drafts, records) if drafts else None
-        self._regimen_facts(ordered, records, runs, active)
+        self._regimen_facts(ordered, together, runs, active)
         doses = self._dose_history(records)
         if doses.source == "none" and (drafts or records):
             self.sink.put("regimen.dose_times_known", False, [r.source for r in records[-1:]], doses.note)
         levels = self._levels(labs, doses, runs, active)
-        parts = tuple(p.describe() for p in ordered.parts) if ordered else ()
+        parts = (*together.parts, *(p.describe() for p in ordered.parts)) if ordered else together.parts
         return RegimenResult(tuple(dict(self.index.raw(d.key)) for d in drafts), doses, levels, parts)
 
     # --- records ------------------------------------------------------------------------------------
@@ -105,17 +108,21 @@ class RegimenMapper:
     # --- regimen facts ------------------------------------------------------------------------------
 
     def _regimen_facts(
-        self, ordered: DraftRegimen | None, records: list[Therapy], runs: list[Segment], active: Therapy | None
+        self, ordered: DraftRegimen | None, together: Concurrent, runs: list[Segment], active: Therapy | None
     ) -> None:
+        records = together.records
         regimen = self._ordered_regimen(ordered) if ordered else active
         if regimen is None:
             return
         if ordered is None:
-            self._dosing_facts(regimen, "active", [regimen.source])
+            self._dosing_facts(regimen, "active", regimen.sources, "; ".join(together.parts))
+            src = regimen.sources
         else:
             counted = [p.therapy.source for p in ordered.counted]
             self._dosing_facts(regimen, "draft", counted, ordered.composition(), ordered.renewals())
             self._draft_facts(ordered)
+            src = [p.therapy.source for p in ordered.parts]
+        self._duplicate_facts([*(ordered.duplicates if ordered else ()), *together.duplicates], src)
         self._hold_facts(regimen, active)
         new_start = ordered is not None and not self._recent_therapy(records)
         self.sink.put("regimen.new_start", new_start, [regimen.source, *[r.source for r in records[-1:]]])
@@ -142,17 +149,20 @@ class RegimenMapper:
         if regimen.dosing.interval_h is not None:
             self.sink.put("regimen.interval_h", regimen.dosing.interval_h, src)
         elif regimen.dosing.daily_mg is not None and len(src) > 1:
-            self.index.warnings.append("regimen.interval_h: the drafts' timings do not give one dosing interval")
+            self.index.warnings.append("regimen.interval_h: the orders' timings do not give one dosing interval")
 
     def _draft_facts(self, ordered: DraftRegimen) -> None:
-        """How many drafts make the regimen, how they add up, and possible duplicates (named, never summed)."""
+        """How many drafts make the regimen and how they add up."""
         src = [p.therapy.source for p in ordered.parts]
         self.sink.put("regimen.draft_count", float(len(ordered.parts)), src)
         if len(ordered.parts) > 1:
             self.sink.put("regimen.draft_parts", ordered.composition(), src)
-        self.sink.put("regimen.duplicate_order", bool(ordered.duplicates), src)
-        if ordered.duplicates:
-            pairs = "; ".join(f"{order_name(a)} and {order_name(b)}" for a, b in ordered.duplicates)
+
+    def _duplicate_facts(self, duplicates: list[tuple[tuple[str, str], tuple[str, str]]], src: list[Source]) -> None:
+        """Possible duplicates, each counted once, named for the card (IMA-REGIMEN-010)."""
+        self.sink.put("regimen.duplicate_order", bool(duplicates), src)
+        if duplicates:
+            pairs = "; ".join(f"{order_name(a)} and {order_name(b)}" for a, b in dict.fromkeys(duplicates))
             self.sink.put("regimen.duplicate_orders", pairs, src, "same product and dose")
 
     def _hold_facts(self, regimen: Therapy, active: Therapy | None) -> None:

@@ -32,6 +32,11 @@ class Therapy:
     dosages: tuple[Dosage, ...] = ()  # the scheduled lines, kept to combine several drafts into one regimen
     prior: str | None = None  # priorPrescription reference: the order this one renews
     product_name: str | None = None  # the imatinib value-set member matched (identifies the product)
+    members: tuple[tuple[str, str], ...] = ()  # orders started together and read as this one record
+
+    @property
+    def sources(self) -> list[Source]:
+        return [source(key, self.start) for key in self.members] or [self.source]
 
     @property
     def source(self) -> Source:

@@ -222,3 +222,53 @@ def test_a_changed_dose_is_not_a_renewal() -> None:
     assert record.facts["regimen.daily_mg"].value == 600.0
     assert record.facts["regimen.previous_daily_mg"].value == 400.0
     assert "regimen.status" in record.facts and not record.facts["regimen.status"].note
+
+
+# --- orders on record signed together ---------------------------------------------------------------------
+
+TROUGH = "patient-view-low-trough-cml.json"
+
+
+def with_second_active_order(tablet: dict[str, str], tablets: float, start: str = "2026-05-01") -> dict[str, Any]:
+    body = clone(example(TROUGH))
+    entries = body["prefetch"]["medications"]["entry"]
+    second = copy.deepcopy(entries[0]["resource"])
+    second["id"] = "rx-ima-second"
+    second["medicationCodeableConcept"] = {"coding": [dict(tablet)], "text": tablet["display"]}
+    second["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = tablets
+    second["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"] = start
+    entries.append({"resource": second})
+    return body
+
+
+def test_active_orders_started_together_are_one_regimen() -> None:
+    record = record_of(with_second_active_order(TABLET_100, 2))
+    daily = record.facts["regimen.daily_mg"]
+    assert daily.value == 600.0 and [s.id for s in daily.sources] == ["rx-ima-active", "rx-ima-second"]
+    assert record.facts["regimen.interval_h"].value == 24.0
+    assert record.facts["regimen.duplicate_order"].value is False
+    assert record.draft_parts == (
+        "orders started together, read as one regimen of 600 mg/day: MedicationRequest/rx-ima-active 400 mg/day;"
+        " MedicationRequest/rx-ima-second 200 mg/day",
+    )
+    # the dose history the PK estimate uses has both tablets of each evening dose
+    evenings = {d.time: 0.0 for d in record.doses}
+    for dose in record.doses:
+        evenings[dose.time] += dose.mg
+    assert set(evenings.values()) == {600.0}
+
+
+def test_identical_active_orders_started_together_are_a_possible_duplicate() -> None:
+    record = record_of(with_second_active_order(TABLET_400, 1))
+    assert record.facts["regimen.daily_mg"].value == 400.0
+    assert record.facts["regimen.duplicate_order"].value is True
+    assert record.facts["regimen.duplicate_orders"].value == (
+        "MedicationRequest/rx-ima-second and MedicationRequest/rx-ima-active"
+    )
+
+
+def test_an_active_order_started_later_replaces_the_earlier_one_as_before() -> None:
+    record = record_of(with_second_active_order(TABLET_100, 6, start="2026-10-01"))
+    assert record.facts["regimen.daily_mg"].value == 600.0
+    assert record.facts["regimen.previous_daily_mg"].value == 400.0
+    assert record.facts["regimen.duplicate_order"].value is False and record.draft_parts == ()

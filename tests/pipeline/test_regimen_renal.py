@@ -148,3 +148,17 @@ def test_egfr_as_reported_on_both_sides_of_the_label_thresholds(
     outcome = run(pipeline, egfr_body(egfr, height=False))
     assert outcome.decision.derived["renal.impairment"] == impairment
     assert "IMA-RENAL-061" in outcome.decision.fired_ids and "IMA-RENAL-060" not in outcome.decision.fired_ids
+
+
+def test_identical_active_orders_get_the_duplicate_card_on_patient_view(pipeline: Pipeline) -> None:
+    body = copy.deepcopy(example("patient-view-low-trough-cml.json"))
+    entries = body["prefetch"]["medications"]["entry"]
+    twin = copy.deepcopy(entries[0])
+    twin["resource"]["id"] = "rx-ima-twin"
+    entries.append(twin)
+    outcome = run(pipeline, body)
+    assert outcome.decision.facts["regimen.daily_mg"] == 400.0
+    assert (
+        "MedicationRequest/rx-ima-twin and MedicationRequest/rx-ima-active"
+        in card(outcome, "IMA-REGIMEN-010")["detail"]
+    )
