@@ -66,10 +66,9 @@ class DraftRegimen:
 
     def renewals(self) -> str:
         """Which drafts renew which orders (each replaces the order it renews; the doses are not added)."""
-        found = [p for p in self.parts if p.renews is not None]
         return "; ".join(
             f"{order_name(p.therapy.key)} renews {order_name(p.renews)} ({p.renews_why}) and replaces it"
-            for p in found
+            for p in self.parts
             if p.renews is not None
         )
 
@@ -96,7 +95,7 @@ def compose(drafts: Sequence[Therapy], records: Sequence[Therapy]) -> DraftRegim
             continue
         renews, why = _renewal(draft, current)
         for order in current:
-            if order.key != renews and _same_regimen(draft, order):
+            if renews not in (order.key, *order.members) and _same_regimen(draft, order):
                 duplicates.append((draft.key, order.key))  # both would stay active
         parts.append(DraftPart(draft, True, renews, why))
     return DraftRegimen(
@@ -115,9 +114,9 @@ def _combined(counted: list[Therapy]) -> Dosing:
 
 
 def _renewal(draft: Therapy, current: Sequence[Therapy]) -> tuple[Key | None, str]:
-    if draft.prior:
-        target = _reference_key(draft.prior)
-        return (target, "priorPrescription") if target else (None, "")
+    target = _reference_key(draft.prior) if draft.prior else None
+    if target is not None:
+        return target, "priorPrescription"
     same = next((order for order in current if _same_regimen(draft, order)), None)
     return (same.key, "same product and dose") if same else (None, "")
 

@@ -82,14 +82,23 @@ class RegimenMapper:
     # --- records ------------------------------------------------------------------------------------
 
     def _drafts(self) -> list[Therapy]:
+        """The imatinib drafts to act on; on order-select, once one is selected, the other imatinib drafts of the
+        order session too (they are part of the regimen being ordered: a 400 mg tablet selected next to a 100 mg
+        tablet draft)."""
         found = []
         readable = set(self.index.keys("MedicationRequest"))  # of this patient
-        for key in self.index.request.draft_keys:
+        selected = self.index.request.draft_keys
+        for key in selected:
             if key not in readable:
                 continue
             request = self.index.required(key, read_request)
             if product(self.index, key, request, self.imatinib).imatinib is not None:
                 found.append(request_therapy(self.index, key, request, self.imatinib))
+        others = [k for k in self.index.request.context_draft_keys if k not in selected and k in readable]
+        for key in others if found else ():
+            unselected = self.index.read(key, read_request)
+            if unselected is not None and product(self.index, key, unselected, self.imatinib).imatinib is not None:
+                found.append(request_therapy(self.index, key, unselected, self.imatinib))
         return found
 
     def _therapies(self, kind: str) -> list[Therapy]:

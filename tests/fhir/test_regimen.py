@@ -10,6 +10,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cds.fhir.types import PatientRecord
 from tests.fhir.helpers import RXNORM, UCUM, clone, example, record_of
@@ -272,3 +274,61 @@ def test_an_active_order_started_later_replaces_the_earlier_one_as_before() -> N
     assert record.facts["regimen.daily_mg"].value == 600.0
     assert record.facts["regimen.previous_daily_mg"].value == 400.0
     assert record.facts["regimen.duplicate_order"].value is False and record.draft_parts == ()
+
+
+def test_order_select_reads_the_other_imatinib_drafts_of_the_session_with_the_selected_one() -> None:
+    original = record_of(example("order-select-imatinib-selected.json"))
+    body = clone(example("order-select-imatinib-selected.json"))
+    entries = body["context"]["draftOrders"]["entry"]
+    selected = next(e["resource"] for e in entries if e["resource"]["id"] == "rx-ima-600")
+    unselected = copy.deepcopy(selected)
+    unselected["id"] = "rx-ima-2x100-unselected"
+    selected["medicationCodeableConcept"] = {"coding": [dict(TABLET_400)], "text": TABLET_400["display"]}
+    selected["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 1
+    unselected["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 2
+    entries.append({"resource": unselected})
+    record = record_of(body)
+    assert regimen(record) == regimen(original)
+    assert regimen(record)["regimen.daily_mg"] == 600.0
+    assert [o["id"] for o in record.draft_orders] == ["rx-ima-600", "rx-ima-2x100-unselected"]
+
+
+def test_order_select_of_another_drug_still_reads_no_imatinib_regimen() -> None:
+    body = clone(example("order-select-imatinib-selected.json"))
+    body["context"]["selections"] = ["MedicationRequest/rx-ondansetron"]
+    record = record_of(body)
+    assert record.draft_orders == () and "regimen.daily_mg" not in record.facts
+
+
+def test_a_prior_prescription_that_names_no_medication_request_falls_back_to_same_product_and_dose() -> None:
+    body = clone(example(RENEWAL))
+    drafts(body)[0]["priorPrescription"] = {"display": "last month's order"}
+    record = record_of(body)
+    assert "(same product and dose)" in record.facts["regimen.status"].note
+    assert record.facts["regimen.duplicate_order"].value is False
+
+
+# --- properties ----------------------------------------------------------------------------------------------
+
+PARTS = st.lists(  # (tablet mg, tablets) pairs; at most 1500 mg/day, inside regimen.daily_mg's plausible range
+    st.tuples(st.sampled_from([100, 400]), st.integers(min_value=1, max_value=2)), min_size=1, max_size=4, unique=True
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=PARTS, data=st.data())
+def test_drafts_add_up_in_any_order_and_a_repeated_draft_is_counted_once(
+    parts: list[tuple[int, int]], data: st.DataObject
+) -> None:
+    tablets = {100: TABLET_100, 400: TABLET_400}
+    resources = [draft(f"d{i}", tablets[mg], line(n, "tablet", "08:00:00")) for i, (mg, n) in enumerate(parts)]
+    total = float(sum(mg * n for mg, n in parts))
+    shuffled = data.draw(st.permutations(resources))
+    facts = record_of(set_drafts(clone(example(SPLIT)), list(shuffled))).facts
+    assert facts["regimen.daily_mg"].value == total and facts["regimen.interval_h"].value == 24.0
+    assert facts["regimen.duplicate_order"].value is False
+    repeated = copy.deepcopy(data.draw(st.sampled_from(resources)))
+    repeated["id"] = "again"
+    facts = record_of(set_drafts(clone(example(SPLIT)), [*resources, repeated])).facts
+    assert facts["regimen.daily_mg"].value == total
+    assert facts["regimen.duplicate_order"].value is True
