@@ -19,7 +19,6 @@ The reading (clinical-rules.md §9.1 "split and repeated orders"; how the servic
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -178,7 +177,10 @@ def merge_concurrent(records: Sequence[Therapy]) -> Concurrent:
     out: list[Therapy] = []
     duplicates: list[tuple[Key, Key]] = []
     parts: list[str] = []
-    for _, grouped in itertools.groupby(records, key=lambda r: (r.start, r.status)):
+    groups: dict[tuple[object, str], list[Therapy]] = {}
+    for record in records:  # sorted by start: the groups keep that order
+        groups.setdefault((record.start, record.status), []).append(record)
+    for grouped in groups.values():
         kept: list[Therapy] = []
         for record in grouped:
             twin = next((k for k in kept if _duplicates(record, k)), None)
