@@ -15,17 +15,20 @@ The reading (clinical-rules.md §9.1 "split and repeated orders"; how the servic
 - Orders on record (not drafts) that start at the same time with the same status were signed together: they are
   one regimen too, read the same way (merge_concurrent). Orders that start at different times follow each other
   (the later replaces the earlier), as before.
+- When drafts renew some of the orders signed together (the 100 mg tablets run out first), the others continue:
+  their doses are added to the drafts' (400 mg continuing + 2 x 100 mg renewed = 600 mg/day).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import time
 
 from cds.fhir.dosing import Dosing, combine_dosing
 from cds.fhir.therapy import CURRENT, Therapy
+from cds.fhir.types import Source
 from cds.numbers import format_number
 
 Key = tuple[str, str]
@@ -56,12 +59,18 @@ class DraftPart:
 @dataclass(frozen=True)
 class DraftRegimen:
     parts: tuple[DraftPart, ...]
-    dosing: Dosing  # the counted drafts combined
+    dosing: Dosing  # the counted drafts (and continuing orders) combined
     duplicates: tuple[tuple[Key, Key], ...]  # (draft, the other order), each pair once
+    continuing: tuple[Therapy, ...] = ()  # orders signed with a renewed one and not renewed themselves
 
     @property
     def counted(self) -> list[DraftPart]:
         return [p for p in self.parts if p.counted]
+
+    @property
+    def sources(self) -> list[Source]:
+        """Where the regimen's dose comes from: the counted drafts, then the continuing orders."""
+        return [p.therapy.source for p in self.counted] + [t.source for t in self.continuing]
 
     def renewals(self) -> str:
         """Which drafts renew which orders (each replaces the order it renews; the doses are not added)."""
@@ -73,17 +82,24 @@ class DraftRegimen:
 
     def composition(self) -> str:
         """How the total was made, for the fact note and the trace."""
-        parts = "; ".join(p.describe() for p in self.parts)
-        if len(self.counted) < 2:
-            return parts
-        total = self.dosing.daily_mg
-        shown = f"{format_number(total)} mg/day" if total is not None else "not read"
-        return f"sum of {len(self.counted)} draft orders = {shown}: {parts}"
+        described = [p.describe() for p in self.parts]
+        described += [
+            f"{order_name(t.key)} {_mg(t.dosing)} continues (signed with a renewed order)" for t in self.continuing
+        ]
+        if len(self.counted) + len(self.continuing) < 2:
+            return "; ".join(described)
+        shown = _mg(self.dosing)
+        added = f" and {_orders(len(self.continuing), 'continuing order')}" if self.continuing else ""
+        return f"sum of {_orders(len(self.counted), 'draft order')}{added} = {shown}: " + "; ".join(described)
 
 
-def compose(drafts: Sequence[Therapy], records: Sequence[Therapy]) -> DraftRegimen:
-    """The drafts of one request as one regimen (``records`` are the patient's non-draft therapy records)."""
-    current = [r for r in records if r.status in CURRENT]
+def compose(
+    drafts: Sequence[Therapy], records: Sequence[Therapy], members: Mapping[Key, tuple[Therapy, ...]] | None = None
+) -> DraftRegimen:
+    """The drafts of one request as one regimen. ``records`` are the patient's non-draft therapy records, orders
+    signed together merged (merge_concurrent); ``members`` gives the orders each merged record was made of."""
+    groups = [(r, (members or {}).get(r.key, (r,))) for r in records if r.status in CURRENT]
+    current = [order for _, group in groups for order in group]
     parts: list[DraftPart] = []
     duplicates: list[tuple[Key, Key]] = []
     for draft in drafts:
@@ -97,13 +113,20 @@ def compose(drafts: Sequence[Therapy], records: Sequence[Therapy]) -> DraftRegim
             if renews not in (order.key, *order.members) and _same_regimen(draft, order):
                 duplicates.append((draft.key, order.key))  # both would stay active
         parts.append(DraftPart(draft, True, renews, why))
-    return DraftRegimen(
-        tuple(parts), _combined([p.therapy for p in parts if p.counted]), tuple(dict.fromkeys(duplicates))
-    )
+    renewed = {p.renews for p in parts if p.counted and p.renews is not None}
+    continuing = [
+        order
+        for _, group in groups
+        if len(group) > 1 and renewed & {o.key for o in group}
+        for order in group
+        if order.key not in renewed
+    ]
+    dosing = _combined([*(p.therapy for p in parts if p.counted), *continuing])
+    return DraftRegimen(tuple(parts), dosing, tuple(dict.fromkeys(duplicates)), tuple(continuing))
 
 
 def _combined(counted: list[Therapy]) -> Dosing:
-    """The counted drafts' dosage lines read together, each with its own tablet strength."""
+    """The orders' dosage lines read together, each with its own tablet strength."""
     if len(counted) == 1:
         return counted[0].dosing
     unread = next((t for t in counted if t.dosing.daily_mg is None), None)
@@ -168,6 +191,7 @@ class Concurrent:
     records: list[Therapy]  # orders started together merged into one record each
     duplicates: tuple[tuple[Key, Key], ...]
     parts: tuple[str, ...]  # how each merged record was made, for the trace
+    members: dict[Key, tuple[Therapy, ...]]  # merged record's key -> the orders it was made of
 
 
 def merge_concurrent(records: Sequence[Therapy]) -> Concurrent:
@@ -177,6 +201,7 @@ def merge_concurrent(records: Sequence[Therapy]) -> Concurrent:
     out: list[Therapy] = []
     duplicates: list[tuple[Key, Key]] = []
     parts: list[str] = []
+    members: dict[Key, tuple[Therapy, ...]] = {}
     groups: dict[tuple[object, str], list[Therapy]] = {}
     for record in records:  # sorted by start: the groups keep that order
         groups.setdefault((record.start, record.status), []).append(record)
@@ -200,10 +225,15 @@ def merge_concurrent(records: Sequence[Therapy]) -> Concurrent:
             members=tuple(k.key for k in kept),
         )
         out.append(merged)
+        members[merged.key] = tuple(kept)
         shown = [f"{order_name(k.key)} {_mg(k.dosing)}" for k in kept]
         parts.append(f"orders started together, read as one regimen of {_mg(merged.dosing)}: " + "; ".join(shown))
-    return Concurrent(out, tuple(duplicates), tuple(parts))
+    return Concurrent(out, tuple(duplicates), tuple(parts), members)
 
 
 def _mg(dosing: Dosing) -> str:
     return f"{format_number(dosing.daily_mg)} mg/day" if dosing.daily_mg is not None else "dose not read"
+
+
+def _orders(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("s" if count != 1 else "")

@@ -70,7 +70,7 @@ class RegimenMapper:
         records = together.records
         runs = segments(records, self.now, self.lookback)
         active = current(records)
-        ordered = compose(drafts, records) if drafts else None
+        ordered = compose(drafts, records, together.members) if drafts else None
         self._regimen_facts(ordered, together, runs, active)
         doses = self._dose_history(records)
         if doses.source == "none" and (drafts or records):
@@ -127,8 +127,7 @@ class RegimenMapper:
             self._dosing_facts(regimen, "active", regimen.sources, "; ".join(together.parts))
             src = regimen.sources
         else:
-            counted = [p.therapy.source for p in ordered.counted]
-            self._dosing_facts(regimen, "draft", counted, ordered.composition(), ordered.renewals())
+            self._dosing_facts(regimen, "draft", ordered.sources, ordered.composition(), ordered.renewals())
             self._draft_facts(ordered)
             src = [p.therapy.source for p in ordered.parts]
         self._duplicate_facts([*(ordered.duplicates if ordered else ()), *together.duplicates], src)

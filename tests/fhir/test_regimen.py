@@ -332,3 +332,26 @@ def test_drafts_add_up_in_any_order_and_a_repeated_draft_is_counted_once(
     facts = record_of(set_drafts(clone(example(SPLIT)), [*resources, repeated])).facts
     assert facts["regimen.daily_mg"].value == total
     assert facts["regimen.duplicate_order"].value is True
+
+
+def _split_active_with_renewal_of_the_100_mg_tablets(prior: bool) -> dict[str, Any]:
+    """On 400 mg + 2 x 100 mg signed together; only the 100 mg tablets are renewed."""
+    body = with_second_active_order(TABLET_100, 2)
+    renewal = draft("rx-ima-100-renewal", TABLET_100, line(2, "tablet", "20:00:00"))
+    if prior:
+        renewal["priorPrescription"] = {"reference": "MedicationRequest/rx-ima-second"}
+    renewal["subject"] = {"reference": "Patient/pt-lowtrough"}
+    body["hook"] = "order-sign"
+    body["context"]["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": renewal}]}
+    return body
+
+
+@pytest.mark.parametrize("prior", [True, False], ids=["priorPrescription", "same product and dose"])
+def test_renewing_part_of_a_regimen_signed_together_keeps_the_other_part(prior: bool) -> None:
+    record = record_of(_split_active_with_renewal_of_the_100_mg_tablets(prior))
+    daily = record.facts["regimen.daily_mg"]
+    assert daily.value == 600.0  # 400 mg continuing + 200 mg renewed, not a change to 200 mg
+    assert [s.id for s in daily.sources] == ["rx-ima-100-renewal", "rx-ima-active"]
+    assert "MedicationRequest/rx-ima-active 400 mg/day continues (signed with a renewed order)" in daily.note
+    assert "regimen.previous_daily_mg" not in record.facts  # no dose change
+    assert record.facts["regimen.duplicate_order"].value is False
