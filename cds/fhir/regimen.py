@@ -163,8 +163,8 @@ class RegimenMapper:
         """How many drafts make the regimen and how they add up."""
         src = [p.therapy.source for p in ordered.parts]
         self.sink.put("regimen.draft_count", float(len(ordered.parts)), src)
-        if len(ordered.parts) > 1:
-            self.sink.put("regimen.draft_parts", ordered.composition(), src)
+        if len(ordered.parts) > 1 or ordered.continuing:
+            self.sink.put("regimen.draft_parts", ordered.composition(), [*src, *ordered.sources])
 
     def _duplicate_facts(self, duplicates: list[tuple[tuple[str, str], tuple[str, str]]], src: list[Source]) -> None:
         """Possible duplicates, each counted once, named for the card (IMA-REGIMEN-010)."""

@@ -355,3 +355,4 @@ def test_renewing_part_of_a_regimen_signed_together_keeps_the_other_part(prior: 
     assert "MedicationRequest/rx-ima-active 400 mg/day continues (signed with a renewed order)" in daily.note
     assert "regimen.previous_daily_mg" not in record.facts  # no dose change
     assert record.facts["regimen.duplicate_order"].value is False
+    assert record.facts["regimen.draft_parts"].value == daily.note  # for the card IMA-REGIMEN-001
