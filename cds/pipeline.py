@@ -62,7 +62,11 @@ class Outcome:
                 "interval_h": d.dose.interval_h,
                 "steps": [s.text for s in d.dose.steps],
             },
-            "dose_history": {"source": self.record.dose_source, "note": self.record.dose_note},
+            "dose_history": {
+                "source": self.record.dose_source,
+                "note": self.record.dose_note,
+                **({"drafts": list(self.record.draft_parts)} if self.record.draft_parts else {}),
+            },
             "warnings": [*self.service_warnings, *self.record.warnings, *self.pk.warnings, *d.warnings],
         }
         if self.pk.summary is not None:

@@ -104,15 +104,25 @@ def _suggestions(spec: CardSpec, decision: Decision, ctx: CardContext, card_id: 
 def _actions(kind: str, decision: Decision, ctx: CardContext, card_id: str) -> list[dict[str, Any]]:
     dose = decision.dose
     drafts = [o for o in ctx.draft_orders if o.get("id")]
-    if kind == "apply-dose" and dose.action == "change" and dose.daily_mg and dose.interval_h:
+    if kind == "apply-dose" and dose.action == "change" and dose.daily_mg and dose.interval_h and drafts:
+        # The drafts together are the regimen: rewrite the first to the whole new dose and remove the others, so
+        # that accepting gives exactly the suggested regimen (deletes are processed before updates).
         what = f"{format_value(dose.daily_mg)} mg/day" + (" as twice-daily doses" if dose.interval_h == 12 else "")
+        first, others = drafts[0], drafts[1:]
         return [
+            *(
+                {
+                    "type": "delete",
+                    "description": f"Remove draft imatinib order {o['id']}: the updated order carries the whole dose",
+                    "resourceId": f"MedicationRequest/{o['id']}",
+                }
+                for o in others
+            ),
             {
                 "type": "update",
                 "description": f"Change the draft imatinib order to {what}",
-                "resource": rewrite_dose(o, dose.daily_mg, dose.interval_h),
-            }
-            for o in drafts
+                "resource": rewrite_dose(first, dose.daily_mg, dose.interval_h),
+            },
         ]
     if kind == "withhold" and dose.action == "withhold":
         return [

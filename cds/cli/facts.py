@@ -79,6 +79,7 @@ def record_json(record: PatientRecord) -> dict[str, Any]:
             {"time": x.time.isoformat(), "ng_ml": round(x.ng_ml, 3), "source": str(x.source)} for x in record.levels
         ],
         "draftOrders": [f"{o.get('resourceType')}/{o.get('id')}" for o in record.draft_orders],
+        **({"draftParts": list(record.draft_parts)} if record.draft_parts else {}),
         "warnings": list(record.warnings),
     }
 

@@ -86,14 +86,33 @@ class BodyMapper:
         if creatinine is not None and not self.sink.put("renal.creatinine", creatinine.value, [creatinine.source]):
             creatinine = None
         egfr = self.labs.latest(self.terms["egfr"], self._want("renal.egfr"))
-        if egfr is not None:
-            self.sink.put("renal.egfr", egfr.value, [egfr.source], "kept apart from CrCl")
+        if egfr is not None and not self.sink.put("renal.egfr", egfr.value, [egfr.source], "kept apart from CrCl"):
+            egfr = None
         measured = self.labs.latest(self.terms["crcl-measured"], self._want("renal.crcl"))
         if measured is not None and self.sink.put("renal.crcl", measured.value, [measured.source], "measured"):
             self.sink.put("renal.crcl_method", "measured", [measured.source])
             return
         if creatinine is not None and self.settings.cockcroft_gault:
             self._cockcroft_gault(creatinine)
+        if "renal.crcl" not in self.sink.facts and egfr is not None and self.settings.egfr_as_crcl:
+            self._from_egfr(egfr)
+
+    def _from_egfr(self, egfr: Reading) -> None:
+        """Local policy (mapping.yaml egfr_as_crcl): eGFR x BSA / 1.73 when BSA is known, else eGFR as reported."""
+        bsa = self.sink.facts.get("patient.bsa")
+        if self.settings.egfr_deindex_by_bsa and bsa is not None and isinstance(bsa.value, float):
+            crcl, method = egfr.value * bsa.value / 1.73, "egfr-bsa"
+            sources = [egfr.source, *bsa.sources]
+            note = (
+                f"from eGFR {format_number(egfr.value)} mL/min/1.73 m2 x BSA {format_number(bsa.value)} m2 / 1.73"
+                " (Mosteller; local policy, no CrCl or creatinine usable)"
+            )
+        else:
+            crcl, method, sources = egfr.value, "egfr", [egfr.source]
+            why = "no height or weight for BSA" if self.settings.egfr_deindex_by_bsa else "de-indexing switched off"
+            note = f"eGFR {format_number(egfr.value)} mL/min/1.73 m2 used as reported ({why}; local policy)"
+        if self.sink.put("renal.crcl", crcl, sources, note):
+            self.sink.put("renal.crcl_method", method, sources, note)
 
     def _cockcroft_gault(self, creatinine: Reading) -> None:
         age, sex = self.sink.number("patient.age"), self.sink.value("patient.sex")

@@ -93,9 +93,18 @@ def _strength(found: Concept | None, match: Match | None) -> float | None:
 
 
 def read_dosing(dosages: Sequence[Dosage], strength_mg: float | None) -> Dosing:
-    """Sum the scheduled (not as-needed) dosage lines into mg/day, doses/day and clock times."""
-    daily, per_day_total, schedule = 0.0, 0.0, []
-    for dosage in dosages:
+    """Sum the scheduled (not as-needed) dosage lines of one order into mg/day, doses/day and clock times."""
+    return combine_dosing([(dosage, strength_mg) for dosage in dosages])
+
+
+def combine_dosing(lines: Sequence[tuple[Dosage, float | None]]) -> Dosing:
+    """Sum scheduled dosage lines, each with its product's tablet strength (one order or several drafts).
+
+    Lines with the same timing (frequency, period, clock times, code) are taken together: their doses add, their
+    administrations do not (400 mg + 2 x 100 mg once daily is one daily dose of 600 mg, not two)."""
+    daily, schedule = 0.0, []
+    occasions: dict[tuple[object, ...], float] = {}
+    for dosage, strength_mg in lines:
         if dosage.as_needed:
             continue
         mg, why = dose_mg(dosage, strength_mg)
@@ -103,12 +112,18 @@ def read_dosing(dosages: Sequence[Dosage], strength_mg: float | None) -> Dosing:
         if mg is None or per_day is None:
             return Dosing(None, per_day, (), why or "the dosage gives no frequency")
         daily += mg * per_day
-        per_day_total += per_day
+        occasions[_timing_key(dosage.timing)] = per_day
         times = dosage.timing.times if dosage.timing else ()
         schedule += [(t, mg) for t in times if isinstance(t, time)]
-    if not per_day_total:
+    if not occasions:
         return Dosing(None, None, (), "no scheduled dosage instruction")
-    return Dosing(daily, per_day_total, tuple(sorted(schedule)))
+    return Dosing(daily, sum(occasions.values()), tuple(sorted(schedule)))
+
+
+def _timing_key(timing: Timing | None) -> tuple[object, ...]:
+    if timing is None:
+        return ()
+    return (timing.frequency, timing.period, timing.period_unit, tuple(map(str, timing.times)), timing.codes)
 
 
 def dose_mg(dosage: Dosage, strength_mg: float | None) -> tuple[float | None, str]:

@@ -39,16 +39,19 @@ class MedicationFacts:
     effective: DateValue | None = None  # effectiveDateTime
     period: Period | None = None  # effectivePeriod
     date_asserted: DateValue | None = None
+    prior_prescription: str | None = None  # MedicationRequest.priorPrescription.reference (a renewal)
 
 
 def read_request(resource: Element) -> MedicationFacts:
     dispense = resource.child("dispenseRequest")
+    prior = resource.child("priorPrescription")
     return MedicationFacts(
         *_common(resource),
         dosages=tuple(_dosage(d) for d in resource.children("dosageInstruction")),
         status_reason=resource.concept("statusReason"),
         authored_on=resource.date_time("authoredOn"),
         validity=dispense.period("validityPeriod") if dispense else None,
+        prior_prescription=prior.string("reference") if prior else None,
     )
 
 

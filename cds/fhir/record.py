@@ -58,6 +58,7 @@ def _record(
         covariates=_covariates(sink),
         draft_orders=regimen.draft_orders,
         warnings=tuple(dict.fromkeys(warnings)),
+        draft_parts=regimen.draft_parts,
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cds.fhir import parse
 from cds.fhir.dosing import dose_mg, product
+from cds.fhir.drafts import Concurrent, DraftRegimen, compose, merge_concurrent, order_name
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.labs import Labs, Want
 from cds.fhir.medication import read_administration, read_request, read_statement
@@ -44,6 +45,7 @@ class RegimenResult:
     draft_orders: tuple[dict[str, Any], ...]
     doses: DoseHistory
     levels: tuple[LevelSample, ...]
+    draft_parts: tuple[str, ...] = ()  # each draft and its contribution to the regimen (for the trace)
 
 
 class RegimenMapper:
@@ -62,29 +64,41 @@ class RegimenMapper:
 
     def run(self, labs: Labs) -> RegimenResult:
         drafts = self._drafts()
-        records = history(self._therapies("MedicationRequest"), self._therapies("MedicationStatement"))
+        together = merge_concurrent(
+            history(self._therapies("MedicationRequest"), self._therapies("MedicationStatement"))
+        )
+        records = together.records
         runs = segments(records, self.now, self.lookback)
         active = current(records)
-        self._regimen_facts(drafts, records, runs, active)
+        ordered = compose(drafts, records, together.members) if drafts else None
+        self._regimen_facts(ordered, together, runs, active)
         doses = self._dose_history(records)
         if doses.source == "none" and (drafts or records):
             self.sink.put("regimen.dose_times_known", False, [r.source for r in records[-1:]], doses.note)
         levels = self._levels(labs, doses, runs, active)
-        return RegimenResult(tuple(dict(self.index.raw(d.key)) for d in drafts), doses, levels)
+        parts = (*together.parts, *(p.describe() for p in ordered.parts)) if ordered else together.parts
+        return RegimenResult(tuple(dict(self.index.raw(d.key)) for d in drafts), doses, levels, parts)
 
     # --- records ------------------------------------------------------------------------------------
 
     def _drafts(self) -> list[Therapy]:
+        """The imatinib drafts to act on; on order-select, once one is selected, the other imatinib drafts of the
+        order session too (they are part of the regimen being ordered: a 400 mg tablet selected next to a 100 mg
+        tablet draft)."""
         found = []
         readable = set(self.index.keys("MedicationRequest"))  # of this patient
-        for key in self.index.request.draft_keys:
+        selected = self.index.request.draft_keys
+        for key in selected:
             if key not in readable:
                 continue
             request = self.index.required(key, read_request)
             if product(self.index, key, request, self.imatinib).imatinib is not None:
                 found.append(request_therapy(self.index, key, request, self.imatinib))
-        if len(found) > 1:
-            self.index.warnings.append(f"{len(found)} imatinib draft orders: the regimen is the first one's")
+        others = [k for k in self.index.request.context_draft_keys if k not in selected and k in readable]
+        for key in others if found else ():
+            unselected = self.index.read(key, read_request)
+            if unselected is not None and product(self.index, key, unselected, self.imatinib).imatinib is not None:
+                found.append(request_therapy(self.index, key, unselected, self.imatinib))
         return found
 
     def _therapies(self, kind: str) -> list[Therapy]:
@@ -103,29 +117,61 @@ class RegimenMapper:
     # --- regimen facts ------------------------------------------------------------------------------
 
     def _regimen_facts(
-        self, drafts: list[Therapy], records: list[Therapy], runs: list[Segment], active: Therapy | None
+        self, ordered: DraftRegimen | None, together: Concurrent, runs: list[Segment], active: Therapy | None
     ) -> None:
-        regimen = drafts[0] if drafts else active
+        records = together.records
+        regimen = self._ordered_regimen(ordered) if ordered else active
         if regimen is None:
             return
-        self._dosing_facts(regimen, "draft" if drafts else "active")
+        if ordered is None:
+            self._dosing_facts(regimen, "active", regimen.sources, "; ".join(together.parts))
+            src = regimen.sources
+        else:
+            self._dosing_facts(regimen, "draft", ordered.sources, ordered.composition(), ordered.renewals())
+            self._draft_facts(ordered)
+            src = [p.therapy.source for p in ordered.parts]
+        self._duplicate_facts([*(ordered.duplicates if ordered else ()), *together.duplicates], src)
         self._hold_facts(regimen, active)
-        new_start = bool(drafts) and not self._recent_therapy(records)
+        new_start = ordered is not None and not self._recent_therapy(records)
         self.sink.put("regimen.new_start", new_start, [regimen.source, *[r.source for r in records[-1:]]])
         if new_start:
             self._new_start_facts(regimen)
         else:
-            self._course_facts(regimen, runs, bool(drafts))
+            self._course_facts(regimen, runs, ordered is not None)
 
-    def _dosing_facts(self, regimen: Therapy, status: str) -> None:
-        src = [regimen.source]
-        self.sink.put("regimen.status", status, src)
+    @staticmethod
+    def _ordered_regimen(ordered: DraftRegimen) -> Therapy:
+        """The drafts as one therapy: the first draft's dates and identity, the counted drafts' combined dose."""
+        return replace(ordered.parts[0].therapy, dosing=ordered.dosing)
+
+    def _dosing_facts(
+        self, regimen: Therapy, status: str, src: list[Source], composition: str = "", renewals: str = ""
+    ) -> None:
+        self.sink.put("regimen.status", status, src, renewals)
+        note = regimen.dosing.note if len(src) < 2 else composition
         if regimen.dosing.daily_mg is None:
-            self.index.warnings.append(f"regimen.daily_mg: not read from {regimen.source}: {regimen.dosing.note}")
+            where = ", ".join(str(s) for s in src)
+            self.index.warnings.append(f"regimen.daily_mg: not read from {where}: {regimen.dosing.note}")
         else:
-            self.sink.put("regimen.daily_mg", regimen.dosing.daily_mg, src, regimen.dosing.note)
+            self.sink.put("regimen.daily_mg", regimen.dosing.daily_mg, src, note)
         if regimen.dosing.interval_h is not None:
             self.sink.put("regimen.interval_h", regimen.dosing.interval_h, src)
+        elif regimen.dosing.daily_mg is not None and len(src) > 1:
+            self.index.warnings.append("regimen.interval_h: the orders' timings do not give one dosing interval")
+
+    def _draft_facts(self, ordered: DraftRegimen) -> None:
+        """How many drafts make the regimen and how they add up."""
+        src = [p.therapy.source for p in ordered.parts]
+        self.sink.put("regimen.draft_count", float(len(ordered.parts)), src)
+        if len(ordered.parts) > 1 or ordered.continuing:
+            self.sink.put("regimen.draft_parts", ordered.composition(), [*src, *ordered.sources])
+
+    def _duplicate_facts(self, duplicates: list[tuple[tuple[str, str], tuple[str, str]]], src: list[Source]) -> None:
+        """Possible duplicates, each counted once, named for the card (IMA-REGIMEN-010)."""
+        self.sink.put("regimen.duplicate_order", bool(duplicates), src)
+        if duplicates:
+            pairs = "; ".join(f"{order_name(a)} and {order_name(b)}" for a, b in dict.fromkeys(duplicates))
+            self.sink.put("regimen.duplicate_orders", pairs, src, "same product and dose")
 
     def _hold_facts(self, regimen: Therapy, active: Therapy | None) -> None:
         held = active is not None and active.status == "on-hold"

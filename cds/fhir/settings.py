@@ -27,6 +27,8 @@ class MappingSettings:
     cockcroft_gault: bool = True
     cg_creatinine_max_age_days: float = 7
     cg_weight_max_age_days: float = 30
+    egfr_as_crcl: bool = False  # rules/mapping.yaml switches it on (local policy)
+    egfr_deindex_by_bsa: bool = True
     new_start_lookback_days: float = 90
     dose_history_days: float = 60
     ae_observation_max_age_days: float = 30
@@ -47,6 +49,7 @@ def load_settings(path: Path | None = None) -> MappingSettings:
 
 def _settings(raw: dict[str, Any]) -> MappingSettings:
     cg = raw.get("cockcroft_gault", {})
+    egfr = raw.get("egfr_as_crcl", {})
     if cg.get("weight", "actual") != "actual":
         raise ValueError("cockcroft_gault.weight: only 'actual' body weight is implemented")
     return MappingSettings(
@@ -55,6 +58,8 @@ def _settings(raw: dict[str, Any]) -> MappingSettings:
         cockcroft_gault=bool(cg.get("enabled", True)),
         cg_creatinine_max_age_days=float(cg.get("creatinine_max_age_days", 7)),
         cg_weight_max_age_days=float(cg.get("weight_max_age_days", 30)),
+        egfr_as_crcl=bool(egfr.get("enabled", False)),
+        egfr_deindex_by_bsa=bool(egfr.get("deindex_by_bsa", True)),
         new_start_lookback_days=float(raw.get("new_start_lookback_days", 90)),
         dose_history_days=float(raw.get("dose_history_days", 60)),
         ae_observation_max_age_days=float(raw.get("ae_observation_max_age_days", 30)),

@@ -29,6 +29,14 @@ class Therapy:
     dosing: Dosing
     strength_mg: float | None
     status_reason: Concept | None = None
+    dosages: tuple[Dosage, ...] = ()  # the scheduled lines, kept to combine several drafts into one regimen
+    prior: str | None = None  # priorPrescription reference: the order this one renews
+    product_name: str | None = None  # the imatinib value-set member matched (identifies the product)
+    members: tuple[tuple[str, str], ...] = ()  # orders started together and read as this one record
+
+    @property
+    def sources(self) -> list[Source]:
+        return [source(key, self.start) for key in self.members] or [self.source]
 
     @property
     def source(self) -> Source:
@@ -59,7 +67,19 @@ def request_therapy(
     start = _first(bounds and bounds.start, validity and validity.start, request.authored_on)
     end = _first(bounds and bounds.end, validity and validity.end)
     dosing = read_dosing(request.dosages, drug.strength_mg)
-    return Therapy(key, str(request.status), start, end, dosing, drug.strength_mg, request.status_reason)
+    name = drug.imatinib.member.name if drug.imatinib else None
+    return Therapy(
+        key,
+        str(request.status),
+        start,
+        end,
+        dosing,
+        drug.strength_mg,
+        request.status_reason,
+        dosages=request.dosages,
+        prior=request.prior_prescription,
+        product_name=name,
+    )
 
 
 def statement_therapy(
@@ -71,7 +91,18 @@ def statement_therapy(
     start = _first(period and period.start, point, statement.date_asserted)
     end = _first(period and period.end) if period else point
     dosing = read_dosing(statement.dosages, drug.strength_mg)
-    return Therapy(key, str(statement.status), start, end, dosing, drug.strength_mg, statement.status_reason)
+    name = drug.imatinib.member.name if drug.imatinib else None
+    return Therapy(
+        key,
+        str(statement.status),
+        start,
+        end,
+        dosing,
+        drug.strength_mg,
+        statement.status_reason,
+        dosages=statement.dosages,
+        product_name=name,
+    )
 
 
 def _bounds(dosages: Sequence[Dosage]) -> Period | None:

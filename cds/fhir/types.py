@@ -89,6 +89,7 @@ class PatientRecord:
     covariates: Covariates
     draft_orders: tuple[Mapping[str, Any], ...]
     warnings: tuple[str, ...] = field(default=())
+    draft_parts: tuple[str, ...] = ()  # each imatinib draft and its contribution to the regimen
 
 
 def fact_values(record: PatientRecord) -> dict[str, FactValue]:

@@ -51,6 +51,9 @@ KEY_FACTS = {
     "order-sign-units-umol-lb.json": {"level.conc": 1234.0, "patient.weight": 74.8427},
     "order-select-imatinib-selected.json": {"regimen.daily_mg": 600.0, "dx.cml_phase": "accelerated"},
     "order-sign-twice-daily-800mg.json": {"regimen.daily_mg": 800.0, "regimen.interval_h": 12.0},
+    "order-sign-split-600mg-moderate-renal.json": {"regimen.daily_mg": 600.0, "regimen.draft_count": 2.0},
+    "order-sign-renewal-with-active-order.json": {"regimen.daily_mg": 400.0, "regimen.days_on_dose": 197.5},
+    "order-sign-new-start-egfr-only.json": {"renal.crcl": 23.964, "renal.crcl_method": "egfr-bsa"},
 }
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
+from cds.fhir import extract_record, fact_values, parse_request
 from cds.fhir.derive import age_years, cockcroft_gault, mosteller_bsa, odwg_class
 from cds.fhir.quantities import is_tablet_count, to_unit
+from cds.fhir.settings import load_settings
 from cds.units import UnitError
-from tests.fhir.helpers import add_observation, clone, example, find, observation, values_of
+from tests.fhir.helpers import NOW, add_observation, clone, example, find, observation, values_of
 
 BASE = "order-sign-new-start-moderate-renal.json"
 
@@ -81,10 +84,11 @@ def test_creatinine_in_umol_and_mg_give_the_same_crcl() -> None:
     assert umol["renal.crcl_method"] == "cockcroft-gault"
 
 
-def test_egfr_is_kept_apart_and_never_used_as_crcl() -> None:
+def test_egfr_is_kept_apart_and_not_used_as_crcl_when_the_policy_is_off() -> None:
     body = clone(example("order-sign-missing-creatinine.json"))
     add_observation(body, observation("egfr", "pt-nocreat", "98979-8", 38, "mL/min/1.73m2", "2026-11-24T08:00:00Z"))
-    values = values_of(body)
+    off = replace(load_settings(), egfr_as_crcl=False)
+    values = fact_values(extract_record(parse_request(body), now=NOW, settings=off))
     assert values["renal.egfr"] == 38.0
     assert "renal.crcl" not in values
 

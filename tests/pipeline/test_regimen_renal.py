@@ -1,0 +1,164 @@
+"""End to end: split regimens meet the renal ceilings, suggestions rewrite several drafts coherently, duplicates are
+named on a card, and renal function from eGFR classifies on both sides of the label thresholds (issue 12)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
+from tests.conftest import ROOT
+from tests.fhir.helpers import example, find
+
+SPLIT = "order-sign-split-600mg-moderate-renal.json"
+EGFR = "order-sign-new-start-egfr-only.json"
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline(ROOT / "rules")
+
+
+def run(pipeline: Pipeline, body: dict[str, Any]) -> Outcome:
+    return pipeline.run(body, now=EXAMPLES_EVALUATION_TIME)
+
+
+def card(outcome: Outcome, rule: str) -> dict[str, Any]:
+    (found,) = [c for c in outcome.cards if c["source"]["topic"]["code"] == rule]
+    return found
+
+
+def test_the_split_regimen_meets_the_moderate_renal_ceiling(pipeline: Pipeline) -> None:
+    outcome = run(pipeline, example(SPLIT))
+    assert outcome.decision.facts["regimen.daily_mg"] == 600.0  # read as 400 before: the ceiling was missed
+    assert {"IMA-REGIMEN-001", "IMA-RENAL-021"} <= set(outcome.decision.fired_ids)
+    assert (outcome.decision.dose.action, outcome.decision.dose.daily_mg) == ("change", 400)
+    info = card(outcome, "IMA-REGIMEN-001")
+    assert "MedicationRequest/rx-ima-400 400 mg/day" in info["detail"]
+    assert "MedicationRequest/rx-ima-2x100 200 mg/day" in info["detail"]
+    assert outcome.trace()["dose_history"]["drafts"] == list(outcome.record.draft_parts)
+
+
+def _apply(body: dict[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a client does on accept: deletes, then creates, then updates (CDS Hooks: FHIR transaction order)."""
+    accepted = copy.deepcopy(body)
+    bundle = accepted["context"]["draftOrders"]
+    entries = {(e["resource"]["resourceType"], e["resource"]["id"]): e for e in bundle["entry"]}
+    for action in sorted(actions, key=lambda a: ["delete", "create", "update"].index(a["type"])):
+        if action["type"] == "delete":
+            kind, rid = action["resourceId"].split("/")
+            del entries[(kind, rid)]
+        else:
+            resource = action["resource"]
+            entries[(resource["resourceType"], resource["id"])] = {"resource": resource}
+    bundle["entry"] = list(entries.values())
+    return accepted
+
+
+def test_accepting_the_suggestion_yields_exactly_the_suggested_regimen(pipeline: Pipeline) -> None:
+    body = example(SPLIT)
+    outcome = run(pipeline, body)
+    (suggestion,) = card(outcome, "IMA-RENAL-021")["suggestions"]
+    kinds = [(a["type"], a.get("resourceId") or a["resource"]["id"]) for a in suggestion["actions"]]
+    assert kinds == [("delete", "MedicationRequest/rx-ima-2x100"), ("update", "rx-ima-400")]
+    after = run(pipeline, _apply(body, suggestion["actions"]))
+    assert after.decision.facts["regimen.daily_mg"] == outcome.decision.dose.daily_mg == 400
+    assert "IMA-RENAL-021" not in after.decision.fired_ids
+
+
+def test_a_possible_duplicate_gets_a_card_naming_both_orders(pipeline: Pipeline) -> None:
+    body = copy.deepcopy(example(SPLIT))
+    twin = copy.deepcopy(body["context"]["draftOrders"]["entry"][0])
+    twin["resource"]["id"] = "rx-ima-400-again"
+    body["context"]["draftOrders"]["entry"][1] = twin
+    outcome = run(pipeline, body)
+    assert outcome.decision.facts["regimen.daily_mg"] == 400.0  # counted once, never silently 800
+    warning = card(outcome, "IMA-REGIMEN-010")
+    assert warning["indicator"] == "warning"
+    assert "MedicationRequest/rx-ima-400-again and MedicationRequest/rx-ima-400" in warning["detail"]
+
+
+# --- eGFR ---------------------------------------------------------------------------------------------------
+
+
+def egfr_body(value: float, *, height: bool = True) -> dict[str, Any]:
+    body = copy.deepcopy(example(EGFR))
+    find(body, "Observation", "lab-egfr")["valueQuantity"]["value"] = value
+    if not height:
+        entries = body["prefetch"]["observations"]["entry"]
+        body["prefetch"]["observations"]["entry"] = [e for e in entries if e["resource"]["id"] != "ht-1"]
+    return body
+
+
+def test_a_new_start_with_only_egfr_is_classified_not_told_to_order_creatinine(pipeline: Pipeline) -> None:
+    outcome = run(pipeline, example(EGFR))
+    fired = set(outcome.decision.fired_ids)
+    assert "IMA-RENAL-040" not in fired
+    assert {"IMA-RENAL-060", "IMA-RENAL-002", "IMA-RENAL-020"} <= fired
+    assert outcome.decision.derived["renal.impairment"] == "moderate"
+    caveat = card(outcome, "IMA-RENAL-060")
+    assert "eGFR 25 mL/min/1.73 m2" in caveat["detail"] and "Cockcroft-Gault" in caveat["detail"]
+    assert "CrCl obtained by: egfr-bsa" in card(outcome, "IMA-RENAL-020")["detail"]
+
+
+def test_with_the_policy_off_the_new_start_asks_for_creatinine(pipeline: Pipeline) -> None:
+    off = Pipeline(ROOT / "rules")
+    off.settings = replace(off.settings, egfr_as_crcl=False)
+    fired = set(run(off, example(EGFR)).decision.fired_ids)
+    assert "IMA-RENAL-040" in fired and not fired & {"IMA-RENAL-060", "IMA-RENAL-061", "IMA-RENAL-002"}
+
+
+# BSA of the example: sqrt(165 cm x 60 kg / 3600) = 1.6583 m2; CrCl = eGFR x 1.6583 / 1.73
+@pytest.mark.parametrize(
+    ("egfr", "impairment"),
+    [
+        pytest.param(62.5, "mild", id="59.9 mild"),
+        pytest.param(62.7, "none", id="60.1 none"),
+        pytest.param(41.7, "moderate", id="39.97 moderate"),
+        pytest.param(41.8, "mild", id="40.07 mild"),
+        pytest.param(20.8, "severe", id="19.94 severe"),
+        pytest.param(20.9, "moderate", id="20.03 moderate"),
+    ],
+)
+def test_de_indexed_egfr_on_both_sides_of_the_label_thresholds(
+    pipeline: Pipeline, egfr: float, impairment: str
+) -> None:
+    outcome = run(pipeline, egfr_body(egfr))
+    assert outcome.decision.derived["renal.impairment"] == impairment
+    assert "IMA-RENAL-060" in outcome.decision.fired_ids
+
+
+@pytest.mark.parametrize(
+    ("egfr", "impairment"),
+    [
+        pytest.param(59.9, "mild", id="59.9"),
+        pytest.param(60, "none", id="60"),
+        pytest.param(39.9, "moderate", id="39.9"),
+        pytest.param(40, "mild", id="40"),
+        pytest.param(19.9, "severe", id="19.9"),
+        pytest.param(20, "moderate", id="20"),
+    ],
+)
+def test_egfr_as_reported_on_both_sides_of_the_label_thresholds(
+    pipeline: Pipeline, egfr: float, impairment: str
+) -> None:
+    outcome = run(pipeline, egfr_body(egfr, height=False))
+    assert outcome.decision.derived["renal.impairment"] == impairment
+    assert "IMA-RENAL-061" in outcome.decision.fired_ids and "IMA-RENAL-060" not in outcome.decision.fired_ids
+
+
+def test_identical_active_orders_get_the_duplicate_card_on_patient_view(pipeline: Pipeline) -> None:
+    body = copy.deepcopy(example("patient-view-low-trough-cml.json"))
+    entries = body["prefetch"]["medications"]["entry"]
+    twin = copy.deepcopy(entries[0])
+    twin["resource"]["id"] = "rx-ima-twin"
+    entries.append(twin)
+    outcome = run(pipeline, body)
+    assert outcome.decision.facts["regimen.daily_mg"] == 400.0
+    assert (
+        "MedicationRequest/rx-ima-twin and MedicationRequest/rx-ima-active"
+        in card(outcome, "IMA-REGIMEN-010")["detail"]
+    )
