@@ -27,6 +27,7 @@ class MappingSettings:
     cockcroft_gault: bool = True
     cg_creatinine_max_age_days: float = 7
     cg_weight_max_age_days: float = 30
+    cg_min_age_years: float = 18
     new_start_lookback_days: float = 90
     dose_history_days: float = 60
     ae_observation_max_age_days: float = 30
@@ -49,12 +50,25 @@ def _settings(raw: dict[str, Any]) -> MappingSettings:
     cg = raw.get("cockcroft_gault", {})
     if cg.get("weight", "actual") != "actual":
         raise ValueError("cockcroft_gault.weight: only 'actual' body weight is implemented")
+    settings = _read(raw, cg)
+    oldest_level = settings.max_age_days.get("level.conc")
+    if oldest_level is not None and settings.dose_history_days <= oldest_level:
+        # a level older than the dose history has no dose before it: "record the dose time" for a recorded dose
+        raise ValueError(
+            f"dose_history_days ({settings.dose_history_days:g}) must reach past the oldest accepted level "
+            f"(max_age_days level.conc {oldest_level:g}) by the doses before it"
+        )
+    return settings
+
+
+def _read(raw: dict[str, Any], cg: dict[str, Any]) -> MappingSettings:
     return MappingSettings(
         max_age_days={str(k): float(v) for k, v in raw.get("max_age_days", {}).items()},
         uln_fallback={k: Uln(float(v["value"]), str(v["unit"])) for k, v in raw.get("uln_fallback", {}).items()},
         cockcroft_gault=bool(cg.get("enabled", True)),
         cg_creatinine_max_age_days=float(cg.get("creatinine_max_age_days", 7)),
         cg_weight_max_age_days=float(cg.get("weight_max_age_days", 30)),
+        cg_min_age_years=float(cg.get("min_age_years", 18)),
         new_start_lookback_days=float(raw.get("new_start_lookback_days", 90)),
         dose_history_days=float(raw.get("dose_history_days", 60)),
         ae_observation_max_age_days=float(raw.get("ae_observation_max_age_days", 30)),
