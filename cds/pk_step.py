@@ -126,7 +126,7 @@ def _history_facts(record: PatientRecord) -> dict[str, bool]:
     if days is None or not isinstance(days.value, float) or not record.doses:
         return {}
     current_since = record.now - timedelta(days=days.value)
-    return {"pk.history_covers_dose_change": record.doses[0].time < current_since}
+    return {"dosing.history_covers_change": record.doses[0].time < current_since}
 
 
 @dataclass(frozen=True)

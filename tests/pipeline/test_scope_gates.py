@@ -100,7 +100,7 @@ def test_without_the_doses_before_the_change_the_estimate_does_not_escalate(pipe
     old["statusReason"] = {"text": "patient preference"}
     del old["dosageInstruction"][0]["timing"]["repeat"]["timeOfDay"]  # its doses have no clock time
     outcome = run(pipeline, body)
-    assert outcome.decision.facts["pk.history_covers_dose_change"] is False
+    assert outcome.decision.facts["dosing.history_covers_change"] is False
     assert "IMA-GATE-020" in outcome.decision.fired_ids
     assert outcome.decision.dose.action == "none"
 
