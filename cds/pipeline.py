@@ -18,6 +18,7 @@ from cds.errors import EngineError, InvalidInput
 from cds.fhir import HookRequest, PatientRecord, extract_record, fact_values, parse_request
 from cds.fhir.settings import load_settings
 from cds.fhir.terminology import load_terminology
+from cds.paediatric import paediatric_facts
 from cds.pk_step import PkStep, estimate_for_record
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
@@ -66,6 +67,13 @@ class Outcome:
                 "source": self.record.dose_source,
                 "note": self.record.dose_note,
                 **({"drafts": list(self.record.draft_parts)} if self.record.draft_parts else {}),
+            },
+            "scope": {
+                "facts": {k: v for k, v in d.facts.items() if k.startswith("scope.")},
+                "decided_by": [f.rule_id for f in d.fired if any(k.startswith("scope.") for k in f.derived)],
+                "suppressed": [
+                    {"rule": s.rule_id, "because": s.because, "by": list(s.scope_rules)} for s in d.suppressed
+                ],
             },
             "warnings": [*self.service_warnings, *self.record.warnings, *self.pk.warnings, *d.warnings],
         }
@@ -121,6 +129,7 @@ class Pipeline:
         )
         pk = estimate_for_record(record, self.rule_set.policy)
         facts: dict[str, Any] = {**fact_values(record), **pk.facts}
+        facts.update(paediatric_facts(facts, self.rule_set.policy))
         self._check_inputs(facts)
         return record, pk, facts
 

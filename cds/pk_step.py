@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cds.engine.policy import Policy
@@ -117,7 +117,16 @@ def estimate_for_record(record: PatientRecord, policy: Policy) -> PkStep:
         estimate = run_estimate(inputs)
     except EstimationError as exc:
         return PkStep(warnings=(f"PK estimate not run: {exc}",))
-    return PkStep(estimate, pk_facts(estimate), estimate.warnings, inputs.plain())
+    return PkStep(estimate, {**pk_facts(estimate), **_history_facts(record)}, estimate.warnings, inputs.plain())
+
+
+def _history_facts(record: PatientRecord) -> dict[str, bool]:
+    """Whether the estimator saw doses from before the current dose started (escalation gate, issue 13)."""
+    days = record.facts.get("regimen.days_on_dose")
+    if days is None or not isinstance(days.value, float) or not record.doses:
+        return {}
+    current_since = record.now - timedelta(days=days.value)
+    return {"dosing.history_covers_change": record.doses[0].time < current_since}
 
 
 @dataclass(frozen=True)

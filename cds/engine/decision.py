@@ -23,6 +23,15 @@ class FiredRule:
 
 
 @dataclass(frozen=True)
+class SuppressedRule:
+    """A rule whose condition held but that the scope stage kept from acting (e.g. adult dosing in a child)."""
+
+    rule_id: str
+    because: str  # the scope fact that stopped it, e.g. "scope.no_dose_advice"
+    scope_rules: tuple[str, ...]  # the scope rules that derived that fact
+
+
+@dataclass(frozen=True)
 class CardSpec:
     rule_id: str
     indicator: str
@@ -45,6 +54,7 @@ class Decision:
     dose: DoseDecision
     cards: tuple[CardSpec, ...]
     warnings: tuple[str, ...]
+    suppressed: tuple[SuppressedRule, ...] = ()
 
     @property
     def fired_ids(self) -> tuple[str, ...]:

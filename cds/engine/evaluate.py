@@ -8,12 +8,13 @@ from typing import Any
 from cds.engine import conditions as c
 from cds.engine.compile import Membership, chunk_rules, compile_chunks, memberships
 from cds.engine.compose import DoseDecision, DosePolicy, compose_dose
-from cds.engine.decision import CardSpec, Decision, FiredRule
+from cds.engine.decision import CardSpec, Decision, FiredRule, SuppressedRule
 from cds.engine.document import DocumentShape, normalise_facts, quantise
 from cds.engine.model import Rule
 from cds.engine.render import render
 from cds.engine.ruleset import RuleSet
 from cds.engine.schema import HOOKS
+from cds.engine.scope import check_scope_rules, is_scope_rule, stopped_by
 from cds.errors import InvalidInput
 
 Matcher = Callable[[Mapping[str, c.FactValue]], list[str]]
@@ -43,6 +44,7 @@ class RuleEngine:
         self._file_order = {f.meta.id: i for i, f in enumerate(rule_set.files)}
         self._first_hit_files = frozenset(f.meta.id for f in rule_set.files if f.meta.hit_policy == "first")
         rules = rule_set.rules
+        check_scope_rules(rules, rule_set.vocabulary)
         self._sets = memberships(rules)
         self._reads = {r.id: c.facts_of(r.when) for r in rules}
         self._plan: dict[str, list[tuple[list[Rule], Matcher]]] = {
@@ -52,6 +54,11 @@ class RuleEngine:
     def _stages_for(self, hook: str, rules: Sequence[Rule], backend: str) -> list[tuple[list[Rule], Matcher]]:
         for_hook = [r for r in rules if hook in r.hooks]
         plan = []
+        # the scope stage runs first: what it derives decides which later rules may act (cds/engine/scope.py)
+        scope = [r for r in for_hook if is_scope_rule(r)]
+        if scope:
+            plan.append((scope, self._matcher(f"{hook}/scope", scope, backend)))
+            for_hook = [r for r in for_hook if not is_scope_rule(r)]
         for stage in sorted({self.rule_set.stage_of[r.id] for r in for_hook}):
             members = [r for r in for_hook if self.rule_set.stage_of[r.id] == stage]
             plan.append((members, self._matcher(f"{hook}/s{stage}", members, backend)))
@@ -85,10 +92,16 @@ class RuleEngine:
         working = normalise_facts(facts, self.rule_set.vocabulary)
         given = set(working)
         fired: list[tuple[Rule, FiredRule]] = []
+        suppressed: list[SuppressedRule] = []
         warnings: list[str] = []
         for rules, matcher in self._plan[hook]:
             hits = set(matcher(working))
             for rule in self._apply_hit_policy([r for r in rules if r.id in hits]):
+                because = stopped_by(rule, working)
+                if because is not None:
+                    by = tuple(f.rule_id for _, f in fired if because in f.derived)
+                    suppressed.append(SuppressedRule(rule.id, because, by))
+                    continue
                 used = {name: working.get(name) for name in self._reads[rule.id]}
                 derived = self._derive(rule, working, given, warnings)
                 stage = self.rule_set.stage_of[rule.id]
@@ -107,6 +120,7 @@ class RuleEngine:
             dose=dose,
             cards=cards,
             warnings=tuple(warnings),
+            suppressed=tuple(suppressed),
         )
 
     def _apply_hit_policy(self, hits: list[Rule]) -> list[Rule]:

@@ -123,6 +123,10 @@ class BodyMapper:
         if age is None or weight is None or missing or sex not in ("male", "female"):
             self.index.warnings.append(f"renal.crcl: Cockcroft-Gault not computed, missing {', '.join(missing)}")
             return
+        if age < self.settings.cg_min_age_years:  # the formula was derived in adults (clinical-rules.md §9.2)
+            warning = f"renal.crcl: Cockcroft-Gault not computed, not valid at age {format_number(age)}"
+            self.index.warnings.append(warning)
+            return
         if not self._recent(creatinine, self.settings.cg_creatinine_max_age_days) or not self._recent(
             weight, self.settings.cg_weight_max_age_days
         ):

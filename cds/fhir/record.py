@@ -9,8 +9,10 @@ from cds.engine.vocabulary import Vocabulary, load_vocabulary
 from cds.fhir.body import BodyMapper
 from cds.fhir.clinical import ClinicalMapper
 from cds.fhir.index import ResourceIndex
+from cds.fhir.inducers import InducerMapper
 from cds.fhir.labs import Labs
 from cds.fhir.regimen import RegimenMapper, RegimenResult
+from cds.fhir.reproductive import ReproductiveMapper
 from cds.fhir.settings import RULES_DIR, MappingSettings, load_settings
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Terminology, load_terminology
@@ -38,6 +40,8 @@ def extract_record(
     # Order matters: Cockcroft-Gault needs age, sex and weight; regimen facts need nothing else.
     BodyMapper(index, sink, labs, terminology, settings, now).run()
     ClinicalMapper(index, sink, terminology, settings, now).run()
+    ReproductiveMapper(index, sink, terminology, settings, now).run()
+    InducerMapper(index, sink, terminology, now).run()
     regimen = RegimenMapper(index, sink, terminology, settings, now).run(labs)
     return _record(request, now, sink, regimen, warnings)
 

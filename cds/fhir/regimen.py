@@ -218,6 +218,19 @@ class RegimenMapper:
         put("regimen.days_on_dose", _days(self.now - last.start), [last.therapy.source])
         if len(runs) > 1 and runs[-2].daily_mg is not None:
             put("regimen.previous_daily_mg", runs[-2].daily_mg, [runs[-2].therapy.source])
+            self._change_facts(runs[-2], last)
+
+    def _change_facts(self, before: Segment, after: Segment) -> None:
+        """Direction of the last change and why the previous dose ended (re-escalation gate, issue 13)."""
+        if before.daily_mg is None or after.daily_mg is None or before.daily_mg == after.daily_mg:
+            return
+        src = [before.therapy.source, after.therapy.source]
+        self.sink.put("regimen.last_change", "reduction" if after.daily_mg < before.daily_mg else "increase", src)
+        reason = before.therapy.status_reason
+        if reason is not None:
+            self.sink.put(
+                "regimen.last_change_reason", self._hold_reason(reason), [before.therapy.source], reason.label
+            )
 
     # --- dose history -------------------------------------------------------------------------------
 

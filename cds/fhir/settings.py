@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from cds.errors import RuleError
+from cds.numbers import format_number
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
@@ -29,6 +30,7 @@ class MappingSettings:
     cg_weight_max_age_days: float = 30
     egfr_as_crcl: bool = False  # rules/mapping.yaml switches it on (local policy)
     egfr_deindex_by_bsa: bool = True
+    cg_min_age_years: float = 18
     new_start_lookback_days: float = 90
     dose_history_days: float = 60
     ae_observation_max_age_days: float = 30
@@ -49,9 +51,21 @@ def load_settings(path: Path | None = None) -> MappingSettings:
 
 def _settings(raw: dict[str, Any]) -> MappingSettings:
     cg = raw.get("cockcroft_gault", {})
-    egfr = raw.get("egfr_as_crcl", {})
     if cg.get("weight", "actual") != "actual":
         raise ValueError("cockcroft_gault.weight: only 'actual' body weight is implemented")
+    settings = _read(raw, cg)
+    oldest_level = settings.max_age_days.get("level.conc")
+    if oldest_level is not None and settings.dose_history_days <= oldest_level:
+        # a level older than the dose history has no dose before it: "record the dose time" for a recorded dose
+        raise ValueError(
+            f"dose_history_days ({format_number(settings.dose_history_days)}) must reach past the oldest accepted "
+            f"level (max_age_days level.conc {format_number(oldest_level)}) by the doses before it"
+        )
+    return settings
+
+
+def _read(raw: dict[str, Any], cg: dict[str, Any]) -> MappingSettings:
+    egfr = raw.get("egfr_as_crcl", {})
     return MappingSettings(
         max_age_days={str(k): float(v) for k, v in raw.get("max_age_days", {}).items()},
         uln_fallback={k: Uln(float(v["value"]), str(v["unit"])) for k, v in raw.get("uln_fallback", {}).items()},
@@ -60,6 +74,7 @@ def _settings(raw: dict[str, Any]) -> MappingSettings:
         cg_weight_max_age_days=float(cg.get("weight_max_age_days", 30)),
         egfr_as_crcl=bool(egfr.get("enabled", False)),
         egfr_deindex_by_bsa=bool(egfr.get("deindex_by_bsa", True)),
+        cg_min_age_years=float(cg.get("min_age_years", 18)),
         new_start_lookback_days=float(raw.get("new_start_lookback_days", 90)),
         dose_history_days=float(raw.get("dose_history_days", 60)),
         ae_observation_max_age_days=float(raw.get("ae_observation_max_age_days", 30)),

@@ -9,6 +9,7 @@ import pytest
 from cds.engine.evaluate import RuleEngine
 from cds.engine.ruleset import RuleSet, check_rules
 from cds.engine.testing import run_rule_tests
+from cds.pipeline import request_facts
 
 
 def test_rules_check_has_no_errors(rules_dir: Path) -> None:
@@ -23,7 +24,7 @@ def test_at_least_30_active_rules_each_with_evidence_and_tests(rule_set: RuleSet
 
 @pytest.mark.parametrize("backend", ["durable", "reference"])
 def test_all_rule_tests_pass(rule_set: RuleSet, backend: str) -> None:
-    failures = [r for r in run_rule_tests(RuleEngine(rule_set, backend=backend)) if not r.passed]
+    failures = [r for r in run_rule_tests(RuleEngine(rule_set, backend=backend), request_facts) if not r.passed]
     assert failures == []
 
 
@@ -43,7 +44,12 @@ def test_unverified_label_sentences_are_marked(rule_set: RuleSet) -> None:
     "facts, fired, action, daily_mg",
     [
         pytest.param(
-            {"renal.crcl": 30.0, "comed.strong_cyp3a4_inducer": True, "regimen.daily_mg": 400.0},
+            {
+                "renal.crcl": 30.0,
+                "comed.strong_cyp3a4_inducer": True,
+                "comed.unavoidable_inducer_name": "rifampin",
+                "regimen.daily_mg": 400.0,
+            },
             {"IMA-CYP-010", "IMA-RENAL-022"},
             "keep",
             400.0,
@@ -58,6 +64,7 @@ def test_unverified_label_sentences_are_marked(rule_set: RuleSet) -> None:
                 "heme.anc": 2.0,
                 "heme.platelets": 200.0,
                 "tdm.trough": 700.0,
+                "renal.crcl": 90.0,
             },
             {"IMA-HTX-010", "IMA-TROUGH-050"},
             "withhold",
