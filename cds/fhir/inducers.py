@@ -106,10 +106,10 @@ def _span(
     for dosage in med.dosages if is_order else ():
         bounds = dosage.timing.bounds if dosage.timing else None
         if bounds is not None:
-            start, end = parse.as_datetime(bounds.start), parse.as_datetime(bounds.end)
+            start, end = parse.as_datetime(bounds.start), parse.as_period_end(bounds.end)
             break
     if not is_order and med.period is not None:
-        start, end = parse.as_datetime(med.period.start), parse.as_datetime(med.period.end)
+        start, end = parse.as_datetime(med.period.start), parse.as_period_end(med.period.end)
     start = start or draft_start or parse.as_datetime(med.authored_on or med.effective or med.date_asserted)
     duration = _bounds_duration_days(raw) if is_order else None
     if end is None and duration is not None and start is not None:

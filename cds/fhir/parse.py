@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pydantic
@@ -355,6 +355,24 @@ def _path(path: str, loc: tuple[Any, ...]) -> str:
 
 
 # --- FHIR date helpers ----------------------------------------------------------------------------------
+
+
+def as_period_end(value: object) -> datetime | None:
+    """A Period's end as the first moment after it: FHIR's end includes every time matching it, so a day
+    ("2026-11-28"), a month or a year ends when the next one begins; a dateTime ends when it says."""
+    start = as_datetime(value)
+    if start is None or isinstance(value, datetime):
+        return start
+    if isinstance(value, date):
+        return start + timedelta(days=1)
+    precision = len(re.findall(r"\d+", str(value))) if isinstance(value, str) and "T" not in value else 0
+    if precision == 3:
+        return start + timedelta(days=1)
+    if precision == 2:
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    if precision == 1:
+        return start.replace(year=start.year + 1)
+    return start
 
 
 def as_datetime(value: object) -> datetime | None:

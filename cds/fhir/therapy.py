@@ -65,7 +65,7 @@ def request_therapy(
     bounds = _bounds(request.dosages)
     validity = request.validity
     start = _first(bounds and bounds.start, validity and validity.start, request.authored_on)
-    end = _first(bounds and bounds.end, validity and validity.end)
+    end = parse.as_period_end(bounds and bounds.end or validity and validity.end or None)
     dosing = read_dosing(request.dosages, drug.strength_mg)
     name = drug.imatinib.member.name if drug.imatinib else None
     return Therapy(
@@ -89,7 +89,7 @@ def statement_therapy(
     period = statement.period
     point = parse.as_datetime(statement.effective)
     start = _first(period and period.start, point, statement.date_asserted)
-    end = _first(period and period.end) if period else point
+    end = parse.as_period_end(period.end) if period else point
     dosing = read_dosing(statement.dosages, drug.strength_mg)
     name = drug.imatinib.member.name if drug.imatinib else None
     return Therapy(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -154,3 +155,19 @@ def test_validation_is_lazy() -> None:
     request = parse_request(example(BASE))
     index = ResourceIndex(request, [])
     assert index._models == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "end"),
+    [
+        ("2026-11-28", datetime(2026, 11, 29, tzinfo=UTC)),
+        (date(2026, 11, 28), datetime(2026, 11, 29, tzinfo=UTC)),
+        ("2026-12", datetime(2027, 1, 1, tzinfo=UTC)),
+        ("2026-02", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("2026", datetime(2027, 1, 1, tzinfo=UTC)),
+        (datetime(2026, 11, 28, 10, tzinfo=UTC), datetime(2026, 11, 28, 10, tzinfo=UTC)),
+        (None, None),
+    ],
+)
+def test_a_period_end_includes_every_time_that_matches_it(value: object, end: datetime | None) -> None:
+    assert parse.as_period_end(value) == end

@@ -137,6 +137,8 @@ def _without_sjw(order: dict[str, Any], as_draft: bool) -> dict[str, Any]:
     [
         ({"boundsDuration": {"value": 3, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}, 3.0),
         ({"boundsPeriod": {"start": "2026-11-25T12:00:00Z", "end": "2026-12-09T12:00:00Z"}}, 14.0),
+        # a date-only end includes that day (FHIR Period): 26, 27 and 28 November are a 3-day course
+        ({"boundsPeriod": {"start": "2026-11-26", "end": "2026-11-28"}}, 3.0),
         ({}, None),
     ],
 )
