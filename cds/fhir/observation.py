@@ -8,6 +8,7 @@ from datetime import datetime
 from cds.fhir import parse
 from cds.fhir.element import Element, Quantity, first_code
 from cds.fhir.terminology import Concept
+from cds.fhir.values import ObservedValue, Unreadable, read_value
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,19 @@ def read_observation(obs: Element) -> ObservationFacts:
         value_concept=obs.concept("valueCodeableConcept"),
         value_boolean=obs.boolean("valueBoolean"),
     )
+
+
+def read_observed_value(obs: Element) -> ObservedValue | Unreadable:
+    """value[x] as a number (cds.fhir.values); a bare number takes the unit of the referenceRange."""
+    return read_value(obs, _range_unit(obs))
+
+
+def _range_unit(obs: Element) -> str | None:
+    for found in obs.children("referenceRange"):
+        for bound in (found.quantity("high"), found.quantity("low")):
+            if bound is not None and bound.unit:
+                return bound.unit
+    return None
 
 
 def _effective(obs: Element) -> datetime | None:
