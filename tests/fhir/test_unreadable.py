@@ -103,3 +103,15 @@ def test_the_higher_of_two_bounded_values(
     ratios: list[tuple[float, Source, str | None]], want: tuple[float, str | None, list[Source]]
 ) -> None:
     assert _highest(ratios) == want
+
+
+def test_a_value_element_of_the_wrong_datatype_is_reported_not_dropped() -> None:
+    body = _body()
+    anc = find(body, "Observation", "lab-anc")
+    anc.pop("valueQuantity")
+    anc["valueString"] = 0.8  # R4: a string
+    facts = record_of(body).facts
+    assert "heme.anc" not in facts
+    assert (
+        facts["lab.anc_unreadable"].value == "Observation/lab-anc: valueString: expected a non-empty string, got float"
+    )
