@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cds.fhir.element import Element
@@ -15,6 +15,7 @@ from cds.fhir.values import (
     parse_value_text,
     read_value,
 )
+from tests.fhir.helpers import clone, example, find, record_of
 
 
 @pytest.mark.parametrize(
@@ -121,3 +122,30 @@ def test_interpretation_is_the_fallback_when_no_value_can_be_read() -> None:
 
 def test_request_text_is_inert_in_markdown() -> None:
     assert escape_markdown("a <b>x</b>\n| *y* [z](u)") == "a \\<b\\>x\\</b\\> \\| \\*y\\* \\[z\\](u)"
+
+
+# --- through the whole mapper: a value written any of these ways is read as that value ------------------
+
+NEUTRO = example("patient-view-neutropenia.json")
+SIGNS = {"": None, "<": "below", "<=": "at-or-below", ">": "above", ">=": "at-or-above"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 9999).map(lambda n: n / 100),
+    st.sampled_from(sorted(SIGNS)),
+    st.sampled_from(["", " "]),
+    st.sampled_from(["dot", "comma"]),
+    st.sampled_from(["", " 10^9/L", " x10^9/L", " 10*9/L"]),
+)
+def test_an_anc_string_reads_as_its_number_and_side(value: float, sign: str, gap: str, decimal: str, unit: str) -> None:
+    number = f"{value:.2f}" if decimal == "dot" else f"{value:.2f}".replace(".", ",")
+    body = clone(NEUTRO)
+    anc = find(body, "Observation", "lab-anc")
+    anc.pop("valueQuantity")
+    anc["valueString"] = f"{sign}{gap}{number}{unit}"
+    anc["referenceRange"] = [{"high": {"value": 7.5, "unit": "10*9/L"}}]
+    facts = record_of(body).facts
+    assert facts["heme.anc"].value == value
+    side = facts.get("heme.anc_censored")
+    assert (side.value if side else None) == SIGNS[sign]
