@@ -56,6 +56,15 @@ FLAG_MEANING = {
     "AA": "critically abnormal",
 }
 INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+_OTHER_VALUES = (
+    "valueRange",
+    "valueRatio",
+    "valueBoolean",
+    "valueSampledData",
+    "valueTime",
+    "valueDateTime",
+    "valuePeriod",
+)
 COMMA_BEFORE_THREE_DIGITS = "thousands"  # "1,200" = 1200 (US); see the module docstring
 
 _GROUP_SPACE = "[ \u00a0\u202f]"
@@ -206,6 +215,9 @@ def _no_value(obs: Element, empty_quantity: bool) -> str:
     concept = obs.concept("valueCodeableConcept")
     if concept is not None:
         return f"a coded answer ({_concept_text(concept)}) where a number is expected"
+    other = next((name for name in _OTHER_VALUES if obs.has(name)), None)
+    if other is not None:
+        return f"{other} where a number is expected"
     absent = obs.concept("dataAbsentReason")
     if absent is not None:
         return f"no value (dataAbsentReason {_concept_text(absent)})"

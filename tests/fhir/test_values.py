@@ -104,6 +104,7 @@ def test_a_string_without_a_unit_takes_the_reference_range_unit_or_is_unreadable
         ({"valueQuantity": {"value": 3, "unit": "g", "comparator": "~"}}, "is not < <= >= >"),
         ({"valueCodeableConcept": {"text": "Below reference range"}}, "a coded answer"),
         ({"dataAbsentReason": {"coding": [{"code": "error"}]}}, "dataAbsentReason"),
+        ({"valueRange": {"low": {"value": 1}}}, "valueRange where a number is expected"),
         ({}, "no value"),
     ],
 )
