@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from cds.fhir import parse
 from cds.fhir.element import Quantity
@@ -64,8 +65,11 @@ class Want:
 
 
 class Labs:
-    def __init__(self, index: ResourceIndex, now: datetime, statuses: frozenset[str]) -> None:
+    def __init__(
+        self, index: ResourceIndex, now: datetime, statuses: frozenset[str], comma_rule: str = "thousands"
+    ) -> None:
         self.index = index
+        self._read_value = partial(read_observed_value, comma_rule=comma_rule)  # one reader: cached per request
         self.now = now
         self.statuses = statuses
         self._by_code: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
@@ -130,7 +134,7 @@ class Labs:
         when = obs.when
         if when is None or not self._in_window(key, when, want.max_age_days):
             return None
-        found = self.index.read(key, read_observed_value)
+        found = self.index.read(key, self._read_value)
         src = source(key, when)
         if found is None:
             return None  # an element of another datatype: the index warned, naming it
@@ -146,7 +150,7 @@ class Labs:
                 self.index.warnings.append(f"{key[0]}/{key[1]}: {exc} (value not used)")
                 return UnreadableResult(src, Unreadable(f"{found.shown!r}: {exc}"))
         value = values[0]
-        if len(values) > 1 and want.plausible is not None and not want.plausible(value):
+        if found.ambiguous and want.plausible is not None and not want.plausible(value):
             readings = " or ".join(f"{v:g} {want.unit}" for v in values)
             return UnreadableResult(src, Unreadable(f"{found.shown!r} is ambiguous ({readings})"))
         if found.note:

@@ -39,7 +39,7 @@ def read_observation(obs: Element) -> ObservationFacts:
     )
 
 
-def read_observed_value(obs: Element) -> ObservedValue | Unreadable:
+def read_observed_value(obs: Element, comma_rule: str = "thousands") -> ObservedValue | Unreadable:
     """value[x] as a number (cds.fhir.values); a bare number takes the unit of the referenceRange. A value
     element that is not of its datatype makes the value unreadable (reported), not the resource unused."""
     try:
@@ -47,7 +47,7 @@ def read_observed_value(obs: Element) -> ObservedValue | Unreadable:
     except ElementError:
         unit = None  # a malformed referenceRange only loses the unit it could have given
     try:
-        return read_value(obs, unit)
+        return read_value(obs, unit, comma_rule)
     except ElementError as exc:
         return Unreadable(f"{exc.path.rsplit('.resource.', 1)[-1]}: {exc.message}")
 

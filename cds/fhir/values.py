@@ -16,9 +16,10 @@ What is read, and what stays unreadable (clinical-rules.md §9.1):
     separates thousands;
   - "0,125" (leading zero) is a decimal comma: digit groups never start with 0;
   - "1,200" (one comma, exactly three digits after it) is ambiguous: 1200 with a thousands separator or
-    1.2 with a decimal comma. It is read as 1200 (the US reading of this US rule set,
-    ``COMMA_BEFORE_THREE_DIGITS``), and only if 1200 is plausible for the fact; otherwise it is
-    unreadable, naming both readings. The other reading is never picked because it happens to fit.
+    1.2 with a decimal comma. rules/mapping.yaml ``number_format.comma_before_three_digits`` decides:
+    ``thousands`` (the default, the US reading of this US rule set) reads 1200, ``decimal`` reads 1.2,
+    ``unreadable`` reads neither. The reading is used only if it is plausible for the fact; otherwise the
+    value is unreadable, naming both readings: the other reading is never picked because it happens to fit.
 
   The unit is the text after the number and must be a unit the service knows; without one, the unit of
   the referenceRange is used; without either the value is unreadable. Anything else ("negative", "see
@@ -65,7 +66,7 @@ _OTHER_VALUES = (
     "valueDateTime",
     "valuePeriod",
 )
-COMMA_BEFORE_THREE_DIGITS = "thousands"  # "1,200" = 1200 (US); see the module docstring
+COMMA_RULES = ("thousands", "decimal", "unreadable")  # how "1,200" is read; see the module docstring
 
 _GROUP_SPACE = "[ \u00a0\u202f]"
 _COMPARATOR = re.compile(r"\s*(<=|>=|≤|≥|<|>)?\s*")
@@ -90,13 +91,14 @@ class ParsedText:
     side: str | None
     unit: str | None
     note: str = ""  # how an ambiguous number was read
+    ambiguous: bool = False  # "1,200": the readings are the two meanings
 
 
 class TextError(ValueError):
     """Text that is not one number with an optional comparator and unit; the message says why."""
 
 
-def parse_value_text(text: str) -> ParsedText:
+def parse_value_text(text: str, comma_rule: str = "thousands") -> ParsedText:
     """Read "<0.10", "1,200 ng/mL", "> 3000", "0,8"; raises TextError naming what could not be read."""
     head = _COMPARATOR.match(text)
     assert head is not None  # every part of the pattern is optional
@@ -104,15 +106,16 @@ def parse_value_text(text: str) -> ParsedText:
     for kind, pattern in _NUMBERS:
         found = pattern.match(rest)
         if found:
-            readings, note = _readings(kind, found.group(0))
+            readings, note = _readings(kind, found.group(0), comma_rule)
             unit = rest[found.end() :].strip() or None
             if unit is not None and re.search(r"\d\s*[.,]?\s*\d|^[.,]", unit) and not _looks_like_unit(unit):
                 raise TextError(f"more than one number in {_shown(text)}")
-            return ParsedText(readings, COMPARATOR_SIDE[sign] if sign else None, unit, note)
+            side = COMPARATOR_SIDE[sign] if sign else None
+            return ParsedText(readings, side, unit, note, ambiguous=len(readings) > 1)
     raise TextError(f"{_shown(text)} is not a number")
 
 
-def _readings(kind: str, number: str) -> tuple[tuple[float, ...], str]:
+def _readings(kind: str, number: str, comma_rule: str) -> tuple[tuple[float, ...], str]:
     if kind == "space-groups":
         grouped = re.sub(_GROUP_SPACE, "", number)
         return (float(grouped.replace(",", ".")),), ""
@@ -122,9 +125,10 @@ def _readings(kind: str, number: str) -> tuple[tuple[float, ...], str]:
         return (float(number.replace(",", "")),), ""
     if kind == "one-comma-group":
         thousands, decimal = float(number.replace(",", "")), float(number.replace(",", "."))
-        note = f"'{number}' read as {number.replace(',', '')} (comma as thousands separator), not {decimal:g}"
-        first, other = (thousands, decimal) if COMMA_BEFORE_THREE_DIGITS == "thousands" else (decimal, thousands)
-        return (first, other), note
+        if comma_rule == "decimal":
+            return (decimal, thousands), f"'{number}' read as {decimal:g} (decimal comma), not {thousands:g}"
+        note = f"'{number}' read as {thousands:g} (comma as thousands separator), not {decimal:g}"
+        return (thousands, decimal), note
     if kind == "decimal-comma":
         return (float(number.replace(",", ".")),), ""
     return (float(number),), ""
@@ -151,6 +155,7 @@ class ObservedValue:
     side: str | None
     shown: str
     note: str = ""
+    ambiguous: bool = False  # two readings ("1,200"); the first is the one the comma rule chose
 
     @property
     def value(self) -> float:
@@ -170,16 +175,16 @@ class Unreadable:
         return self.reason
 
 
-def read_value(obs: Element, unit_hint: str | None) -> ObservedValue | Unreadable:
+def read_value(obs: Element, unit_hint: str | None, comma_rule: str = "thousands") -> ObservedValue | Unreadable:
     """The Observation's value[x] as a number; ``unit_hint`` is the referenceRange unit, for bare numbers.
     The interpretation is read only when the value cannot be (a readable value needs no flag)."""
-    found = _value(obs, unit_hint)
+    found = _value(obs, unit_hint, comma_rule)
     if isinstance(found, Unreadable):
         return Unreadable(found.reason, _flag(obs))
     return found
 
 
-def _value(obs: Element, unit_hint: str | None) -> ObservedValue | Unreadable:
+def _value(obs: Element, unit_hint: str | None, comma_rule: str) -> ObservedValue | Unreadable:
     quantity = obs.quantity("valueQuantity")
     if quantity is not None and quantity.value is not None:
         side = COMPARATOR_SIDE.get(quantity.comparator or "")
@@ -191,7 +196,7 @@ def _value(obs: Element, unit_hint: str | None) -> ObservedValue | Unreadable:
         return ObservedValue((quantity.value,), quantity.unit, side, shown)
     text = obs.string("valueString")
     if text is not None:
-        return _from_text(text, unit_hint)
+        return _from_text(text, unit_hint, comma_rule)
     integer = obs.get("valueInteger")
     if isinstance(integer, int) and not isinstance(integer, bool):
         if unit_hint is None:
@@ -200,15 +205,18 @@ def _value(obs: Element, unit_hint: str | None) -> ObservedValue | Unreadable:
     return Unreadable(_no_value(obs, quantity is not None))
 
 
-def _from_text(text: str, unit_hint: str | None) -> ObservedValue | Unreadable:
+def _from_text(text: str, unit_hint: str | None, comma_rule: str) -> ObservedValue | Unreadable:
     try:
-        parsed = parse_value_text(text)
+        parsed = parse_value_text(text, comma_rule)
     except TextError as exc:
         return Unreadable(f"valueString {exc}")
     unit = parsed.unit or unit_hint
     if unit is None:
         return Unreadable(f"valueString {_shown(text)} gives no unit and the referenceRange gives none")
-    return ObservedValue(parsed.readings, unit, parsed.side, text.strip(), parsed.note)
+    if parsed.ambiguous and comma_rule == "unreadable":
+        readings = " or ".join(f"{v:g}" for v in parsed.readings)
+        return Unreadable(f"valueString {_shown(text)} is ambiguous ({readings}; number_format reads neither)")
+    return ObservedValue(parsed.readings, unit, parsed.side, text.strip(), parsed.note, parsed.ambiguous)
 
 
 def _no_value(obs: Element, empty_quantity: bool) -> str:

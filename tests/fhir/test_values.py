@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,7 @@ from cds.fhir.values import (
     parse_value_text,
     read_value,
 )
-from tests.fhir.helpers import clone, example, find, record_of
+from tests.fhir.helpers import NOW, clone, example, find, record_of
 
 
 @pytest.mark.parametrize(
@@ -150,3 +152,33 @@ def test_an_anc_string_reads_as_its_number_and_side(value: float, sign: str, gap
     assert facts["heme.anc"].value == value
     side = facts.get("heme.anc_censored")
     assert (side.value if side else None) == SIGNS[sign]
+
+
+@pytest.mark.parametrize(
+    ("rule", "want"),
+    [("thousands", (1200.0, 1.2)), ("decimal", (1.2, 1200.0))],
+)
+def test_the_comma_rule_orders_the_readings_of_1200(rule: str, want: tuple[float, float]) -> None:
+    parsed = parse_value_text("1,200", rule)
+    assert parsed.readings == want and parsed.ambiguous
+    assert not parse_value_text("1,200,000", rule).ambiguous
+
+
+def test_the_unreadable_comma_rule_reads_neither() -> None:
+    found = read_value(Element({"valueString": "1,200 ng/mL"}, "Observation", []), None, "unreadable")
+    assert isinstance(found, Unreadable) and "ambiguous (1200 or 1.2" in found.reason
+    plain = read_value(Element({"valueString": "1,25 ng/mL"}, "Observation", []), None, "unreadable")
+    assert isinstance(plain, ObservedValue) and plain.value == 1.25  # not ambiguous: a decimal comma
+
+
+def test_a_site_with_decimal_commas_reads_a_level_of_1200_as_1_2(tmp_path: Path) -> None:
+    from cds.fhir import extract_record, parse_request
+    from cds.fhir.settings import RULES_DIR, load_settings
+
+    text = (RULES_DIR / "mapping.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text.replace("comma_before_three_digits: thousands", "comma_before_three_digits: decimal"))
+    body = clone(example("patient-view-level-string-thousands.json"))
+    record = extract_record(parse_request(body), now=NOW, settings=load_settings(path))
+    assert record.facts["level.conc"].value == 1.2
+    assert record_of(body).facts["level.conc"].value == 1200.0
