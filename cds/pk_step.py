@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cds.engine.conditions import censor_companion
 from cds.engine.policy import Policy
 from cds.engine.render import format_value
 from cds.errors import EstimationError
 from cds.fhir import PatientRecord
+from cds.fhir.values import SIDE_SIGN
 from cds.pk import (
     Covariates,
     DoseEvent,
@@ -92,6 +94,12 @@ class PkStep:
 
 
 def estimate_for_record(record: PatientRecord, policy: Policy) -> PkStep:
+    censored = record.facts.get(censor_companion("level.conc"))
+    if censored is not None:
+        # An older level must not stand in for a newer one below the LLOQ (or above the ULOQ): no estimate,
+        # so no escalation can rest on it (clinical-rules.md §9.1).
+        shown = f"{SIDE_SIGN.get(str(censored.value), '')}{format_value(record.facts['level.conc'].value)} ng/mL"
+        return PkStep(warnings=(f"PK estimate not run: the latest imatinib level is reported only as {shown}",))
     missing = _missing_inputs(record)
     if missing:
         return PkStep(warnings=(f"PK estimate not run: {missing}",) if record.levels else ())

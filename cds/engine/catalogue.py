@@ -147,6 +147,12 @@ def condition_text(raw: Any) -> str:
         return f"`{arg[0]}` in {{{', '.join(map(str, arg[1]))}}}"
     if op == "between":
         return f"{arg[1]} ≤ `{arg[0]}` < {arg[2]}"
+    if op == "censored":
+        return (
+            f"`{arg}` is reported only as a bound"
+            if isinstance(arg, str)
+            else f"`{arg[0]}` is reported {arg[1]} a limit"
+        )
     return f"`{arg[0]}` {_OPS[op]} {_literal(arg[1])}"
 
 

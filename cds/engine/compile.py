@@ -4,14 +4,17 @@
 * every leaf guarded by ``$ex`` so a comparison on a missing fact can never fire (also inside ``$or``);
 * ``not`` pushed to the leaves (negation normal form); value sets resolved in Python into booleans
   under ``_in``; no arithmetic in the engine; a catch-all rule so every document is handled;
-* at most CHUNK_SIZE rules per durable ruleset, far below its 64-matching-siblings and 512-sibling limits.
+* at most CHUNK_SIZE rules per durable ruleset, far below its 64-matching-siblings and 512-sibling limits;
+* a comparison on a censorable fact is resolved in Python like a value set (interval semantics,
+  conditions.truth) into a boolean under ``_in``, present only when the comparison is decided: one key per
+  leaf, no ``$or`` expansion (durable multiplies ``$or`` branches into alternatives: error 113).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from cds.engine import conditions as c
 from cds.engine.model import Rule
@@ -26,19 +29,51 @@ HIT_PREFIX = "hit:"
 
 @dataclass(frozen=True)
 class Membership:
-    """A value set resolved in Python: document key ``_in.<key>`` is true when the fact's code is in it."""
+    """A test resolved in Python: document key ``_in.<key>`` is true when the fact's code is in ``values``,
+    or, for a comparison on a censorable fact, holds its three-valued truth (absent when undecided)."""
 
     key: str
     fact: str
     values: frozenset[str]
+    test: c.Compare | c.Censored | None = None
+
+    def resolve(self, facts: Mapping[str, c.FactValue]) -> bool | None:
+        if self.test is not None:
+            return c.truth(self.test, facts)
+        return str(facts[self.fact]) in self.values if self.fact in facts else None
 
 
-def memberships(rules: Sequence[Rule]) -> dict[tuple[str, frozenset[str]], Membership]:
-    found: dict[tuple[str, frozenset[str]], Membership] = {}
+MembershipKey = tuple[str, frozenset[str] | c.Compare | c.Censored]
+Resolved = c.InSet | c.Compare | c.Censored
+
+
+def membership_key(leaf: Resolved) -> MembershipKey:
+    """InSet: its fact and values (negation is the compiled ``false``); a comparison on a censorable fact:
+    the leaf, its text left out; a censored test: the leaf."""
+    if isinstance(leaf, c.InSet):
+        return (leaf.fact, leaf.values)
+    if isinstance(leaf, c.Compare):
+        return (leaf.fact, c.Compare(leaf.op, leaf.fact, leaf.value, "", True))
+    return (leaf.fact, leaf)
+
+
+def resolved_in_python(leaf: c.Leaf) -> TypeGuard[Resolved]:
+    return isinstance(leaf, c.InSet | c.Censored) or isinstance(leaf, c.Compare) and leaf.censorable
+
+
+def memberships(rules: Sequence[Rule]) -> dict[MembershipKey, Membership]:
+    found: dict[MembershipKey, Membership] = {}
     for rule in rules:
-        for leaf in c.leaves(rule.when):
-            if isinstance(leaf, c.InSet) and (leaf.fact, leaf.values) not in found:
-                found[(leaf.fact, leaf.values)] = Membership(f"m{len(found)}", leaf.fact, leaf.values)
+        for leaf in c.leaves(c.to_nnf(rule.when)):
+            if not resolved_in_python(leaf):
+                continue
+            key = membership_key(leaf)
+            if key not in found:
+                name, what = f"m{len(found)}", key[1]
+                if isinstance(what, frozenset):
+                    found[key] = Membership(name, leaf.fact, what)
+                else:
+                    found[key] = Membership(name, leaf.fact, frozenset(), what)
     return found
 
 
@@ -47,9 +82,7 @@ def chunk_rules(rules: Sequence[Rule]) -> list[Sequence[Rule]]:
     return [rules[start : start + CHUNK_SIZE] for start in range(0, len(rules), CHUNK_SIZE)]
 
 
-def compile_chunks(
-    rules: Sequence[Rule], sets: Mapping[tuple[str, frozenset[str]], Membership]
-) -> list[dict[str, Any]]:
+def compile_chunks(rules: Sequence[Rule], sets: Mapping[MembershipKey, Membership]) -> list[dict[str, Any]]:
     """Durable ruleset bodies (rule name -> definition), CHUNK_SIZE rules each, priority = file order."""
     chunks = []
     for n, members in enumerate(chunk_rules(rules)):
@@ -66,11 +99,11 @@ def compile_chunks(
     return chunks
 
 
-def compile_condition(node: c.Node, sets: Mapping[tuple[str, frozenset[str]], Membership]) -> dict[str, Any]:
+def compile_condition(node: c.Node, sets: Mapping[MembershipKey, Membership]) -> dict[str, Any]:
     return _compile(c.to_nnf(node), sets)
 
 
-def _compile(node: c.Node, sets: Mapping[tuple[str, frozenset[str]], Membership]) -> dict[str, Any]:
+def _compile(node: c.Node, sets: Mapping[MembershipKey, Membership]) -> dict[str, Any]:
     if isinstance(node, c.All | c.AnyOf):
         parts = [_compile(item, sets) for item in node.items]
         if len(parts) == 1:
@@ -79,13 +112,16 @@ def _compile(node: c.Node, sets: Mapping[tuple[str, frozenset[str]], Membership]
     if isinstance(node, c.Presence):
         return {"$ex" if node.present else "$nex": {node.fact: 1}}
     if isinstance(node, c.InSet):
-        key = f"{MEMBERSHIP_KEY}.{sets[(node.fact, node.values)].key}"
+        key = f"{MEMBERSHIP_KEY}.{sets[membership_key(node)].key}"
         return {"$and": [{"$ex": {key: 1}}, {key: not node.negated}]}
+    if isinstance(node, c.Censored) or isinstance(node, c.Compare) and node.censorable:
+        key = f"{MEMBERSHIP_KEY}.{sets[membership_key(node)].key}"
+        return {"$and": [{"$ex": {key: 1}}, {key: True}]}
     assert isinstance(node, c.Compare)
-    return {"$and": [{"$ex": {node.fact: 1}}, _comparison(node)]}
+    return {"$and": [{"$ex": {node.fact: 1}}, _comparison(node.op, node.fact, node.value)]}
 
 
-def _comparison(node: c.Compare) -> dict[str, Any]:
-    if node.op == "eq":
-        return {node.fact: node.value}
-    return {"$" + {"ne": "neq"}.get(node.op, node.op): {node.fact: node.value}}
+def _comparison(op: str, fact: str, value: c.FactValue) -> dict[str, Any]:
+    if op == "eq":
+        return {fact: value}
+    return {"$" + {"ne": "neq"}.get(op, op): {fact: value}}

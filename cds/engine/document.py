@@ -62,7 +62,9 @@ class DocumentShape:
                 for part in parents:
                     node = node.setdefault(part, {})
                 node[leaf] = facts[name]
-        members = {m.key: str(facts[m.fact]) in m.values for m in self._sets if m.fact in facts}
+        members = {
+            m.key: found for m in self._sets if m.fact in facts for found in [m.resolve(facts)] if found is not None
+        }
         if members:
             doc[MEMBERSHIP_KEY] = members
         return doc

@@ -6,7 +6,15 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from typing import Any
 
 from cds.engine import conditions as c
-from cds.engine.compile import Membership, chunk_rules, compile_chunks, memberships
+from cds.engine.compile import (
+    Membership,
+    MembershipKey,
+    chunk_rules,
+    compile_chunks,
+    membership_key,
+    memberships,
+    resolved_in_python,
+)
 from cds.engine.compose import DoseDecision, DosePolicy, compose_dose
 from cds.engine.decision import CardSpec, Decision, FiredRule, SuppressedRule
 from cds.engine.document import DocumentShape, normalise_facts, quantise
@@ -24,11 +32,11 @@ class _Chunk:
     """What one compiled durable ruleset can see: the facts and value sets its rules read, and the fact sets
     of which one must be present for any of its rules to fire."""
 
-    def __init__(self, rules: Sequence[Rule], sets: Mapping[tuple[str, frozenset[str]], Membership]) -> None:
+    def __init__(self, rules: Sequence[Rule], sets: Mapping[MembershipKey, Membership]) -> None:
         needs = {c.required_facts(r.when) for r in rules}
         self.alternatives = [a for a in needs if not any(b < a for b in needs)]
         reads = dict.fromkeys(f for r in rules for f in c.facts_of(r.when))
-        used = {(leaf.fact, leaf.values) for r in rules for leaf in c.leaves(r.when) if isinstance(leaf, c.InSet)}
+        used = {membership_key(leaf) for r in rules for leaf in c.leaves(c.to_nnf(r.when)) if resolved_in_python(leaf)}
         self.shape = DocumentShape(reads, [m for k, m in sets.items() if k in used])
 
     def can_fire(self, present: Set[str]) -> bool:
@@ -142,6 +150,11 @@ class RuleEngine:
         for d in rule.derive:
             value = working.get(d.from_fact) if d.from_fact else d.value
             if value is None:
+                continue
+            if d.from_fact and c.censor_companion(d.from_fact) in working:
+                # a bound is not a value: copying it would drop the side it lies on
+                side = working[c.censor_companion(d.from_fact)]
+                warnings.append(f"{rule.id} would set {d.fact} from {d.from_fact}; not done, it is censored ({side})")
                 continue
             if d.fact in working and working[d.fact] != value:
                 source = "input" if d.fact in given else "an earlier rule"

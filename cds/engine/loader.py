@@ -30,7 +30,7 @@ from cds.engine.yamlpos import Located, Path_, YamlSyntaxError, load_located
 from cds.units import UnitError, convert, parse_quantity
 
 SUMMARY_LIMIT = 139
-_LEAF_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "present", "missing")
+_LEAF_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "between", "in", "present", "missing", "censored")
 _VALIDATOR = Draft202012Validator(rule_file_schema())
 
 
@@ -166,6 +166,8 @@ def _condition(ctx: _Context, path: Path_, raw: dict[str, Any]) -> c.Node | None
         return None if inner is None else c.Not(inner)
     if op in ("present", "missing"):
         return c.Presence(arg, op == "present") if _spec(ctx, (*path, op), arg) else None
+    if op == "censored":
+        return _censored(ctx, (*path, op), arg)
     spec = _spec(ctx, (*path, op, 0), arg[0])
     if spec is None:
         return None
@@ -181,6 +183,19 @@ def _condition(ctx: _Context, path: Path_, raw: dict[str, Any]) -> c.Node | None
             return None
         return c.All((low, high))
     return _threshold(ctx, (*path, op, 1), spec, arg[1], op)
+
+
+def _censored(ctx: _Context, path: Path_, arg: str | list[str]) -> c.Censored | None:
+    name, sides = (arg, c.ANY_SIDE) if isinstance(arg, str) else (arg[0], c.SIDE_GROUPS[arg[1]])
+    spec = _spec(ctx, path if isinstance(arg, str) else (*path, 0), name)
+    if spec is None:
+        return None
+    if not spec.censorable:
+        ctx.error(
+            path, "E012", f"'censored' needs a censorable fact; {name} is not listed under censorable in facts.yaml"
+        )
+        return None
+    return c.Censored(name, sides)
 
 
 def _spec(ctx: _Context, path: Path_, name: str) -> FactSpec | None:
@@ -218,7 +233,7 @@ def _threshold(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, op: str) ->
             f"threshold {raw} for {spec.name} is outside its plausible range {spec.expected()}",
         )
         return None
-    return c.Compare(op, spec.name, value, str(raw))
+    return c.Compare(op, spec.name, value, str(raw), spec.censorable)
 
 
 def fact_value(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, *, allow_policy: bool) -> c.FactValue | None:

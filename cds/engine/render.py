@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from cds.engine.conditions import FactValue
+from cds.engine.conditions import CENSOR_SUFFIX, FactValue
 from cds.engine.policy import POLICY_PREFIX, Policy
 from cds.engine.vocabulary import FactSpec, Vocabulary
 from cds.numbers import format_number
 from cds.units import Quantity
 
 PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_.]*)\}")
+CENSOR_SIGN = {"below": "<", "at-or-below": "<=", "above": ">", "at-or-above": ">="}  # a bound reads "<0.1"
 OPEN_CODE_WIDTH = 40  # longest free-text code (e.g. a drug name) a summary must leave room for
 
 
@@ -38,7 +39,10 @@ def render(template: str, values: Mapping[str, FactValue], policy: Policy) -> st
         name = match.group(1)
         if name.startswith(POLICY_PREFIX):
             return format_value(policy.get(name[len(POLICY_PREFIX) :], "unknown"))
-        return format_value(values[name]) if name in values else "unknown"
+        if name not in values:
+            return "unknown"
+        side = values.get(name + CENSOR_SUFFIX)
+        return CENSOR_SIGN.get(str(side), "") + format_value(values[name])
 
     return PLACEHOLDER.sub(fill, template)
 

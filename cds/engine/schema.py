@@ -11,6 +11,7 @@ from typing import Any
 HOOKS = ("order-sign", "order-select", "patient-view")
 EVIDENCE_LEVELS = ("label", "guideline", "study", "local-policy", "unverified")
 COMPARATORS = ("eq", "ne", "lt", "lte", "gt", "gte")
+CENSORED_SIDES = ("below", "above")  # `{censored: [fact, below]}`; `{censored: fact}` is either side
 
 _TEXT = {"type": "string", "minLength": 1}
 _DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
@@ -75,6 +76,24 @@ def _condition() -> dict[str, Any]:
             "required": ["missing"],
             "additionalProperties": False,
             "properties": {"missing": _FACT},
+        },
+        {
+            "type": "object",
+            "required": ["censored"],
+            "additionalProperties": False,
+            "properties": {
+                "censored": {
+                    "oneOf": [
+                        _FACT,
+                        {
+                            "type": "array",
+                            "prefixItems": [_FACT, {"enum": list(CENSORED_SIDES)}],
+                            "minItems": 2,
+                            "maxItems": 2,
+                        },
+                    ]
+                }
+            },
         },
         {"type": "object", "required": ["not"], "additionalProperties": False, "properties": {"not": ref}},
     ]

@@ -97,7 +97,17 @@ def _dnf(node: c.Node) -> list[list[c.Leaf]] | None:
             result = [left + right for left in result for right in part]
         return result
     assert not isinstance(node, c.Not)  # NNF
+    if isinstance(node, c.Censored):
+        return [_censored_leaves(node)]
     return [[node]]
+
+
+def _censored_leaves(node: c.Censored) -> list[c.Leaf]:
+    """A censored test as plain leaves on the fact and its companion code (negated: the exact case, which
+    is one way to satisfy it; the solver only needs one)."""
+    if node.negated:
+        return [c.Presence(node.fact, True), c.Presence(node.companion, False)]
+    return [c.Presence(node.fact, True), c.InSet(node.companion, node.sides)]
 
 
 @dataclass
@@ -122,6 +132,8 @@ class _Domain:
                 self.conflict = True
             return
         self.require_present()
+        if isinstance(leaf, c.Censored):
+            return  # never reached: _dnf writes it as plain leaves
         if isinstance(leaf, c.InSet):
             self._restrict(set(leaf.values), negated=leaf.negated)
         elif leaf.op in ("eq", "ne"):
@@ -336,6 +348,8 @@ def _retarget(leaf: c.Leaf, fact: str) -> c.Leaf:
         return c.Compare(leaf.op, fact, leaf.value, leaf.text)
     if isinstance(leaf, c.InSet):
         return c.InSet(fact, leaf.values, leaf.negated)
+    if isinstance(leaf, c.Censored):
+        return c.Censored(fact, leaf.sides, leaf.negated)
     return c.Presence(fact, leaf.present)
 
 

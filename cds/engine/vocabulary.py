@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cds.engine.conditions import CENSOR_SIDES, CENSOR_SUFFIX
 from cds.engine.yamlpos import safe_load
 from cds.errors import RuleError
 from cds.numbers import format_number
@@ -33,6 +34,7 @@ class FactSpec:
     max_age_days: float | None = None
     derived: bool = False
     molar_mass_g_mol: float | None = None
+    censorable: bool = False  # may arrive as a bound ("<0.10"); its companion ``<name>_censored`` says the side
 
     def accepts(self, value: object) -> bool:
         """Whether ``value`` has this fact's type and lies in its plausible range or value list."""
@@ -71,6 +73,7 @@ def load_vocabulary(path: Path) -> Vocabulary:
     if not isinstance(raw, dict) or not isinstance(raw.get("facts"), dict):
         raise RuleError(f"{path}: expected a mapping with a 'facts' mapping")
     specs = {name: _fact_spec(path, name, body) for name, body in raw["facts"].items()}
+    specs |= _censoring(path, specs, raw.get("censorable", []))
     _check_prefixes(path, specs)
     return Vocabulary(specs)
 
@@ -104,6 +107,24 @@ def _fact_spec(path: Path, name: str, body: Any) -> FactSpec:
         derived=bool(body.get("derived", False)),
         molar_mass_g_mol=body.get("molar_mass_g_mol"),
     )
+
+
+def _censoring(path: Path, specs: dict[str, FactSpec], names: Any) -> dict[str, FactSpec]:
+    """Mark the ``censorable`` number facts and declare each one's companion code fact."""
+    if not isinstance(names, list):
+        raise RuleError(f"{path}: 'censorable' must be a list of number facts")
+    found: dict[str, FactSpec] = {}
+    for name in names:
+        spec = specs.get(name) if isinstance(name, str) else None
+        if spec is None or spec.type != "number":
+            raise RuleError(f"{path}: censorable {name!r} is not a number fact of this vocabulary")
+        companion = name + CENSOR_SUFFIX
+        if companion in specs:
+            raise RuleError(f"{path}: {companion!r} is declared by hand; it is made for the censorable {name!r}")
+        found[name] = replace(spec, censorable=True)
+        description = f"{name} was reported only as a bound: the true value lies on this side of it"
+        found[companion] = FactSpec(companion, "code", description, values=CENSOR_SIDES, derived=spec.derived)
+    return found
 
 
 def _range(where: str, value: Any) -> tuple[float, float]:

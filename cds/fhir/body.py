@@ -12,6 +12,7 @@ from cds.fhir.settings import MappingSettings
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Terminology
 from cds.fhir.types import Source
+from cds.fhir.unreadable import report_unreadable
 from cds.numbers import format_number
 
 BILIRUBIN_MOLAR_MASS = 584.66
@@ -46,7 +47,10 @@ class BodyMapper:
         """Canonical unit, maximum age and (for molar units) molar mass, as rules/facts.yaml declares them."""
         spec = self.sink.vocabulary[name]
         assert spec.unit is not None
-        return Want(spec.unit, self._max_age(name), spec.molar_mass_g_mol)
+        return Want(spec.unit, self._max_age(name), spec.molar_mass_g_mol, spec.censorable, spec.accepts)
+
+    def _check(self, group: str, want: Want, kind: str) -> None:
+        report_unreadable(self.labs, self.sink, self.terms[group], want, kind)
 
     def patient(self) -> None:
         keys = self.index.keys("Patient")
@@ -62,6 +66,7 @@ class BodyMapper:
             self.sink.put("patient.age", float(derive.age_years(birth.date(), self.now.date())), src)
 
     def body_size(self) -> None:
+        self._check("body-weight", self._want("patient.weight"), "weight")
         weights = self.labs.readings(self.terms["body-weight"], self._want("patient.weight"))
         height = self.labs.latest(self.terms["body-height"], self._want("patient.height"))
         if weights and self.sink.put("patient.weight", weights[0].value, [weights[0].source]):
@@ -82,12 +87,18 @@ class BodyMapper:
 
     def renal(self) -> None:
         want_cr = self._want("renal.creatinine")
+        self._check("creatinine", want_cr, "creatinine")
         creatinine = self.labs.latest(self.terms["creatinine"], want_cr)
-        if creatinine is not None and not self.sink.put("renal.creatinine", creatinine.value, [creatinine.source]):
+        if creatinine is not None and not self.sink.put(
+            "renal.creatinine", creatinine.value, [creatinine.source], side=creatinine.side
+        ):
             creatinine = None
         egfr = self.labs.latest(self.terms["egfr"], self._want("renal.egfr"))
-        if egfr is not None and not self.sink.put("renal.egfr", egfr.value, [egfr.source], "kept apart from CrCl"):
+        if egfr is not None and not self.sink.put(
+            "renal.egfr", egfr.value, [egfr.source], "kept apart from CrCl", side=egfr.side
+        ):
             egfr = None
+        self._check("crcl-measured", self._want("renal.crcl"), "crcl")
         measured = self.labs.latest(self.terms["crcl-measured"], self._want("renal.crcl"))
         if measured is not None and self.sink.put("renal.crcl", measured.value, [measured.source], "measured"):
             self.sink.put("renal.crcl_method", "measured", [measured.source])
@@ -99,6 +110,9 @@ class BodyMapper:
 
     def _from_egfr(self, egfr: Reading) -> None:
         """Local policy (mapping.yaml egfr_as_crcl): eGFR x BSA / 1.73 when BSA is known, else eGFR as reported."""
+        if egfr.side is not None:  # ">60" is no CrCl: the renal classes stay unknown (IMA-UNREAD-043 says so)
+            self.index.warnings.append(f"renal.crcl: eGFR reported only as a bound ({egfr.shown}), not used as CrCl")
+            return
         bsa = self.sink.facts.get("patient.bsa")
         if self.settings.egfr_deindex_by_bsa and bsa is not None and isinstance(bsa.value, float):
             crcl, method = egfr.value * bsa.value / 1.73, "egfr-bsa"
@@ -115,6 +129,11 @@ class BodyMapper:
             self.sink.put("renal.crcl_method", method, sources, note)
 
     def _cockcroft_gault(self, creatinine: Reading) -> None:
+        if creatinine.side is not None:
+            self.index.warnings.append(
+                f"renal.crcl: Cockcroft-Gault not computed, creatinine reported only as a bound ({creatinine.shown})"
+            )
+            return
         age, sex = self.sink.number("patient.age"), self.sink.value("patient.sex")
         weight = self.weight
         missing = [n for n, v in (("age", age), ("weight", weight)) if v is None]
@@ -147,15 +166,20 @@ class BodyMapper:
         alt = self._xuln("alt", "hepatic.alt_xuln", "U/L")
         present = [r for r in (ast, alt) if r is not None]
         if present:
-            top = max(present, key=lambda r: r[0])
-            self.sink.put("hepatic.transaminases_xuln", top[0], [top[1]], "higher of AST and ALT")
+            value, side, src = _highest(present)
+            self.sink.put("hepatic.transaminases_xuln", value, src, "higher of AST and ALT", side=side)
+        if any(r[2] is not None for r in (bili, ast) if r is not None):
+            self.index.warnings.append("hepatic.odwg_class: not computed, bilirubin or AST reported only as a bound")
+            return
         grade = derive.odwg_class(bili[0] if bili else None, ast[0] if ast else None)
         if grade is not None:
             sources = [r[1] for r in (bili, ast) if r is not None]
             self.sink.put("hepatic.odwg_class", grade, sources, "NCI-ODWG from bilirubin and AST")
 
-    def _xuln(self, group: str, name: str, unit: str, molar: float | None = None) -> tuple[float, Source] | None:
-        reading = self.labs.latest(self.terms[group], Want(unit, self._max_age(name), molar))
+    def _xuln(self, group: str, name: str, unit: str, molar: float | None = None) -> _Ratio | None:
+        want = Want(unit, self._max_age(name), molar, censorable=True)
+        self._check(group, want, group)
+        reading = self.labs.latest(self.terms[group], want)
         if reading is None:
             return None
         uln, note = reading.uln, "ULN from referenceRange.high"
@@ -166,13 +190,34 @@ class BodyMapper:
             self.index.warnings.append(f"{name}: no upper limit of normal for {reading.source}")
             return None
         ratio = reading.value / uln
-        return (ratio, reading.source) if self.sink.put(name, ratio, [reading.source], note) else None
+        if not self.sink.put(name, ratio, [reading.source], note, side=reading.side):
+            return None
+        return ratio, reading.source, reading.side
 
     def counts(self) -> None:
         for group, name in (("anc", "heme.anc"), ("platelets", "heme.platelets")):
+            self._check(group, self._want(name), group)
             reading = self.labs.latest(self.terms[group], self._want(name))
             if reading is not None:
-                self.sink.put(name, reading.value, [reading.source])
+                self.sink.put(name, reading.value, [reading.source], side=reading.side)
+
+
+_Ratio = tuple[float, Source, str | None]  # multiple of ULN, its source, its censoring side
+
+
+def _highest(ratios: list[_Ratio]) -> tuple[float, str | None, list[Source]]:
+    """The larger of AST and ALT when either may be a bound: the interval of max(a, b) from theirs, written
+    back as a value or a one-sided bound that still holds (all exact: the plain maximum and its source)."""
+    lows = [r for r in ratios if r[2] in (None, "above", "at-or-above")]
+    highs = [r for r in ratios if r[2] in (None, "below", "at-or-below")]
+    every = [src for _, src, _ in ratios]
+    if len(highs) < len(ratios):  # some value is unbounded above: so is the maximum
+        value, _, side = max(lows, key=lambda r: (r[0], r[2] == "above"))
+        return value, "above" if side == "above" else "at-or-above", every
+    value, src, side = max(highs, key=lambda r: (r[0], {None: 2, "at-or-below": 1}.get(r[2], 0)))
+    if side is None:  # an exact value at least as high as every bound below (ties prefer the exact one)
+        return value, None, [src]
+    return value, side, every
 
 
 def _fallback_uln(value: float, unit: str, target: str, molar: float | None) -> float | None:

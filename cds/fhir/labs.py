@@ -1,18 +1,26 @@
-"""Observations by LOINC group: values in a target unit with their reference-range ULN, newest first."""
+"""Observations by LOINC group: values in a target unit with their reference-range ULN, newest first.
+
+Values are read by cds.fhir.values (quantities with comparators, strings, interpretation flags). A value
+reported only as a bound is kept as a censored reading when the fact may be censored (``Want.censorable``),
+else it is unreadable; ``newest`` tells the mappers when the newest result of a kind cannot be read.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from cds.fhir import parse
 from cds.fhir.element import Quantity
 from cds.fhir.index import ResourceIndex, source
-from cds.fhir.observation import read_observation
+from cds.fhir.observation import read_observation, read_observed_value
 from cds.fhir.quantities import to_unit
 from cds.fhir.terminology import ValueSet
 from cds.fhir.types import Source
+from cds.fhir.values import SIDE_SIGN, Unreadable
 from cds.units import UnitError
 
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -25,20 +33,43 @@ class Reading:
     time: datetime
     source: Source
     uln: float | None  # referenceRange.high in the same unit as value
+    side: str | None = None  # censored: the true value lies on this side of ``value`` (below, above, ...)
+    note: str = ""
+
+    @property
+    def shown(self) -> str:
+        return SIDE_SIGN.get(self.side or "", "") + f"{self.value:g}"
+
+
+@dataclass(frozen=True)
+class UnreadableResult:
+    """The newest result of a kind is present but its value cannot be read."""
+
+    source: Source
+    reason: Unreadable
+
+    def describe(self) -> str:
+        return f"{self.source.resource_type}/{self.source.id}: {self.reason.describe()}"
 
 
 @dataclass(frozen=True)
 class Want:
-    """Which readings to collect: unit, optional molar mass and how far back."""
+    """Which readings to collect: unit, optional molar mass, how far back, whether a bound may stand for the
+    value (censorable) and which values are plausible (to read an ambiguous "1,200")."""
 
     unit: str
     max_age_days: float | None
     molar_mass_g_mol: float | None = None
+    censorable: bool = False
+    plausible: Callable[[float], bool] | None = None
 
 
 class Labs:
-    def __init__(self, index: ResourceIndex, now: datetime, statuses: frozenset[str]) -> None:
+    def __init__(
+        self, index: ResourceIndex, now: datetime, statuses: frozenset[str], comma_rule: str = "thousands"
+    ) -> None:
         self.index = index
+        self._read_value = partial(read_observed_value, comma_rule=comma_rule)  # one reader: cached per request
         self.now = now
         self.statuses = statuses
         self._by_code: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
@@ -59,9 +90,18 @@ class Labs:
             if limit is not None and len(found) >= limit or oldest and _EPOCH < when < oldest:
                 break  # sorted newest first: nothing further can qualify
             reading = self._reading(key, want)
-            if reading is not None:
+            if isinstance(reading, Reading):
                 found.append(reading)
         return sorted(found, key=lambda r: r.time, reverse=True)
+
+    def newest_unreadable(self, group: ValueSet, want: Want) -> UnreadableResult | None:
+        """The newest usable-status result of ``group`` in the window, if its value cannot be read."""
+        keys = [k for code, found in self._by_code.items() if code in group.by_code for k in found]
+        results = [r for r in (self._reading(k, want) for k in dict.fromkeys(keys)) if r is not None]
+        if not results:
+            return None
+        newest = max(results, key=lambda r: (r.source.effective or _EPOCH, isinstance(r, Reading)))
+        return newest if isinstance(newest, UnreadableResult) else None
 
     def latest(self, group: ValueSet, want: Want) -> Reading | None:
         found = self.readings(group, want, limit=1)
@@ -85,26 +125,39 @@ class Labs:
             return parse.as_datetime(value) or _EPOCH
         return when if when.tzinfo else when.replace(tzinfo=UTC)
 
-    def _reading(self, key: tuple[str, str], want: Want) -> Reading | None:
+    def _reading(self, key: tuple[str, str], want: Want) -> Reading | UnreadableResult | None:
+        """The reading, or why its value cannot be read; None when the result is not usable at all (status,
+        date, out of the window), which is not a finding about its value."""
         obs = self.index.read(key, read_observation)
         if obs is None or obs.status not in self.statuses:
             return None
         when = obs.when
         if when is None or not self._in_window(key, when, want.max_age_days):
             return None
-        quantity = obs.quantity
-        if quantity is None or quantity.value is None:
-            return None
-        try:
-            value = to_unit(quantity.value, quantity.unit, want.unit, molar_mass_g_mol=want.molar_mass_g_mol)
-        except UnitError as exc:
-            self.index.warnings.append(f"{key[0]}/{key[1]}: {exc} (value not used)")
-            return None
-        if quantity.comparator:
-            self.index.warnings.append(
-                f"{key[0]}/{key[1]}: reported as '{quantity.comparator}{quantity.text}', used as the limit"
-            )
-        return Reading(value, when, source(key, when), _uln(obs.high, want, quantity.unit))
+        found = self.index.read(key, self._read_value)
+        src = source(key, when)
+        if found is None:
+            return None  # an element of another datatype: the index warned, naming it
+        if isinstance(found, Unreadable):
+            return UnreadableResult(src, found)
+        if found.side is not None and not want.censorable:
+            return UnreadableResult(src, Unreadable(f"reported only as a bound ({found.shown})"))
+        values = []
+        for number in found.readings:
+            try:
+                values.append(to_unit(number, found.unit, want.unit, molar_mass_g_mol=want.molar_mass_g_mol))
+            except UnitError as exc:
+                self.index.warnings.append(f"{key[0]}/{key[1]}: {exc} (value not used)")
+                return UnreadableResult(src, Unreadable(f"{found.shown!r}: {exc}"))
+        value = values[0]
+        if found.ambiguous and want.plausible is not None and not want.plausible(value):
+            readings = " or ".join(f"{v:g} {want.unit}" for v in values)
+            return UnreadableResult(src, Unreadable(f"{found.shown!r} is ambiguous ({readings})"))
+        if found.note:
+            self.index.warnings.append(f"{key[0]}/{key[1]}: {found.note}")
+        if found.side is not None:
+            self.index.warnings.append(f"{key[0]}/{key[1]}: reported as {found.shown!r}, kept as a bound")
+        return Reading(value, when, src, _uln(obs.high, want, found.unit), found.side, found.note)
 
     def _in_window(self, key: tuple[str, str], when: datetime, max_age_days: float | None) -> bool:
         if when > self.now + _CLOCK_SKEW:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cds.fhir import parse
-from cds.fhir.element import Element, Quantity, first_code
+from cds.fhir.element import Element, ElementError, Quantity, first_code
 from cds.fhir.terminology import Concept
+from cds.fhir.values import ObservedValue, Unreadable, read_value
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,27 @@ def read_observation(obs: Element) -> ObservationFacts:
         value_concept=obs.concept("valueCodeableConcept"),
         value_boolean=obs.boolean("valueBoolean"),
     )
+
+
+def read_observed_value(obs: Element, comma_rule: str = "thousands") -> ObservedValue | Unreadable:
+    """value[x] as a number (cds.fhir.values); a bare number takes the unit of the referenceRange. A value
+    element that is not of its datatype makes the value unreadable (reported), not the resource unused."""
+    try:
+        unit = _range_unit(obs)
+    except ElementError:
+        unit = None  # a malformed referenceRange only loses the unit it could have given
+    try:
+        return read_value(obs, unit, comma_rule)
+    except ElementError as exc:
+        return Unreadable(f"{exc.path.rsplit('.resource.', 1)[-1]}: {exc.message}")
+
+
+def _range_unit(obs: Element) -> str | None:
+    for found in obs.children("referenceRange"):
+        for bound in (found.quantity("high"), found.quantity("low")):
+            if bound is not None and bound.unit:
+                return bound.unit
+    return None
 
 
 def _effective(obs: Element) -> datetime | None:

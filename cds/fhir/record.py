@@ -36,7 +36,7 @@ def extract_record(
     warnings = list(request.warnings)
     index = ResourceIndex(request, warnings)
     sink = FactSink(vocabulary, warnings)
-    labs = Labs(index, now, settings.observation_statuses)
+    labs = Labs(index, now, settings.observation_statuses, settings.comma_before_three_digits)
     # Order matters: Cockcroft-Gault needs age, sex and weight; regimen facts need nothing else.
     BodyMapper(index, sink, labs, terminology, settings, now).run()
     ClinicalMapper(index, sink, terminology, settings, now).run()

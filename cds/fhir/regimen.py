@@ -27,6 +27,7 @@ from cds.fhir.therapy import (
     statement_therapy,
 )
 from cds.fhir.types import DoseEvent, DoseSource, LevelSample, Source
+from cds.fhir.unreadable import report_unreadable
 from cds.numbers import format_number
 
 Key = tuple[str, str]
@@ -311,14 +312,17 @@ class RegimenMapper:
     ) -> tuple[LevelSample, ...]:
         spec = self.sink.vocabulary["level.conc"]  # unit and molar mass as rules/facts.yaml declares them
         assert spec.unit is not None
-        want = Want(spec.unit, self._max_age("level.conc"), spec.molar_mass_g_mol)
+        want = Want(spec.unit, self._max_age("level.conc"), spec.molar_mass_g_mol, spec.censorable, spec.accepts)
+        report_unreadable(labs, self.sink, self.terminology["imatinib-level"], want, "level")
         readings = labs.readings(self.terminology["imatinib-level"], want)
         plausible = self.sink.vocabulary["level.conc"].accepts
-        samples = tuple(LevelSample(r.time, r.value, r.source) for r in reversed(readings) if plausible(r.value))
+        # a level below the LLOQ or above the ULOQ is a bound, not a concentration: never fitted (§9.1)
+        exact = [r for r in reversed(readings) if r.side is None and plausible(r.value)]
+        samples = tuple(LevelSample(r.time, r.value, r.source) for r in exact)
         if not readings:
             return samples
         latest = readings[0]
-        if not self.sink.put("level.conc", latest.value, [latest.source]):
+        if not self.sink.put("level.conc", latest.value, [latest.source], side=latest.side):
             return samples
         self.sink.put("level.age_days", _days(self.now - latest.time), [latest.source])
         self._level_timing(latest.time, latest.source, doses, runs, active)

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from cds.errors import RuleError
+from cds.fhir.values import COMMA_RULES
 from cds.numbers import format_number
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
@@ -38,6 +39,7 @@ class MappingSettings:
     observation_statuses: frozenset[str] = frozenset({"final", "amended", "corrected", "preliminary"})
     cml_phase_codes: Mapping[tuple[str, str], str] = field(default_factory=dict)
     cml_phase_words: Mapping[str, str] = field(default_factory=dict)
+    comma_before_three_digits: str = "thousands"  # how a valueString "1,200" is read (cds/fhir/values.py)
 
 
 def load_settings(path: Path | None = None) -> MappingSettings:
@@ -88,4 +90,12 @@ def _read(raw: dict[str, Any], cg: dict[str, Any]) -> MappingSettings:
         cml_phase_words={
             str(w).lower(): phase for phase, words in raw.get("cml_phase_words", {}).items() for w in words
         },
+        comma_before_three_digits=_comma_rule(raw.get("number_format", {})),
     )
+
+
+def _comma_rule(raw: dict[str, Any]) -> str:
+    rule = str(raw.get("comma_before_three_digits", "thousands"))
+    if rule not in COMMA_RULES:
+        raise ValueError(f"number_format.comma_before_three_digits: {rule!r} is not one of {', '.join(COMMA_RULES)}")
+    return rule

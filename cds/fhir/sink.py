@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from cds.engine.conditions import censor_companion
 from cds.engine.vocabulary import Vocabulary
 from cds.fhir.types import FactValue, Source, SourcedFact
 
@@ -15,8 +16,19 @@ class FactSink:
         self.warnings = warnings
         self.facts: dict[str, SourcedFact] = {}
 
-    def put(self, name: str, value: FactValue, sources: Sequence[Source], note: str = "") -> bool:
-        """Record a fact; returns False (with a warning) when the vocabulary rejects the value."""
+    def put(
+        self, name: str, value: FactValue, sources: Sequence[Source], note: str = "", *, side: str | None = None
+    ) -> bool:
+        """Record a fact; returns False (with a warning) when the vocabulary rejects the value. ``side``: the
+        value is a bound (censored) and the true value lies on that side; recorded as ``<name>_censored``."""
+        if side is not None and not self.vocabulary[name].censorable:
+            raise AssertionError(f"{name} is not censorable: the mapper must not give it a bound")
+        self.facts.pop(censor_companion(name), None)
+        if not self._put(name, value, sources, note):
+            return False
+        return side is None or self._put(censor_companion(name), side, sources, note)
+
+    def _put(self, name: str, value: FactValue, sources: Sequence[Source], note: str) -> bool:
         spec = self.vocabulary[name]
         if spec.derived:
             raise AssertionError(f"{name} is derived: the FHIR mapper must not set it")

@@ -1,5 +1,6 @@
 """The small markdown subset card details use (paragraphs, ``- `` lists, pipe tables, ``**bold**``, `` `code` ``,
-``<https://...>`` links), rendered to HTML with everything escaped first: card text never becomes markup."""
+``<https://...>`` links, backslash escapes such as ``\\<`` or ``\\|``), rendered to HTML with everything escaped
+first: card text never becomes markup."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from markupsafe import Markup, escape
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _CODE = re.compile(r"`([^`]+)`")
 _LINK = re.compile(r"&lt;(https?://[^\s&]+(?:&amp;[^\s&]+)*)&gt;")
+_ESCAPED = re.compile(r"\\([\\`*_\[\]<>&|~])")  # what cds.fhir.values.escape_markdown escapes
+# private-use code points stand for escaped characters while the markup is applied (one sent in the text itself
+# shows as the ASCII character it stands for, HTML-escaped like every other character)
+_HELD = 0xE000
 
 
 def render_markdown(text: str) -> Markup:
@@ -36,15 +41,22 @@ rel="noopener noreferrer">https://x.org/?a=1&amp;b=2</a></li></ul>'
 
 
 def inline(text: str) -> str:
-    """Escaped text with bold, code and autolinks."""
-    html = str(escape(text))
+    """Escaped text with bold, code and autolinks; a backslash-escaped character is shown as itself.
+
+    >>> inline("a \\\\<b\\\\> \\\\*x\\\\* **y**")
+    'a &lt;b&gt; *x* <strong>y</strong>'
+    """
+    held = _ESCAPED.sub(lambda m: chr(_HELD + ord(m.group(1))), text)
+    html = str(escape(held))
     html = _CODE.sub(r"<code>\1</code>", html)
     html = _BOLD.sub(r"<strong>\1</strong>", html)
-    return _LINK.sub(r'<a href="\1" rel="noopener noreferrer">\1</a>', html)
+    html = _LINK.sub(r'<a href="\1" rel="noopener noreferrer">\1</a>', html)
+    return re.sub("[\ue000-\ue07f]", lambda m: str(escape(chr(ord(m.group(0)) - _HELD))), html)
 
 
 def _cells(line: str) -> list[str]:
-    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+    """Cells split at the pipes that are not escaped (``\\|`` stays in its cell)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
 def _table(lines: list[str]) -> str:

@@ -173,4 +173,5 @@ def test_chunks_that_cannot_fire_are_not_asserted_and_see_only_their_facts(
     chunks = sum(len(chunk_rules(rules)) for rules, _ in durable_engine._plan["order-sign"])
     assert 0 < len(asserted) < chunks
     assert all(set(d) <= {"renal", "regimen", "hepatic", "_in"} for d in asserted)
-    assert any(set(d) < {"renal", "regimen", "hepatic"} for d in asserted)  # not every chunk reads all three
+    # not every chunk reads all three (comparisons on censorable facts arrive resolved under _in)
+    assert any(set(d) - {"_in"} < {"renal", "regimen", "hepatic"} for d in asserted)

@@ -227,12 +227,14 @@ def test_implausible_level_is_neither_a_fact_nor_a_sample() -> None:
     assert "level.conc" not in record.facts and record.levels == ()
 
 
-def test_value_with_comparator_is_used_at_the_limit_with_a_warning() -> None:
+def test_value_with_comparator_is_a_censored_bound_never_a_pk_sample() -> None:
     body = clone(example(TROUGH))
     find(body, "Observation", "lvl-1")["valueQuantity"].update(value=100, comparator="<")
     record = record_of(body)
     assert record.facts["level.conc"].value == 100.0
-    assert any("reported as '<100'" in w for w in record.warnings)
+    assert record.facts["level.conc_censored"].value == "below"
+    assert record.levels == ()  # not fitted
+    assert any("reported as '<100 ng/mL', kept as a bound" in w for w in record.warnings)
 
 
 def test_two_indications_are_reported() -> None:

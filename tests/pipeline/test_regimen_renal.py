@@ -162,3 +162,14 @@ def test_identical_active_orders_get_the_duplicate_card_on_patient_view(pipeline
         "MedicationRequest/rx-ima-twin and MedicationRequest/rx-ima-active"
         in card(outcome, "IMA-REGIMEN-010")["detail"]
     )
+
+
+@pytest.mark.parametrize(("comparator", "egfr"), [(">", 90), ("<", 15), (">", 30)])
+def test_an_egfr_given_as_a_bound_is_not_used_as_crcl_and_the_card_says_so(
+    pipeline: Pipeline, comparator: str, egfr: float
+) -> None:
+    body = egfr_body(egfr)
+    find(body, "Observation", "lab-egfr")["valueQuantity"]["comparator"] = comparator
+    outcome = run(pipeline, body)
+    assert "renal.crcl" not in outcome.decision.facts and "renal.impairment" not in outcome.decision.derived
+    assert {"IMA-UNREAD-043", "IMA-RENAL-040"} <= set(outcome.decision.fired_ids)  # a new start: order creatinine
