@@ -106,8 +106,10 @@ def _then(rule: Rule) -> list[str]:
                 "withhold" if d.withhold else "",
                 f"factor x{format_number(d.factor)}" if d.factor is not None else "",
                 f"step {d.step:+d} on the dose ladder" if d.step is not None else "",
+                f"of `{d.of}` (not the ordered dose)" if d.of is not None else "",
                 f"set {format_number(d.set_daily_mg)} mg/day" if d.set_daily_mg is not None else "",
                 f"cap {format_number(d.max_daily_mg)} mg/day" if d.max_daily_mg is not None else "",
+                f"cap at `{d.max_of}`" if d.max_of is not None else "",
             )
             if text
         ]

@@ -167,11 +167,14 @@ class RuleEngine:
         effects = [(r.id, r.dose) for r in rules if r.dose is not None]
         base = facts.get("regimen.daily_mg")
         interval = facts.get("regimen.interval_h")
+        named = {n for _, e in effects for n in (e.of, e.max_of) if n is not None}
+        bases = {n: float(v) for n in named if isinstance(v := facts.get(n), float) and v > 0}
         return compose_dose(
             effects,
             float(base) if isinstance(base, float) else None,
             float(interval) if isinstance(interval, float) else None,
             self.dose_policy,
+            bases,
         )
 
     def _card(self, rule: Rule, facts: Mapping[str, c.FactValue]) -> CardSpec:

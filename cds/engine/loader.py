@@ -126,6 +126,7 @@ def _rule(ctx: _Context, meta: RulesetMeta, row: int, raw: dict[str, Any]) -> Ru
     then = raw["then"]
     card = _card(ctx, (*base, "then", "card"), then["card"]) if "card" in then else None
     derive = tuple(_derivations(ctx, (*base, "then", "derive"), then.get("derive", {})))
+    _dose_bases(ctx, (*base, "then", "dose"), then.get("dose", {}))
     tests = tuple(_tests(ctx, base, raw))
     if when is None or len(ctx.diagnostics) > before:
         return None
@@ -298,6 +299,20 @@ def _card(ctx: _Context, path: Path_, raw: dict[str, Any]) -> CardTemplate:
         )
     suggestions = tuple(Suggestion(s["label"], s["action"]) for s in raw.get("suggestions", ()))
     return CardTemplate(raw["indicator"], raw["summary"], raw.get("detail", ""), suggestions)
+
+
+def _dose_bases(ctx: _Context, path: Path_, dose: dict[str, Any]) -> None:
+    """A dose base or fact cap must be a daily dose in mg; `of` needs a factor or a step to apply to it."""
+    for key in ("of", "max_of"):
+        name = dose.get(key)
+        spec = _spec(ctx, (*path, key), name) if name is not None else None
+        if spec is not None and (spec.type != "number" or spec.unit != "mg"):
+            ctx.error((*path, key), "E012", f"dose {key} needs a daily dose in mg; {name} is {spec.type} {spec.unit}")
+    if "of" in dose and "factor" not in dose and "step" not in dose:
+        ctx.error((*path, "of"), "E002", "dose 'of' names the base of a factor or a step; the rule has neither")
+    if ("factor" in dose or "step" in dose) and "of" not in dose:
+        # a factor or step on the ordered dose compounds each time the accepted suggestion is signed again
+        ctx.error(path, "E002", "a dose factor or step needs its base: of: <fact> (e.g. regimen.standard_start_mg)")
 
 
 def _derivations(ctx: _Context, path: Path_, raw: dict[str, Any]) -> Iterable[Derivation]:

@@ -39,6 +39,10 @@ class DoseEffect:
     set_daily_mg: float | None = None
     step: int | None = None
     reason: str = ""
+    # the dose base the factor or step applies to (a fact such as regimen.standard_start_mg), never the draft
+    of: str | None = None
+    # a cap read from a fact (e.g. never above the dose before the hold)
+    max_of: str | None = None
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,8 @@ _DOSE = {
         "max_daily_mg": {"type": "number", "exclusiveMinimum": 0},
         "set_daily_mg": {"type": "number", "exclusiveMinimum": 0},
         "step": {"type": "integer", "minimum": -3, "maximum": 3, "not": {"const": 0}},
+        "of": _FACT,
+        "max_of": _FACT,
         "reason": _TEXT,
     },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from cds.numbers import format_number
 
 Key = tuple[str, str]
 _DAY = timedelta(days=1)
+_TABLET_MG = 100  # every dose is a whole number of 100 mg (and 400 mg) tablets (clinical-rules.md §1.1)
 
 
 @dataclass(frozen=True)
@@ -153,12 +155,22 @@ class RegimenMapper:
         if regimen.dosing.daily_mg is None:
             where = ", ".join(str(s) for s in src)
             self.index.warnings.append(f"regimen.daily_mg: not read from {where}: {regimen.dosing.note}")
-        else:
-            self.sink.put("regimen.daily_mg", regimen.dosing.daily_mg, src, note)
+        elif not self.sink.put("regimen.daily_mg", regimen.dosing.daily_mg, src, note):
+            # a dose that cannot be one is a finding for the dose checks, not only a trace warning
+            shown = f"{format_number(regimen.dosing.daily_mg)} mg/day"
+            self.sink.put("regimen.dose_implausible", True, src, shown)
         if regimen.dosing.interval_h is not None:
             self.sink.put("regimen.interval_h", regimen.dosing.interval_h, src)
         elif regimen.dosing.daily_mg is not None and len(src) > 1:
             self.index.warnings.append("regimen.interval_h: the orders' timings do not give one dosing interval")
+        self._tablet_facts(regimen, src)
+
+    def _tablet_facts(self, regimen: Therapy, src: list[Source]) -> None:
+        daily = self.sink.number("regimen.daily_mg")
+        if daily is None or daily <= 0:
+            return
+        per_dose = daily * (regimen.dosing.interval_h or 24) / 24
+        self.sink.put("regimen.whole_tablets", math.isclose(per_dose / _TABLET_MG, round(per_dose / _TABLET_MG)), src)
 
     def _draft_facts(self, ordered: DraftRegimen) -> None:
         """How many drafts make the regimen and how they add up."""
@@ -177,6 +189,8 @@ class RegimenMapper:
     def _hold_facts(self, regimen: Therapy, active: Therapy | None) -> None:
         held = active is not None and active.status == "on-hold"
         self.sink.put("regimen.on_hold", held, [(active or regimen).source])
+        if held and active is not None and active.dosing.daily_mg is not None:
+            self.sink.put("regimen.pre_hold_mg", active.dosing.daily_mg, [active.source], "dose of the order on hold")
         if held and active is not None and active.status_reason is not None:
             reason = active.status_reason
             self.sink.put("regimen.hold_reason", self._hold_reason(reason), [active.source], reason.label)

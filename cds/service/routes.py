@@ -377,7 +377,15 @@ async def health(request: Request) -> Response:
     try:
         decision = await run_in_threadpool(
             pipeline.engine.evaluate,
-            {"renal.crcl": 30.0, "regimen.new_start": True, "regimen.daily_mg": 400.0, "regimen.interval_h": 24.0},
+            {
+                "renal.crcl": 30.0,
+                "regimen.new_start": True,
+                "regimen.daily_mg": 400.0,
+                "regimen.interval_h": 24.0,
+                "regimen.status": "draft",
+                "dx.indication": "CML",  # the 50% applies to the chronic-phase starting dose of 400 mg
+                "dx.cml_phase": "chronic",
+            },
             "order-sign",
         )
         entries = await run_in_threadpool(state.audit.count)

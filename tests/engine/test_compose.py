@@ -88,3 +88,56 @@ def test_every_step_names_its_rule() -> None:
     )
     texts = [s.text for s in decision.steps]
     assert any("IMA-A" in t for t in texts) and any("IMA-B" in t for t in texts)
+
+
+def bases(draft: float, *effects: DoseEffect, **known: float) -> tuple[str, float | None, int | None]:
+    named = {f"regimen.{k}": v for k, v in known.items()}
+    decision = compose_dose([(f"R{i}", e) for i, e in enumerate(effects)], draft, 24, POLICY, named)
+    return decision.action, decision.daily_mg, decision.interval_h
+
+
+RENAL_START = DoseEffect(factor=0.5, of="regimen.standard_start_mg", max_daily_mg=400)
+HEPATIC_START = DoseEffect(factor=0.75, of="regimen.standard_start_mg")
+INDUCER = DoseEffect(factor=1.5, of="regimen.standard_start_mg")
+RESUME_STEP = DoseEffect(step=-1, of="regimen.pre_hold_mg")
+
+
+@pytest.mark.parametrize("draft", [0, 100, 200, 300, 400, 600, 800])
+def test_a_factor_applies_to_its_base_whatever_the_draft(draft: float) -> None:
+    assert bases(draft, RENAL_START, standard_start_mg=400)[1] == 200
+    assert bases(draft, HEPATIC_START, standard_start_mg=400)[1] == 300
+    assert bases(draft, RENAL_START, INDUCER, standard_start_mg=400)[1] == 300
+    assert bases(draft, RESUME_STEP, pre_hold_mg=800)[1:] == (600, 24)
+
+
+def test_a_draft_already_at_the_target_is_kept() -> None:
+    assert bases(200, RENAL_START, standard_start_mg=400) == ("keep", 200, 24)
+    assert bases(300, HEPATIC_START, standard_start_mg=400) == ("keep", 300, 24)
+    assert bases(300, RESUME_STEP, pre_hold_mg=400) == ("keep", 300, 24)
+    assert bases(300, RENAL_START, INDUCER, standard_start_mg=400) == ("keep", 300, 24)
+
+
+def test_an_unknown_base_is_named_and_never_replaced_by_the_draft() -> None:
+    decision = compose_dose([("IMA-R", RENAL_START)], 600, 24, POLICY, {})
+    assert (decision.action, decision.daily_mg) == ("change", 400)  # the rule's cap still holds
+    assert any("regimen.standard_start_mg is not known" in s.text and "IMA-R" in s.text for s in decision.steps)
+    assert bases(300, RESUME_STEP) == ("keep", 300, 24)
+
+
+def test_a_set_dose_is_capped_by_a_fact() -> None:
+    resume = DoseEffect(set_daily_mg=400, max_of="regimen.pre_hold_mg")
+    assert bases(400, resume, pre_hold_mg=200) == ("change", 200, 24)
+    assert bases(600, resume, pre_hold_mg=600) == ("change", 400, 24)
+    assert bases(400, resume) == ("keep", 400, 24)
+
+
+def test_different_bases_take_the_lowest_and_say_so() -> None:
+    decision = compose_dose(
+        [("A", INDUCER), ("B", RESUME_STEP)],
+        400,
+        24,
+        POLICY,
+        {"regimen.standard_start_mg": 600, "regimen.pre_hold_mg": 400},
+    )
+    assert decision.daily_mg == 500  # from the lower base 400: down a step to 300, x 1.5 = 450, an increase rounds up
+    assert any("different dose bases" in s.text for s in decision.steps)

@@ -12,6 +12,7 @@ import pytest
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
 from tests.conftest import ROOT
 from tests.fhir.helpers import example, find
+from tests.pipeline.dose_variants import apply_actions
 
 SPLIT = "order-sign-split-600mg-moderate-renal.json"
 EGFR = "order-sign-new-start-egfr-only.json"
@@ -42,29 +43,13 @@ def test_the_split_regimen_meets_the_moderate_renal_ceiling(pipeline: Pipeline) 
     assert outcome.trace()["dose_history"]["drafts"] == list(outcome.record.draft_parts)
 
 
-def _apply(body: dict[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a client does on accept: deletes, then creates, then updates (CDS Hooks: FHIR transaction order)."""
-    accepted = copy.deepcopy(body)
-    bundle = accepted["context"]["draftOrders"]
-    entries = {(e["resource"]["resourceType"], e["resource"]["id"]): e for e in bundle["entry"]}
-    for action in sorted(actions, key=lambda a: ["delete", "create", "update"].index(a["type"])):
-        if action["type"] == "delete":
-            kind, rid = action["resourceId"].split("/")
-            del entries[(kind, rid)]
-        else:
-            resource = action["resource"]
-            entries[(resource["resourceType"], resource["id"])] = {"resource": resource}
-    bundle["entry"] = list(entries.values())
-    return accepted
-
-
 def test_accepting_the_suggestion_yields_exactly_the_suggested_regimen(pipeline: Pipeline) -> None:
     body = example(SPLIT)
     outcome = run(pipeline, body)
     (suggestion,) = card(outcome, "IMA-RENAL-021")["suggestions"]
     kinds = [(a["type"], a.get("resourceId") or a["resource"]["id"]) for a in suggestion["actions"]]
     assert kinds == [("delete", "MedicationRequest/rx-ima-2x100"), ("update", "rx-ima-400")]
-    after = run(pipeline, _apply(body, suggestion["actions"]))
+    after = run(pipeline, apply_actions(body, suggestion["actions"]))
     assert after.decision.facts["regimen.daily_mg"] == outcome.decision.dose.daily_mg == 400
     assert "IMA-RENAL-021" not in after.decision.fired_ids
 

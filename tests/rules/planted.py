@@ -50,14 +50,14 @@ def root_with(tmp_path: Path, *rules: str, file_id: str = "planted", map_text: s
 UP = rule(
     "PL-UP-001",
     "{gte: [renal.crcl, 60 mL/min]}",
-    "{dose: {step: 1}}",
+    "{dose: {step: 1, of: regimen.previous_daily_mg}}",
     case("crcl 60", "{renal.crcl: 60 mL/min, regimen.daily_mg: 400 mg}", "{fired: [PL-UP-001]}")
     + case("crcl 59", "{renal.crcl: 59 mL/min}", "{not_fired: [PL-UP-001]}"),
 )
 DOWN = rule(
     "PL-DOWN-001",
     "{gt: [renal.crcl, 80 mL/min]}",
-    "{dose: {step: -1}}",
+    "{dose: {step: -1, of: regimen.previous_daily_mg}}",
     case("crcl 81", "{renal.crcl: 81 mL/min, regimen.daily_mg: 400 mg}", "{fired: [PL-DOWN-001]}")
     + case("crcl 80", "{renal.crcl: 80 mL/min}", "{not_fired: [PL-DOWN-001]}"),
 )
@@ -65,7 +65,7 @@ DOWN = rule(
 DOWN_EXCLUSIVE = rule(
     "PL-DOWN-002",
     "{lt: [renal.crcl, 40 mL/min]}",
-    "{dose: {step: -1}}",
+    "{dose: {step: -1, of: regimen.previous_daily_mg}}",
     case("crcl 39", "{renal.crcl: 39 mL/min}", "{fired: [PL-DOWN-002]}")
     + case("crcl 40", "{renal.crcl: 40 mL/min}", "{not_fired: [PL-DOWN-002]}"),
 )
