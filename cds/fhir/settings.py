@@ -34,18 +34,41 @@ class MappingSettings:
     observation_statuses: frozenset[str] = frozenset({"final", "amended", "corrected", "preliminary"})
     cml_phase_codes: Mapping[tuple[str, str], str] = field(default_factory=dict)
     cml_phase_words: Mapping[str, str] = field(default_factory=dict)
+    # policy.yaml parameters that read a severity (mild/moderate/severe, serious) as a CTCAE grade; a severity
+    # without one is not a grade (the event is then reported as ungraded)
+    severity_grades: Mapping[str, int] = field(default_factory=dict)
+
+
+SEVERITY_GRADE_PARAMETERS = (
+    "severity_mild_grade",
+    "severity_moderate_grade",
+    "severity_severe_grade",
+    "ae_serious_grade",
+)
 
 
 def load_settings(path: Path | None = None) -> MappingSettings:
     path = path or RULES_DIR / "mapping.yaml"
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return _settings(raw)
+        return _settings(raw, _severity_grades(path.parent / "policy.yaml"))
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RuleError(f"{path}: invalid mapping settings: {exc}") from exc
 
 
-def _settings(raw: dict[str, Any]) -> MappingSettings:
+def _severity_grades(path: Path) -> dict[str, int]:
+    """The severity-to-grade parameters of the policy next to mapping.yaml (none when there is no policy)."""
+    if not path.exists():
+        return {}
+    parameters = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("parameters") or {}
+    found = {name: parameters[name]["value"] for name in SEVERITY_GRADE_PARAMETERS if name in parameters}
+    for name, value in found.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 5:
+            raise ValueError(f"{path}: {name} must be a CTCAE grade 0-5, not {value!r}")
+    return found
+
+
+def _settings(raw: dict[str, Any], severity_grades: Mapping[str, int] | None = None) -> MappingSettings:
     cg = raw.get("cockcroft_gault", {})
     if cg.get("weight", "actual") != "actual":
         raise ValueError("cockcroft_gault.weight: only 'actual' body weight is implemented")
@@ -68,4 +91,5 @@ def _settings(raw: dict[str, Any]) -> MappingSettings:
         cml_phase_words={
             str(w).lower(): phase for phase, words in raw.get("cml_phase_words", {}).items() for w in words
         },
+        severity_grades=dict(severity_grades or {}),
     )
