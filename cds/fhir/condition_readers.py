@@ -21,7 +21,7 @@ SEVERITY_SETS = (
     ("mild", "severity-mild", "severity_mild_grade"),
 )
 _GRADE_TEXT = re.compile(r"\bgrade\s*([0-5])\b", re.IGNORECASE)
-_UNSAFE = re.compile(r"[^\w .,:;/()'+%-]")  # anything that markdown or HTML could read as markup
+_UNSAFE = re.compile(r"[^\w .,:;/()'+%-]|_")  # anything that markdown or HTML could read as markup
 _SPACES = re.compile(r"\s+")
 LABEL_MAX = 60
 
