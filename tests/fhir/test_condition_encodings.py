@@ -425,3 +425,10 @@ def test_policy_grades_are_checked(tmp_path: Path) -> None:
 def test_no_phase_example_note() -> None:
     fact = record_of(example(NO_PHASE)).facts["dx.cml_phase"]
     assert fact.value == "unknown" and "no phase" in fact.note
+
+
+@pytest.mark.parametrize(("text", "phase"), [("CML-CP", "chronic"), ("CML-BC", "blast"), ("AP-CML", "accelerated")])
+def test_a_diagnosis_named_only_with_its_phase_is_cml_in_that_phase(text: str, phase: str) -> None:
+    body = edited(PHASE_TEXT, lambda b: _cml(b).update(code={"text": text}))
+    values = values_of(body)
+    assert (values["dx.indication"], values["dx.cml_phase"]) == ("CML", phase)
