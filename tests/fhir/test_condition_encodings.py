@@ -7,6 +7,7 @@ seriousness); and what cannot be read is reported, never dropped (clinical-rules
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +17,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cds.errors import RuleError
+from cds.fhir import extract_record, parse_request
 from cds.fhir.condition_readers import LABEL_MAX, plain_label
 from cds.fhir.record import default_terminology
 from cds.fhir.settings import RULES_DIR, load_settings
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Pipeline
-from tests.fhir.helpers import clone, example, find, observation, record_of, values_of
+from tests.fhir.helpers import NOW, clone, example, find, observation, record_of, values_of
 
 SNOMED = "http://snomed.info/sct"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -41,8 +44,6 @@ def pipeline() -> Pipeline:
 
 
 def decision(pipeline: Pipeline, body: dict[str, Any]) -> tuple[list[str], str, float | None]:
-    import json
-
     outcome = pipeline.run(json.dumps(body).encode(), now=EXAMPLES_EVALUATION_TIME)
     dose = outcome.decision.dose
     return sorted(outcome.decision.fired_ids), dose.action, dose.daily_mg
@@ -375,8 +376,6 @@ def test_card_text_from_the_request_is_free_of_markup(pipeline: Pipeline) -> Non
         _oedema(body)["code"]["text"] = "Oedema <img src=x onerror=alert(1)> **[link](javascript:x)** | col"
 
     body = edited(SEVERE_OEDEMA, edit)
-    import json
-
     outcome = pipeline.run(json.dumps(body).encode(), now=EXAMPLES_EVALUATION_TIME)
     card = next(c for c in outcome.cards if c["source"]["topic"]["code"] == "IMA-UNREAD-001")
     for text in (card["summary"], card["detail"].split("**Facts used**")[1]):
@@ -400,9 +399,6 @@ def test_without_the_policy_parameter_a_severity_is_reported_ungraded(tmp_path: 
     (tmp_path / "policy.yaml").write_text(policy.replace("severity_severe_grade:", "unused_severe_grade:"))
     settings = load_settings(tmp_path / "mapping.yaml")
     assert "severity_severe_grade" not in settings.severity_grades
-    from cds.fhir import extract_record, parse_request
-    from tests.fhir.helpers import NOW
-
     record = extract_record(
         parse_request(example(SEVERE_OEDEMA)), now=NOW, settings=settings, terminology=default_terminology()
     )
@@ -411,8 +407,6 @@ def test_without_the_policy_parameter_a_severity_is_reported_ungraded(tmp_path: 
 
 
 def test_policy_grades_are_checked(tmp_path: Path) -> None:
-    from cds.errors import RuleError
-
     shutil.copy(RULES_DIR / "mapping.yaml", tmp_path / "mapping.yaml")
     policy = (RULES_DIR / "policy.yaml").read_text(encoding="utf-8")
     (tmp_path / "policy.yaml").write_text(
@@ -432,3 +426,12 @@ def test_a_diagnosis_named_only_with_its_phase_is_cml_in_that_phase(text: str, p
     body = edited(PHASE_TEXT, lambda b: _cml(b).update(code={"text": text}))
     values = values_of(body)
     assert (values["dx.indication"], values["dx.cml_phase"]) == ("CML", phase)
+
+
+def test_the_trace_shows_how_phase_and_severity_were_read(pipeline: Pipeline) -> None:
+    notes = pipeline.run(json.dumps(example(PHASE_TEXT)).encode(), now=EXAMPLES_EVALUATION_TIME).trace()["notes"]
+    assert notes["dx.cml_phase"] == "matched by text of Condition.code"
+    assert notes["dx.indication"] == "CML by code on Condition.code; clinical status active"
+    body = json.dumps(example(SEVERE_OEDEMA)).encode()
+    notes = pipeline.run(body, now=EXAMPLES_EVALUATION_TIME).trace()["notes"]
+    assert notes["ae.fluid_retention_grade"].startswith("severity severe (code on Condition.severity)")
