@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cds.fhir import parse
 from cds.fhir.condition_readers import (
@@ -146,11 +146,14 @@ class ClinicalMapper:
             found = None if src in cml else read(_stage_and_code(condition))
             if found is not None:
                 yield src, found
+        observed = []
         for key, value in self.index.coded("Observation", "valueCodeableConcept"):
             found = read([Labelled("Observation.value", value)])
             obs = self.index.read(key, read_observation) if found is not None else None
             if found is not None and obs is not None and obs.status in self.settings.observation_statuses:
-                yield source(key, obs.when), found
+                observed.append((source(key, obs.when), found))
+        # the latest recorded phase first (a phase changes, it does not come back)
+        yield from sorted(observed, key=lambda o: o[0].effective or datetime.min.replace(tzinfo=UTC), reverse=True)
 
     # --- adverse events -----------------------------------------------------------------------------
 

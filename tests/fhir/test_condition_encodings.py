@@ -435,3 +435,21 @@ def test_the_trace_shows_how_phase_and_severity_were_read(pipeline: Pipeline) ->
     body = json.dumps(example(SEVERE_OEDEMA)).encode()
     notes = pipeline.run(body, now=EXAMPLES_EVALUATION_TIME).trace()["notes"]
     assert notes["ae.fluid_retention_grade"].startswith("severity severe (code on Condition.severity)")
+
+
+def test_the_latest_phase_observation_counts() -> None:
+    def phase_observation(oid: str, when: str, code: str) -> dict[str, Any]:
+        found = observation(oid, "pt-cml-text", "x", 0, "1", when)
+        del found["valueQuantity"]
+        found["code"] = {"text": "CML disease phase"}
+        found["valueCodeableConcept"] = {"coding": [{"system": SNOMED, "code": code}]}
+        return found
+
+    def edit(body: dict[str, Any]) -> None:
+        _plain_cml_code(body)
+        entries = body["prefetch"]["observations"]["entry"]
+        entries.append({"resource": phase_observation("ph-old", "2025-01-10T08:00:00Z", "278177007")})
+        entries.append({"resource": phase_observation("ph-new", "2026-10-01T08:00:00Z", "278179005")})
+
+    fact = record_of(edited(PHASE_TEXT, edit)).facts["dx.cml_phase"]
+    assert fact.value == "accelerated" and fact.sources[0].id == "ph-new"
