@@ -58,18 +58,12 @@ def how_matched(match: Match, concept: Concept, value_set: ValueSet, element: st
 
 def first_match(value_set: ValueSet, concepts: Iterable[Labelled]) -> str | None:
     """How the first concept the value set recognises was matched; codes anywhere beat names anywhere."""
-    present = [c for c in concepts if c.concept is not None]
-    for labelled in present:
-        assert labelled.concept is not None
-        found = value_set.match(labelled.concept)
-        if found is not None and found.by == "code":
-            return how_matched(found, labelled.concept, value_set, labelled.element)
-    for labelled in present:
-        assert labelled.concept is not None
-        found = value_set.match(labelled.concept)
-        if found is not None:
-            return how_matched(found, labelled.concept, value_set, labelled.element)
-    return None
+    found = [
+        how_matched(match, labelled.concept, value_set, labelled.element)
+        for labelled in concepts
+        if labelled.concept is not None and (match := value_set.match(labelled.concept)) is not None
+    ]
+    return min(found, key=lambda how: not how.startswith("code"), default=None)  # min keeps the first of equals
 
 
 def status_concept(concept: Concept | None) -> Concept | None:
@@ -110,14 +104,15 @@ def cml_phase(
 
     Two different phases at the same level (e.g. text naming both chronic and blast phase) give 'conflicting':
     the safest reading is that the phase is not known."""
-    coded = [(phase, how) for phase, how in _phase_hits(terms, concepts) if how.startswith("code")]
+    hits = _phase_hits(terms, concepts)
+    coded = [(phase, how) for phase, how in hits if how.startswith("code")]
     coded += [
         (phase, f"configured code on {c.element}")
         for c in concepts
         for coding in (c.concept.codings if c.concept else ())
         if (phase := extra_codes.get((coding.system or "", coding.code or "")))
     ]
-    named = [(phase, how) for phase, how in _phase_hits(terms, concepts) if not how.startswith("code")]
+    named = [(phase, how) for phase, how in hits if not how.startswith("code")]
     named += [
         (phase, f"configured words in {c.element}")
         for c in concepts
@@ -125,12 +120,12 @@ def cml_phase(
         for word, phase in extra_words.items()
         if word in c.concept.names_text.lower()
     ]
-    for hits in (coded, named):
-        phases = sorted({phase for phase, _ in hits})
+    for level in (coded, named):
+        phases = sorted({phase for phase, _ in level})
         if len(phases) == 1:
-            return Found(phases[0], hits[0][1])
+            return Found(phases[0], level[0][1])
         if len(phases) > 1:
-            return Found("conflicting", "; ".join(f"{phase} ({how})" for phase, how in hits))
+            return Found("conflicting", "; ".join(f"{phase} ({how})" for phase, how in level))
     return None
 
 
