@@ -453,3 +453,22 @@ def test_the_latest_phase_observation_counts() -> None:
 
     fact = record_of(edited(PHASE_TEXT, edit)).facts["dx.cml_phase"]
     assert fact.value == "accelerated" and fact.sources[0].id == "ph-new"
+
+
+PHASE_WORDS = [
+    (phase, word)
+    for phase, set_name in (("chronic", "cml-phase-chronic"), ("accelerated", "cml-phase-accelerated"))
+    + (("blast", "cml-phase-blast"),)
+    for member in default_terminology()[set_name].members
+    for word in member.words
+]
+
+
+@pytest.mark.parametrize(("phase", "word"), PHASE_WORDS, ids=[w for _, w in PHASE_WORDS])
+def test_every_phase_name_in_the_terminology_is_read_from_the_diagnosis_text(phase: str, word: str) -> None:
+    def edit(body: dict[str, Any]) -> None:
+        _plain_cml_code(body)
+        _cml(body)["code"]["text"] = f"Chronic myeloid leukaemia ({word.upper()})"
+
+    fact = record_of(edited(PHASE_TEXT, edit)).facts["dx.cml_phase"]
+    assert (fact.value, fact.note) == (phase, "matched by text of Condition.code")
