@@ -127,7 +127,12 @@ class ClinicalMapper:
                 return
             self.sink.put("dx.cml_phase", found.value, [src], f"matched by {found.how}")
             return
-        self.sink.put("dx.cml_phase", "unknown", [hits[0][0]], "no phase coded or written on the CML Condition")
+        self.sink.put(
+            "dx.cml_phase",
+            "unknown",
+            [hits[0][0]],
+            "no phase coded or written on the CML Condition, another Condition or an Observation",
+        )
 
     def _phase_candidates(
         self,
