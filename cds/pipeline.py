@@ -47,6 +47,8 @@ class Outcome:
             "ruleset": {"digest": d.ruleset_digest, "version": d.ruleset_version},
             "facts": dict(d.facts),
             "sources": {name: [str(s) for s in f.sources] for name, f in self.record.facts.items()},
+            # how the mapper read a fact (e.g. "matched by text of Condition.code"), where it says
+            "notes": {name: f.note for name, f in self.record.facts.items() if f.note},
             "fired": [
                 {
                     "rule": f.rule_id,

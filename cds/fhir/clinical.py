@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cds.fhir import parse
+from cds.fhir.condition_readers import (
+    Found,
+    Grade,
+    Labelled,
+    cml_phase,
+    diagnosis_ends,
+    first_match,
+    grade_of,
+    plain_label,
+    serious_grade,
+)
 from cds.fhir.dosing import product
-from cds.fhir.element import first_code
 from cds.fhir.findings import ConditionFacts, read_adverse_event, read_condition, read_procedure
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.medication import MedicationFacts, read_request, read_statement
@@ -19,10 +28,6 @@ from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Concept, Terminology, ValueSet
 from cds.fhir.types import Source
 
-_INACTIVE = {"inactive", "remission", "resolved"}
-_UNCONFIRMED = {"refuted", "entered-in-error"}
-_GRADE_TEXT = re.compile(r"\bgrade\s*([0-5])\b", re.IGNORECASE)
-_AE_SEVERITY = {"mild": 1, "moderate": 2, "severe": 3}  # R4 AdverseEvent.severity, read as CTCAE 1-3
 _AE_OVER = {"resolved", "resolvedWithSequelae", "fatal"}
 _PERPETRATORS = (
     ("cyp3a4-strong-inducers", "comed.strong_cyp3a4_inducer", "comed.inducer_name"),
@@ -41,6 +46,8 @@ _FLAG_SETS = tuple(name for name, _ in _FLAGS)
 # What observations are scanned for besides lab values: most name none of these, so they are matched once
 # against the union of the sets before each set is tried on the few that remain.
 _NOTED_SETS = (*_FLAG_SETS, "grapefruit", "cytopenia-leukaemia-related")
+# Conditions that are adverse events the rules act on (label §2.13): without a grade they are reported.
+_AE_KINDS = ("fluid-retention", "hepatotoxicity-events", "imatinib-adverse-reactions")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,14 @@ class GradedEvent:
     grade: int
     event: Concept | None
     onset: datetime | None
+    how: str = "CTCAE grade"
+
+
+@dataclass(frozen=True)
+class UngradedEvent:
+    source: Source
+    event: Concept | None
+    missing: str
 
 
 class ClinicalMapper:
@@ -70,13 +85,16 @@ class ClinicalMapper:
     # --- diagnosis ----------------------------------------------------------------------------------
 
     def _active_conditions(self) -> Iterator[tuple[Source, ConditionFacts, Concept | None]]:
+        indications = self.terms.union(("cml", "gist", "imatinib-other-indications"))
         for key in self.index.keys("Condition"):
             condition = self.index.read(key, read_condition)
             if condition is None:
                 continue
-            if condition.clinical_status in _INACTIVE or condition.verification_status in _UNCONFIRMED:
-                continue
-            yield source(key, condition.when), condition, condition.code
+            ended = diagnosis_ends(self.terms, condition.clinical_status, condition.verification_status)
+            if ended is None:
+                yield source(key, condition.when), condition, condition.code
+            elif indications.match(condition.code):
+                self.index.warnings.append(f"{key[0]}/{key[1]}: diagnosis not used, {ended}")
 
     def indication(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> None:
         """CML before GIST before other labelled indications; several at once is reported, not resolved."""
@@ -92,68 +110,132 @@ class ClinicalMapper:
                 f"dx.indication: active conditions for {' and '.join(labels)}; using {labels[0]}"
             )
         hits = found[labels[0]]
-        self.sink.put("dx.indication", labels[0], [hits[0][0]])
+        self.sink.put("dx.indication", labels[0], [hits[0][0]], _indication_note(self.terms, labels[0], hits[0][1]))
         if labels[0] == "CML":
-            self._phase(hits)
+            self._phase(hits, conditions)
 
-    def _phase(self, hits: list[tuple[Source, ConditionFacts]]) -> None:
-        for src, condition in hits:
-            phase = self._phase_of(condition)
-            if phase is not None:
-                self.sink.put("dx.cml_phase", phase, [src])
+    def _phase(
+        self,
+        hits: list[tuple[Source, ConditionFacts]],
+        conditions: list[tuple[Source, ConditionFacts, Concept | None]],
+    ) -> None:
+        """The phase from the CML Conditions, else from another Condition or an Observation that names one."""
+        for src, found in self._phase_candidates(hits, conditions):
+            if found.value == "conflicting":
+                self.index.warnings.append(f"dx.cml_phase: {src.resource_type}/{src.id} names several phases")
+                self.sink.put("dx.cml_phase", "unknown", [src], f"conflicting phases: {found.how}")
                 return
-        self.sink.put("dx.cml_phase", "unknown", [hits[0][0]], "no stage or configured phase code")
+            self.sink.put("dx.cml_phase", found.value, [src], f"matched by {found.how}")
+            return
+        self.sink.put(
+            "dx.cml_phase",
+            "unknown",
+            [hits[0][0]],
+            "no phase coded or written on the CML Condition, another Condition or an Observation",
+        )
 
-    def _phase_of(self, condition: ConditionFacts) -> str | None:
-        concepts = [condition.code]
-        for summary, kind in condition.stages:
-            concepts += [summary, kind]
-        for found in concepts:
-            for coding in found.codings if found else ():
-                phase = self.settings.cml_phase_codes.get((coding.system or "", coding.code or ""))
-                if phase:
-                    return phase
-        texts = " ".join((f.label if f else "") for f in concepts[1:]).lower()
-        return next((p for w, p in self.settings.cml_phase_words.items() if w in texts), None)
+    def _phase_candidates(
+        self,
+        hits: list[tuple[Source, ConditionFacts]],
+        conditions: list[tuple[Source, ConditionFacts, Concept | None]],
+    ) -> Iterator[tuple[Source, Found]]:
+        def read(concepts: list[Labelled]) -> Found | None:
+            return cml_phase(self.terms, self.settings.cml_phase_codes, self.settings.cml_phase_words, concepts)
+
+        for src, condition in hits:
+            found = read(_stage_and_code(condition))
+            if found is not None:
+                yield src, found
+        cml = {src for src, _ in hits}
+        for src, condition, _ in conditions:
+            found = None if src in cml else read(_stage_and_code(condition))
+            if found is not None:
+                yield src, found
+        observed = []
+        for key, value in self.index.coded("Observation", "valueCodeableConcept"):
+            found = read([Labelled("Observation.value", value)])
+            obs = self.index.read(key, read_observation) if found is not None else None
+            if found is not None and obs is not None and obs.status in self.settings.observation_statuses:
+                observed.append((source(key, obs.when), found))
+        # the latest recorded phase first (a phase changes, it does not come back)
+        yield from sorted(observed, key=lambda o: o[0].effective or datetime.min.replace(tzinfo=UTC), reverse=True)
 
     # --- adverse events -----------------------------------------------------------------------------
 
     def adverse_events(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> None:
         heme = self.terms["heme-adverse-events"]
-        events = [e for e in self._graded(conditions) if not heme.match(e.event)]
+        ungraded: list[UngradedEvent] = []
+        events = [e for e in self._graded(conditions, ungraded) if not heme.match(e.event)]
+        self._ungraded([u for u in ungraded if not heme.match(u.event)])
         if not events:
             return
         worst = max(events, key=lambda e: (e.grade, e.onset or self.now))
-        self.sink.put("ae.nonheme_max_grade", float(worst.grade), [worst.source], "CTCAE grade")
-        self.sink.put("ae.nonheme_event", worst.event.label if worst.event else "adverse event", [worst.source])
+        self.sink.put("ae.nonheme_max_grade", float(worst.grade), [worst.source], worst.how)
+        self.sink.put("ae.nonheme_event", _event_name(worst.event), [worst.source])
         if worst.onset is not None:
             days = round((self.now - worst.onset).total_seconds() / 86400, 2)
             self.sink.put("ae.nonheme_days", days, [worst.source], f"since {worst.onset.date()}")
         fluid = [e for e in events if self.terms["fluid-retention"].match(e.event)]
         if fluid:
             top = max(fluid, key=lambda e: e.grade)
-            self.sink.put("ae.fluid_retention_grade", float(top.grade), [top.source], "CTCAE grade")
+            self.sink.put("ae.fluid_retention_grade", float(top.grade), [top.source], top.how)
 
-    def _graded(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> Iterator[GradedEvent]:
-        for src, condition, found in conditions:
-            grade = self._grade([condition.severity, *(summary for summary, _ in condition.stages)])
-            if grade is not None:
-                yield GradedEvent(src, grade, found, condition.when)
-        yield from self._adverse_event_resources()
+    def _ungraded(self, events: list[UngradedEvent]) -> None:
+        """Never silent: an adverse event the rules act on, but without a grade, is named on a card."""
+        if not events:
+            return
+        first = events[0]
+        value = plain_label(f"{first.source.resource_type}/{first.source.id} ({_event_name(first.event)})")
+        others = [f"{e.source.resource_type}/{e.source.id}" for e in events[1:]]
+        note = first.missing + (f"; also ungraded: {', '.join(others)}" if others else "")
+        self.sink.put("ae.ungraded_event", value, [e.source for e in events], note)
+
+    def _graded(
+        self, conditions: list[tuple[Source, ConditionFacts, Concept | None]], ungraded: list[UngradedEvent]
+    ) -> Iterator[GradedEvent]:
+        yield from self._graded_conditions(conditions, ungraded)
+        yield from self._adverse_event_resources(ungraded)
         yield from self._graded_observations()
 
-    def _adverse_event_resources(self) -> Iterator[GradedEvent]:
+    def _graded_conditions(
+        self, conditions: list[tuple[Source, ConditionFacts, Concept | None]], ungraded: list[UngradedEvent]
+    ) -> Iterator[GradedEvent]:
+        """A CTCAE grade on any Condition makes it an adverse event; a severity word (mild, moderate, severe) only
+        on a Condition that is a kind of adverse event the rules act on ("severe" CKD is no imatinib reaction)."""
+        kinds = self.terms.union(_AE_KINDS)
+        for src, condition, found in conditions:
+            places = [
+                Labelled("Condition.severity", condition.severity),
+                *(Labelled("Condition.stage.summary", summary) for summary, _ in condition.stages),
+            ]
+            grade = grade_of(self.terms, {}, places)
+            is_event = kinds.match(found) is not None
+            if grade is None and is_event:
+                grade = grade_of(self.terms, self.settings.severity_grades, places)
+            if grade is not None:
+                yield GradedEvent(src, grade.grade, found, condition.when, grade.how)
+            elif is_event:
+                missing = "no CTCAE grade or severity on Condition.severity or Condition.stage"
+                ungraded.append(UngradedEvent(src, found, missing))
+
+    def _adverse_event_resources(self, ungraded: list[UngradedEvent]) -> Iterator[GradedEvent]:
         for key in self.index.keys("AdverseEvent"):
             event = self.index.read(key, read_adverse_event)
             if event is None or event.outcome in _AE_OVER or event.actuality == "potential":
                 continue
-            grade = self._grade([event.severity])
-            severity = first_code(event.severity)
-            if grade is None and severity in _AE_SEVERITY:
-                grade = _AE_SEVERITY[str(severity)]
-                self.index.warnings.append(f"AdverseEvent/{key[1]}: severity '{severity}' read as grade")
-            if grade is not None:
-                yield GradedEvent(source(key, event.when), grade, event.event, event.when)
+            policy = self.settings.severity_grades
+            grades = [
+                grade_of(self.terms, policy, [Labelled("AdverseEvent.severity", event.severity)]),
+                serious_grade(self.terms, policy, event.seriousness),
+            ]
+            known = [g for g in grades if g is not None]
+            src = source(key, event.when)
+            if known:
+                top: Grade = max(known, key=lambda g: g.grade)
+                yield GradedEvent(src, top.grade, event.event, event.when, top.how)
+            else:
+                missing = "no CTCAE grade, severity or seriousness on AdverseEvent.severity/seriousness"
+                ungraded.append(UngradedEvent(src, event.event, missing))
 
     def _graded_observations(self) -> Iterator[GradedEvent]:
         """Observations whose value is a CTCAE grade and whose code names the event."""
@@ -165,21 +247,9 @@ class ClinicalMapper:
             when = obs.when if obs else None
             if obs is None or obs.status not in self.settings.observation_statuses or not when or when < oldest:
                 continue
-            grade = self._grade([obs.value_concept])
+            grade = grade_of(self.terms, {}, [Labelled("Observation.value", obs.value_concept)])
             if grade is not None:
-                yield GradedEvent(source(key, when), grade, obs.code, when)
-
-    def _grade(self, concepts: list[Concept | None]) -> int | None:
-        """A CTCAE grade from a coded grade, else from text such as 'Grade 3'."""
-        for found in filter(None, concepts):
-            match = self.terms["ctcae-grades"].match(found)
-            if match is not None and match.member.grade is not None:
-                return match.member.grade
-            for text in (found.text, *(c.display for c in found.codings)):
-                hit = _GRADE_TEXT.search(text or "")
-                if hit:
-                    return int(hit.group(1))
-        return None
+                yield GradedEvent(source(key, when), grade.grade, obs.code, when, grade.how)
 
     # --- recorded flags -----------------------------------------------------------------------------
 
@@ -280,6 +350,26 @@ class ClinicalMapper:
                 start = self.now if is_draft else _start(med, kind == "MedicationRequest")
                 drug = product(self.index, key, med, self.terms["imatinib"])
                 yield source(key, start), drug.concept, start, drug.imatinib is not None
+
+
+def _stage_and_code(condition: ConditionFacts) -> list[Labelled]:
+    stages = [
+        labelled
+        for summary, kind in condition.stages
+        for labelled in (Labelled("Condition.stage.summary", summary), Labelled("Condition.stage.type", kind))
+    ]
+    return [*stages, Labelled("Condition.code", condition.code)]
+
+
+def _indication_note(terms: Terminology, label: str, condition: ConditionFacts) -> str:
+    name = {"CML": "cml", "GIST": "gist"}.get(label, "imatinib-other-indications")
+    how = first_match(terms[name], [Labelled("Condition.code", condition.code)]) or "a match"
+    status = condition.clinical_status.label if condition.clinical_status else "no clinical status"
+    return f"{label} by {how}; clinical status {plain_label(status)}"
+
+
+def _event_name(event: Concept | None) -> str:
+    return plain_label(event.label) if event is not None else "adverse event"
 
 
 def _start(med: MedicationFacts, is_order: bool) -> datetime | None:

@@ -18,8 +18,8 @@ class PatientFacts:
 
 @dataclass(frozen=True)
 class ConditionFacts:
-    clinical_status: str | None  # the first coding's code
-    verification_status: str | None
+    clinical_status: Concept | None
+    verification_status: Concept | None
     code: Concept | None
     severity: Concept | None
     stages: tuple[tuple[Concept | None, Concept | None], ...]  # (summary, type)
@@ -31,6 +31,7 @@ class AdverseEventFacts:
     outcome: str | None
     actuality: str | None
     severity: Concept | None
+    seriousness: Concept | None
     event: Concept | None
     when: datetime | None  # date, else detected
 
@@ -47,8 +48,8 @@ def read_patient(patient: Element) -> PatientFacts:
 
 def read_condition(condition: Element) -> ConditionFacts:
     return ConditionFacts(
-        clinical_status=first_code(condition.concept("clinicalStatus")),
-        verification_status=first_code(condition.concept("verificationStatus")),
+        clinical_status=condition.concept("clinicalStatus"),
+        verification_status=condition.concept("verificationStatus"),
         code=condition.concept("code"),
         severity=condition.concept("severity"),
         stages=tuple((s.concept("summary"), s.concept("type")) for s in condition.children("stage")),
@@ -61,6 +62,7 @@ def read_adverse_event(event: Element) -> AdverseEventFacts:
         outcome=first_code(event.concept("outcome")),
         actuality=event.code("actuality"),
         severity=event.concept("severity"),
+        seriousness=event.concept("seriousness"),
         event=event.concept("event"),
         when=parse.as_datetime(event.date_time("date") or event.date_time("detected")),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from cds.fhir.condition_readers import diagnosis_ends
 from cds.fhir.findings import read_condition
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.observation import ObservationFacts, read_observation
@@ -19,8 +20,6 @@ from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Terminology
 from cds.fhir.types import FactValue, Source
 
-_INACTIVE = {"inactive", "remission", "resolved"}
-_UNCONFIRMED = {"refuted", "entered-in-error"}
 _YES = {"yes", "Y", "373066001"}
 _NO = {"no", "N", "373067005"}
 
@@ -86,9 +85,9 @@ class ReproductiveMapper:
             if not wanted.match(concept) or (value_set == "pregnant" and self.terms["not-pregnant"].match(concept)):
                 continue
             condition = self.index.read(key, read_condition)
-            if condition is None or condition.clinical_status in _INACTIVE:
-                continue
-            if condition.verification_status in _UNCONFIRMED:
+            if condition is None or diagnosis_ends(
+                self.terms, condition.clinical_status, condition.verification_status
+            ):
                 continue
             found.append((condition.when or self.now, value, source(key, condition.when)))
         return found

@@ -40,22 +40,45 @@ class MappingSettings:
     cml_phase_codes: Mapping[tuple[str, str], str] = field(default_factory=dict)
     cml_phase_words: Mapping[str, str] = field(default_factory=dict)
     comma_before_three_digits: str = "thousands"  # how a valueString "1,200" is read (cds/fhir/values.py)
+    # policy.yaml parameters that read a severity (mild/moderate/severe, serious) as a CTCAE grade; a severity
+    # without one is not a grade (the event is then reported as ungraded)
+    severity_grades: Mapping[str, int] = field(default_factory=dict)
+
+
+SEVERITY_GRADE_PARAMETERS = (
+    "severity_mild_grade",
+    "severity_moderate_grade",
+    "severity_severe_grade",
+    "ae_serious_grade",
+)
 
 
 def load_settings(path: Path | None = None) -> MappingSettings:
     path = path or RULES_DIR / "mapping.yaml"
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return _settings(raw)
+        return _settings(raw, _severity_grades(path.parent / "policy.yaml"))
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RuleError(f"{path}: invalid mapping settings: {exc}") from exc
 
 
-def _settings(raw: dict[str, Any]) -> MappingSettings:
+def _severity_grades(path: Path) -> dict[str, int]:
+    """The severity-to-grade parameters of the policy next to mapping.yaml (none when there is no policy)."""
+    if not path.exists():
+        return {}
+    parameters = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("parameters") or {}
+    found = {name: parameters[name]["value"] for name in SEVERITY_GRADE_PARAMETERS if name in parameters}
+    for name, value in found.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 5:
+            raise ValueError(f"{path}: {name} must be a CTCAE grade 0-5, not {value!r}")
+    return found
+
+
+def _settings(raw: dict[str, Any], severity_grades: Mapping[str, int] | None = None) -> MappingSettings:
     cg = raw.get("cockcroft_gault", {})
     if cg.get("weight", "actual") != "actual":
         raise ValueError("cockcroft_gault.weight: only 'actual' body weight is implemented")
-    settings = _read(raw, cg)
+    settings = _read(raw, cg, severity_grades or {})
     oldest_level = settings.max_age_days.get("level.conc")
     if oldest_level is not None and settings.dose_history_days <= oldest_level:
         # a level older than the dose history has no dose before it: "record the dose time" for a recorded dose
@@ -66,7 +89,7 @@ def _settings(raw: dict[str, Any]) -> MappingSettings:
     return settings
 
 
-def _read(raw: dict[str, Any], cg: dict[str, Any]) -> MappingSettings:
+def _read(raw: dict[str, Any], cg: dict[str, Any], severity_grades: Mapping[str, int]) -> MappingSettings:
     egfr = raw.get("egfr_as_crcl", {})
     return MappingSettings(
         max_age_days={str(k): float(v) for k, v in raw.get("max_age_days", {}).items()},
@@ -91,6 +114,7 @@ def _read(raw: dict[str, Any], cg: dict[str, Any]) -> MappingSettings:
             str(w).lower(): phase for phase, words in raw.get("cml_phase_words", {}).items() for w in words
         },
         comma_before_three_digits=_comma_rule(raw.get("number_format", {})),
+        severity_grades=dict(severity_grades),
     )
 
 

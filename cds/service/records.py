@@ -43,6 +43,7 @@ def decision_payload(
                 "ruleset": trace["ruleset"],
                 "facts": trace["facts"],
                 "fact_sources": trace["sources"],
+                "fact_notes": trace["notes"],
                 "fired": trace["fired"],
                 "dose": trace["dose"],
                 "dose_history": trace["dose_history"],

@@ -24,6 +24,7 @@ def test_at_least_30_active_rules_each_with_evidence_and_tests(rule_set: RuleSet
 
 @pytest.mark.parametrize("backend", ["durable", "reference"])
 def test_all_rule_tests_pass(rule_set: RuleSet, backend: str) -> None:
+    # as `rules test` runs them: a test may name a fhir_examples request, mapped by the FHIR pipeline
     failures = [r for r in run_rule_tests(RuleEngine(rule_set, backend=backend), request_facts) if not r.passed]
     assert failures == []
 
