@@ -164,8 +164,11 @@ class ClinicalMapper:
 
     def adverse_events(self, conditions: list[tuple[Source, ConditionFacts, Concept | None]]) -> None:
         heme = self.terms["heme-adverse-events"]
+        liver = self.terms["hepatotoxicity-events"]
         ungraded: list[UngradedEvent] = []
-        events = [e for e in self._graded(conditions, ungraded) if not heme.match(e.event)]
+        # hepatotoxicity is graded by the liver tests (hepatotoxicity.yaml, label §2.13): a problem-list entry
+        # left active after the tests recovered must not withhold as an "other" severe reaction
+        events = [e for e in self._graded(conditions, ungraded) if not heme.match(e.event) and not liver.match(e.event)]
         self._ungraded([u for u in ungraded if not heme.match(u.event)])
         if not events:
             return
