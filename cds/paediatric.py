@@ -12,19 +12,24 @@ from typing import Any
 from cds.engine.policy import Policy
 
 
-def paediatric_facts(facts: Mapping[str, Any], policy: Policy) -> dict[str, float]:
+def paediatric_facts(facts: Mapping[str, Any], policy: Policy) -> dict[str, float | bool]:
     age, bsa = _number(facts.get("patient.age")), _number(facts.get("patient.bsa"))
     if age is None or bsa is None or "adult_min_age" not in policy.parameters:
         return {}
     if age >= policy.quantity("adult_min_age").value:
         return {}
     cap = policy.quantity("paediatric_max_daily_mg").value
-    return {
-        "paediatric.label_daily_mg": float(round(min(float(policy.get("paediatric_mg_per_m2")) * bsa, cap))),
+    label = float(round(min(float(policy.get("paediatric_mg_per_m2")) * bsa, cap)))
+    found: dict[str, float | bool] = {
+        "paediatric.label_daily_mg": label,
         "paediatric.earlier_label_daily_mg": float(
             round(min(float(policy.get("paediatric_earlier_mg_per_m2")) * bsa, cap))
         ),
     }
+    ordered = _number(facts.get("regimen.daily_mg"))
+    if ordered is not None:
+        found["paediatric.above_label_dose"] = ordered > label
+    return found
 
 
 def _number(value: Any) -> float | None:

@@ -137,3 +137,9 @@ def test_new_start_transaminase_boundary(pipeline: Pipeline, alt: float, withhel
     outcome = run(pipeline, body)
     assert ("IMA-HEP-012" in outcome.decision.fired_ids) is withheld
     assert (outcome.decision.dose.action == "withhold") is withheld
+
+
+@pytest.mark.parametrize(("ordered", "above"), [(340.0, False), (341.0, True)])
+def test_an_order_above_the_paediatric_label_dose(pipeline: Pipeline, ordered: float, above: bool) -> None:
+    facts = {"patient.age": 11.0, "patient.bsa": 1.0, "regimen.daily_mg": ordered}
+    assert paediatric_facts(facts, pipeline.rule_set.policy)["paediatric.above_label_dose"] is above

@@ -1,0 +1,76 @@
+"""Misses found by the independent pharmacist review of issues 12 and 13 (requests written from the reference
+alone), each turned into a test on an edit of a shipped example."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
+from tests.fhir.helpers import clone, example, prefetch_entries
+
+SNOMED = "http://snomed.info/sct"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline()
+
+
+def run(pipeline: Pipeline, body: dict[str, Any]) -> Outcome:
+    return pipeline.run(body, now=EXAMPLES_EVALUATION_TIME)
+
+
+def condition(rid: str, code: str, display: str, text: str, onset: str, severity: str | None) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": rid,
+        "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}]},
+        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}], "text": text},
+        "subject": {"reference": "Patient/pt-1"},
+        "onsetDateTime": onset,
+    }
+    if severity:
+        resource["severity"] = {"coding": [{"system": SNOMED, "code": "24484000", "display": severity}]}
+    return resource
+
+
+def test_a_severe_hepatitis_left_active_on_the_problem_list_does_not_override_recovered_liver_tests(
+    pipeline: Pipeline,
+) -> None:
+    """r13-04: the resume order after a hepatotoxicity hold got a 'withhold' from the problem-list entry."""
+    body = clone(example("order-sign-resume-after-hepatotoxicity.json"))
+    hepatitis = condition(
+        "cond-dili", "197354009", "Drug-induced hepatitis", "Imatinib hepatitis", "2026-10-28", "Severe"
+    )
+    hepatitis["subject"] = {"reference": f"Patient/{body['prefetch']['patient']['id']}"}
+    prefetch_entries(body, "conditions").append({"resource": hepatitis})
+    outcome = run(pipeline, body)
+    fired = set(outcome.decision.fired_ids)
+    assert not fired & {"IMA-NONHEME-010", "IMA-NONHEME-011"}
+    assert outcome.decision.dose.action != "withhold"
+    assert "IMA-HTX-020" in fired
+
+
+def test_a_child_ordered_the_adult_advanced_dose_gets_the_paediatric_check_not_adult_cards(
+    pipeline: Pipeline,
+) -> None:
+    """r13-08: an 11-year-old ordered 600 mg/day got the adult 'unusual start' and 'order creatinine' cards and
+    nothing about 600 mg being above the label's 340 mg/m2."""
+    body = clone(example("order-sign-child-bsa.json"))
+    draft = body["context"]["draftOrders"]["entry"][0]["resource"]
+    draft["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 6  # 6 x 100 mg tablets
+    draft["medicationCodeableConcept"] = {
+        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "403878"}]
+    }
+    draft.pop("priorPrescription", None)
+    meds = prefetch_entries(body, "medications")
+    meds[:] = [e for e in meds if e["resource"]["resourceType"] != "MedicationRequest"]  # a new start
+    outcome = run(pipeline, body)
+    fired = set(outcome.decision.fired_ids)
+    assert outcome.decision.facts["regimen.daily_mg"] == 600.0 and outcome.decision.facts["regimen.new_start"]
+    assert "IMA-SCOPE-013" in fired
+    assert not fired & {"IMA-DOSE-020", "IMA-DOSE-021", "IMA-DOSE-023", "IMA-RENAL-040"}
+    assert outcome.decision.dose.action == "none"
