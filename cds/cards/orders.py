@@ -18,24 +18,57 @@ IMATINIB_LEVEL = {"system": LOINC, "code": "57844-3", "display": "Imatinib [Mass
 
 
 def rewrite_dose(order: Mapping[str, Any], daily_mg: float, interval_h: int) -> dict[str, Any]:
-    """The whole draft MedicationRequest with the new dose and frequency; everything else kept as it was."""
+    """The whole draft MedicationRequest with the new dose and frequency; everything else kept as it was.
+
+    The ordered tablet is kept when the new dose is a whole number of it (a client that applies only part of
+    the suggestion then cannot turn "2 tablets" of another strength into another dose), and so are the start
+    date (boundsPeriod/boundsDuration) and, while the doses a day do not change, the clock times."""
     per_dose = daily_mg * interval_h / 24
     per_dose = int(per_dose) if float(per_dose).is_integer() else per_dose
     per_day = 24 // interval_h
-    strength, tablet = (400, TABLET_400) if per_dose % 400 == 0 else (100, TABLET_100)
+    strength, tablet = _tablet(order, per_dose)
     tablets = int(per_dose // strength)
     updated = copy.deepcopy(dict(order))
-    updated.pop("medicationReference", None)
-    updated["medicationCodeableConcept"] = {"coding": [dict(tablet)], "text": tablet["display"]}
+    if tablet is not None:
+        updated.pop("medicationReference", None)
+        updated["medicationCodeableConcept"] = {"coding": [dict(tablet)], "text": tablet["display"]}
     updated["dosageInstruction"] = [
         {
             "text": _dose_text(per_dose, per_day, tablets, strength),
-            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "timing": {"repeat": _repeat(order, per_day)},
             "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}]},
             "doseAndRate": [{"doseQuantity": {"value": per_dose, "unit": "mg", "system": UCUM, "code": "mg"}}],
         }
     ]
     return updated
+
+
+def _tablet(order: Mapping[str, Any], per_dose: float) -> tuple[int, dict[str, str] | None]:
+    """The strength the dose is made of, and the tablet to write on the order (None: keep the ordered one)."""
+    concept = order.get("medicationCodeableConcept")
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    ordered = {c.get("code") for c in codings or [] if isinstance(c, Mapping) and c.get("system") == RXNORM}
+    for strength, tablet in ((400, TABLET_400), (100, TABLET_100)):
+        if tablet["code"] in ordered and per_dose % strength == 0:
+            return strength, None
+    return (400, TABLET_400) if per_dose % 400 == 0 else (100, TABLET_100)
+
+
+def _repeat(order: Mapping[str, Any], per_day: int) -> dict[str, Any]:
+    repeat: dict[str, Any] = {"frequency": per_day, "period": 1, "periodUnit": "d"}
+    dosages = order.get("dosageInstruction")
+    first = dosages[0] if isinstance(dosages, list) and dosages and isinstance(dosages[0], Mapping) else {}
+    timing = first.get("timing")
+    old = timing.get("repeat") if isinstance(timing, Mapping) else None
+    if not isinstance(old, Mapping):
+        return repeat
+    for kept in ("boundsPeriod", "boundsDuration"):
+        if kept in old:
+            repeat[kept] = copy.deepcopy(old[kept])
+    times = old.get("timeOfDay")
+    if isinstance(times, list) and len(times) == per_day:
+        repeat["timeOfDay"] = list(times)
+    return repeat
 
 
 def _dose_text(per_dose: float, per_day: int, tablets: int, strength: int) -> str:
