@@ -61,47 +61,45 @@ class Segment:
 def request_therapy(
     index: ResourceIndex, key: tuple[str, str], request: MedicationFacts, imatinib: ValueSet
 ) -> Therapy:
-    drug = product(index, key, request, imatinib)
     bounds = _bounds(request.dosages)
     validity = request.validity
     start = _first(bounds and bounds.start, validity and validity.start, request.authored_on)
     end = parse.as_period_end(bounds and bounds.end or validity and validity.end or None)
-    dosing = read_dosing(request.dosages, drug.strength_mg)
-    name = drug.imatinib.member.name if drug.imatinib else None
-    return Therapy(
-        key,
-        str(request.status),
-        start,
-        end,
-        dosing,
-        drug.strength_mg,
-        request.status_reason,
-        dosages=request.dosages,
-        prior=request.prior_prescription,
-        product_name=name,
-    )
+    return _therapy(index, key, request, imatinib, start, end, prior=request.prior_prescription)
 
 
 def statement_therapy(
     index: ResourceIndex, key: tuple[str, str], statement: MedicationFacts, imatinib: ValueSet
 ) -> Therapy:
-    drug = product(index, key, statement, imatinib)
     period = statement.period
     point = parse.as_datetime(statement.effective)
     start = _first(period and period.start, point, statement.date_asserted)
     end = parse.as_period_end(period.end) if period else point
-    dosing = read_dosing(statement.dosages, drug.strength_mg)
-    name = drug.imatinib.member.name if drug.imatinib else None
+    return _therapy(index, key, statement, imatinib, start, end, prior=None)
+
+
+def _therapy(
+    index: ResourceIndex,
+    key: tuple[str, str],
+    med: MedicationFacts,
+    imatinib: ValueSet,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    prior: str | None,
+) -> Therapy:
+    drug = product(index, key, med, imatinib)
     return Therapy(
         key,
-        str(statement.status),
+        str(med.status),
         start,
         end,
-        dosing,
+        read_dosing(med.dosages, drug.strength_mg),
         drug.strength_mg,
-        statement.status_reason,
-        dosages=statement.dosages,
-        product_name=name,
+        med.status_reason,
+        dosages=med.dosages,
+        prior=prior,
+        product_name=drug.imatinib.member.name if drug.imatinib else None,
     )
 
 

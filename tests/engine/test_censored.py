@@ -14,6 +14,7 @@ from cds.engine.render import render
 from cds.engine.ruleset import load_rules
 from cds.engine.schema import HOOKS
 from tests.conftest import make_rules_root
+from tests.engine.strategies import condition_trees
 
 SIDES = c.CENSOR_SIDES
 OPS = ("lt", "lte", "gt", "gte", "eq", "ne")
@@ -112,15 +113,7 @@ leaf = st.one_of(
     ),
     st.builds(c.Presence, st.just("a.x"), st.booleans()),
 )
-tree = st.recursive(
-    leaf,
-    lambda inner: st.one_of(
-        st.builds(c.All, st.lists(inner, min_size=1, max_size=3).map(tuple)),
-        st.builds(c.AnyOf, st.lists(inner, min_size=1, max_size=3).map(tuple)),
-        st.builds(c.Not, inner),
-    ),
-    max_leaves=6,
-)
+tree = condition_trees(leaf, max_leaves=6)
 documents = st.one_of(
     st.just({}),
     st.fixed_dictionaries({"a.x": st.sampled_from([0.0, 1.0, 1.5, 2.0])}),

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cds.engine import conditions as c
+from tests.engine.strategies import condition_trees
 
 FACTS = ("a.x", "a.y", "b.code")
 
@@ -20,15 +21,7 @@ leaf = st.one_of(
     st.builds(c.InSet, st.just("b.code"), st.sampled_from([frozenset({"p"}), frozenset({"p", "q"})]), st.booleans()),
     st.builds(c.Presence, st.sampled_from(FACTS), st.booleans()),
 )
-tree = st.recursive(
-    leaf,
-    lambda inner: st.one_of(
-        st.builds(c.All, st.lists(inner, min_size=1, max_size=3).map(tuple)),
-        st.builds(c.AnyOf, st.lists(inner, min_size=1, max_size=3).map(tuple)),
-        st.builds(c.Not, inner),
-    ),
-    max_leaves=8,
-)
+tree = condition_trees(leaf, max_leaves=8)
 facts = st.fixed_dictionaries(
     {},
     optional={
