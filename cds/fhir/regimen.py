@@ -229,6 +229,9 @@ class RegimenMapper:
             put("regimen.days_on_dose", 0.0, [regimen.source], "the draft changes the daily dose")
             if last.daily_mg is not None:
                 put("regimen.previous_daily_mg", last.daily_mg, [last.therapy.source], "dose before the draft")
+                if regimen.dosing.daily_mg is not None:
+                    increase = regimen.dosing.daily_mg > last.daily_mg
+                    put("regimen.draft_increase", increase, [regimen.source, last.therapy.source])
             return
         put("regimen.days_on_dose", _days(self.now - last.start), [last.therapy.source])
         if len(runs) > 1 and runs[-2].daily_mg is not None:

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
-from tests.fhir.helpers import clone, example, prefetch_entries
+from tests.fhir.helpers import add_observation, clone, example, observation, prefetch_entries
 
 SNOMED = "http://snomed.info/sct"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,7 @@ def test_a_child_ordered_the_adult_advanced_dose_gets_the_paediatric_check_not_a
     body = clone(example("order-sign-child-bsa.json"))
     draft = body["context"]["draftOrders"]["entry"][0]["resource"]
     draft["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 6  # 6 x 100 mg tablets
-    draft["medicationCodeableConcept"] = {
-        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "403878"}]
-    }
+    draft["medicationCodeableConcept"] = {"coding": [{"system": RXNORM, "code": "403878"}]}
     draft.pop("priorPrescription", None)
     meds = prefetch_entries(body, "medications")
     meds[:] = [e for e in meds if e["resource"]["resourceType"] != "MedicationRequest"]  # a new start
@@ -74,3 +73,22 @@ def test_a_child_ordered_the_adult_advanced_dose_gets_the_paediatric_check_not_a
     assert "IMA-SCOPE-013" in fired
     assert not fired & {"IMA-DOSE-020", "IMA-DOSE-021", "IMA-DOSE-023", "IMA-RENAL-040"}
     assert outcome.decision.dose.action == "none"
+
+
+@pytest.mark.parametrize("unit", ["10*9/L", "Gpt/L"])
+def test_an_increase_signed_while_the_newest_count_cannot_be_read_is_not_passed_silently(
+    pipeline: Pipeline, unit: str
+) -> None:
+    """r12-05: a 400 -> 600 mg draft with the ANC in a unit the service does not know got no card about the
+    increase (only the unreadable-result cards)."""
+    body = clone(example("order-sign-renewal-with-active-order.json"))
+    draft = body["context"]["draftOrders"]["entry"][0]["resource"]
+    draft.pop("priorPrescription", None)
+    draft["medicationCodeableConcept"] = {"coding": [{"system": RXNORM, "code": "403878"}]}  # 6 x 100 mg
+    draft["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 6
+    patient = body["prefetch"]["patient"]["id"]
+    add_observation(body, observation("anc-new", patient, "751-8", 2.4, unit, "2026-11-24T08:00:00Z"))
+    outcome = run(pipeline, body)
+    assert outcome.decision.facts["regimen.draft_increase"] is True
+    fired = set(outcome.decision.fired_ids)
+    assert ("IMA-UNREAD-050" in fired) is (unit == "Gpt/L")
