@@ -342,6 +342,10 @@ class RegimenMapper:
         if not self.sink.put("level.conc", latest.value, [latest.source], side=latest.side):
             return samples
         self.sink.put("level.age_days", _days(self.now - latest.time), [latest.source])
+        started = self.sink.facts.get("comed.cyp3a4_days_since_start")
+        if started is not None and isinstance(started.value, float):
+            before = _days(self.now - latest.time) > started.value  # drawn before the interacting drug began
+            self.sink.put("level.before_interacting_drug", before, [latest.source, *started.sources])
         self._level_timing(latest.time, latest.source, doses, runs, active)
         return samples
 

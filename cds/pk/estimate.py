@@ -172,7 +172,8 @@ def estimate_exposure(
     fit = fit_map(problem)
     latest = max(levels, key=lambda lv: lv.time)
     request = _Request(*given, n_draws, rng, private_rng=private, history=history, reference=now or latest.time)
-    loglinear = loglinear_estimate(history, latest, regimen.interval_h)
+    drawn_on = history.interval_before(history.hours(latest.time), regimen.interval_h)
+    loglinear = loglinear_estimate(history, latest, drawn_on)
     warnings = list(typical.warnings) + _history_warnings(history, latest, regimen)
     if not fit.converged:
         warnings.append(f"MAP fit did not converge: {fit.message}")

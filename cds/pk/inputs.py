@@ -134,6 +134,14 @@ class DoseHistory:
         before = self.times_h[self.times_h < t_h]  # a dose at the sample time comes after the sample
         return float(t_h - before[-1]) if before.size else None
 
+    def interval_before(self, t_h: float, default_h: float) -> float:
+        """The dosing interval the patient was on at ``t_h``: the shortest of the last three gaps between doses
+        before it (a missed dose only lengthens a gap), else ``default_h``; a draft that changes the interval
+        later does not change the interval a level was drawn on."""
+        before = self.times_h[self.times_h < t_h][-4:].tolist()
+        gaps = [b - a for a, b in zip(before, before[1:], strict=False) if b > a]
+        return min(gaps) if gaps else default_h
+
     def hours_on_regimen(self, t_h: float, interval_h: float) -> float:
         """How long regular dosing at the regimen dose has run before ``t_h`` (inf if since for ever)."""
         idx = int(np.searchsorted(self.times_h, t_h, side="left")) - 1

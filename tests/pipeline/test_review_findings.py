@@ -3,16 +3,21 @@ alone), each turned into a test on an edit of a shipped example."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
-from tests.fhir.helpers import add_observation, clone, example, observation, prefetch_entries
+from cds.pk.inputs import DoseHistory
+from cds.pk.loglinear import loglinear_trough
+from tests.fhir.helpers import add_observation, clone, example, find, observation, prefetch_entries
 
 SNOMED = "http://snomed.info/sct"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+T0 = datetime(2026, 11, 1, 8, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +97,44 @@ def test_an_increase_signed_while_the_newest_count_cannot_be_read_is_not_passed_
     assert outcome.decision.facts["regimen.draft_increase"] is True
     fired = set(outcome.decision.fired_ids)
     assert ("IMA-UNREAD-050" in fired) is (unit == "Gpt/L")
+
+
+def test_an_escalation_signed_with_a_stale_creatinine_reads_the_trough_on_the_interval_it_was_drawn_on(
+    pipeline: Pipeline,
+) -> None:
+    """r13-13: a 400 mg once-daily trough was corrected with the 12 h interval of the 800 mg twice-daily draft
+    (1350 ng/mL at 23.75 h became a 'trough' above it), and a 12-day-old creatinine dropped renal function without
+    a card while the increase was signed."""
+    body = clone(example("order-sign-twice-daily-800mg.json"))
+    find(body, "Observation", "lab-creat")["effectiveDateTime"] = "2026-11-13T08:00:00Z"
+    outcome = run(pipeline, body)
+    facts = outcome.decision.facts
+    assert "renal.crcl" not in facts
+    assert facts["pk.loglinear_cmin"] == pytest.approx(loglinear_trough(1350, 23.75, 24), abs=0.1)
+    assert facts["pk.loglinear_cmin"] < 1350
+    assert "IMA-GATE-011" in outcome.decision.fired_ids
+
+
+def test_the_interval_a_level_was_drawn_on_comes_from_the_doses_before_it() -> None:
+    history = DoseHistory(T0, np.array([0.0, 24.0, 48.0, 96.0]), np.array([400.0] * 4))
+    assert history.interval_before(100.0, 12.0) == 24.0  # the missed dose at 72 h only lengthens a gap
+    assert history.interval_before(10.0, 12.0) == 12.0  # one dose before it: the regimen's own interval
+
+
+@pytest.mark.parametrize(("drawn", "before"), [("2026-11-09T07:45:00Z", True), ("2026-11-24T07:45:00Z", False)])
+def test_a_trough_drawn_before_the_inducer_began_does_not_hold_back_the_increase(
+    pipeline: Pipeline, drawn: str, before: bool
+) -> None:
+    """r13-01: a trough on target from before rifampin was started made the service 'guide by trough' and hold the
+    dose, although induction lowers the level about 70% from then on. Here rifampin runs since 10 November."""
+    body = clone(example("order-sign-rifampin-coprescribed.json"))
+    rifampin = body["context"].pop("draftOrders")["entry"][0]["resource"]
+    rifampin.update(status="active", authoredOn="2026-11-10")
+    prefetch_entries(body, "medications").append({"resource": rifampin})
+    body["hook"] = "patient-view"
+    patient = body["prefetch"]["patient"]["id"]
+    add_observation(body, observation("lvl-old", patient, "57844-3", 1138, "ng/mL", drawn))
+    outcome = run(pipeline, body)
+    assert outcome.decision.facts["level.before_interacting_drug"] is before
+    fired = set(outcome.decision.fired_ids)
+    assert ("IMA-CYP-010" in fired) is before and ("IMA-CYP-011" in fired) is not before
