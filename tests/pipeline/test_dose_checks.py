@@ -49,8 +49,9 @@ def cards_by_rule(outcome: Outcome) -> dict[str, dict[str, Any]]:
         (0, 1, {"IMA-DOSE-011"}, set()),
         (-400, 1, {"IMA-DOSE-012"}, set()),  # dropped as a fact, kept as a finding
         (1e6, 1, {"IMA-DOSE-012"}, set()),
-        (250, 1, {"IMA-DOSE-013"}, set()),  # not whole 100 mg tablets
-        (300, 2, {"IMA-DOSE-013"}, set()),  # 150 mg twice daily
+        (250, 1, {"IMA-DOSE-013"}, {"IMA-DOSE-025"}),  # not whole 100 mg tablets, and below the start
+        (300, 2, {"IMA-DOSE-013"}, {"IMA-DOSE-025"}),  # 150 mg twice daily
+        (300, 1, set(), {"IMA-DOSE-025"}),  # below the 400 mg start with normal renal and liver function
     ],
 )
 def test_ordered_doses_outside_the_range_get_a_card_naming_the_order(
