@@ -288,7 +288,7 @@ class ClinicalMapper:
         obs = self.index.read(key, read_observation)
         if obs is None or obs.status not in self.settings.observation_statuses:
             return False
-        return obs.value_boolean is not False and obs.value_code not in ("no", "N", "373067005")
+        return obs.answer is not False
 
     def leukaemia_related(self) -> None:
         value_set = self.terms["cytopenia-leukaemia-related"]
@@ -298,7 +298,7 @@ class ClinicalMapper:
             obs = self.index.read(key, read_observation)
             if obs is None or obs.status not in self.settings.observation_statuses:
                 continue
-            answer = _yes_no(obs.value_boolean, obs.value_code)
+            answer = {True: "yes", False: "no", None: "unknown"}[obs.answer]
             self.sink.put("heme.cytopenia_leukaemia_related", answer, [source(key, obs.when)])
             return
 
@@ -384,13 +384,3 @@ def _start(med: MedicationFacts, is_order: bool) -> datetime | None:
     if med.period is not None and med.period.start:
         return parse.as_datetime(med.period.start)
     return parse.as_datetime(med.authored_on or med.effective)
-
-
-def _yes_no(boolean: bool | None, code: str | None) -> str:
-    if boolean is not None:
-        return "yes" if boolean else "no"
-    if code in ("yes", "Y", "373066001"):
-        return "yes"
-    if code in ("no", "N", "373067005"):
-        return "no"
-    return "unknown"

@@ -10,6 +10,9 @@ from cds.fhir.element import Element, ElementError, Quantity, first_code
 from cds.fhir.terminology import Concept
 from cds.fhir.values import ObservedValue, Unreadable, read_value
 
+_YES = frozenset({"yes", "Y", "373066001"})
+_NO = frozenset({"no", "N", "373067005"})
+
 
 @dataclass(frozen=True)
 class ObservationFacts:
@@ -24,6 +27,14 @@ class ObservationFacts:
     @property
     def value_code(self) -> str | None:
         return first_code(self.value_concept)
+
+    @property
+    def answer(self) -> bool | None:
+        """A yes/no answer: valueBoolean, or a Y/N (v2 0136) or SNOMED CT yes/no code; None when it is neither."""
+        if self.value_boolean is not None:
+            return bool(self.value_boolean)
+        code = self.value_code
+        return True if code in _YES else False if code in _NO else None
 
 
 def read_observation(obs: Element) -> ObservationFacts:

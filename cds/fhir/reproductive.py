@@ -20,9 +20,6 @@ from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Terminology
 from cds.fhir.types import FactValue, Source
 
-_YES = {"yes", "Y", "373066001"}
-_NO = {"no", "N", "373067005"}
-
 Found = tuple[datetime, FactValue, Source]
 
 
@@ -73,10 +70,7 @@ class ReproductiveMapper:
 
     @staticmethod
     def _yes_no(obs: ObservationFacts) -> FactValue | None:
-        boolean, code = obs.value_boolean, obs.value_code
-        if boolean is not None:
-            return bool(boolean)
-        return True if code in _YES else False if code in _NO else None
+        return obs.answer
 
     def _conditions(self, value_set: str, value: FactValue) -> list[Found]:
         wanted = self.terms[value_set]
