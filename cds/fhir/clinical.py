@@ -15,7 +15,6 @@ from cds.fhir.condition_readers import (
     diagnosis_ends,
     first_match,
     grade_of,
-    plain_label,
     serious_grade,
 )
 from cds.fhir.dosing import product
@@ -23,6 +22,7 @@ from cds.fhir.findings import ConditionFacts, read_adverse_event, read_condition
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.medication import MedicationFacts, read_request, read_statement
 from cds.fhir.observation import read_observation
+from cds.fhir.request_text import plain_label
 from cds.fhir.settings import MappingSettings
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Concept, Terminology, ValueSet

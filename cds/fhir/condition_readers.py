@@ -21,9 +21,6 @@ SEVERITY_SETS = (
     ("mild", "severity-mild", "severity_mild_grade"),
 )
 _GRADE_TEXT = re.compile(r"\bgrade\s*([0-5])\b", re.IGNORECASE)
-_UNSAFE = re.compile(r"[^\w .,:;/()'+%-]|_")  # anything that markdown or HTML could read as markup
-_SPACES = re.compile(r"\s+")
-LABEL_MAX = 60
 
 
 @dataclass(frozen=True)
@@ -188,10 +185,3 @@ def serious_grade(terms: Terminology, severity_grades: Mapping[str, int], seriou
         return None
     how = how_matched(found, seriousness, value_set, "AdverseEvent.seriousness")
     return Grade(grade, f"seriousness serious ({how}) read as grade {grade} (policy.ae_serious_grade)")
-
-
-def plain_label(text: str) -> str:
-    """Request text made safe to show in a card summary and markdown: characters that markdown or HTML read as
-    markup become spaces, whitespace is collapsed and the length bounded."""
-    cleaned = _SPACES.sub(" ", _UNSAFE.sub(" ", text)).strip()
-    return cleaned if len(cleaned) <= LABEL_MAX else cleaned[: LABEL_MAX - 3].rstrip() + "..."

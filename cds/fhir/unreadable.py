@@ -5,9 +5,9 @@ rules/imatinib/unreadable-labs.yaml turns into a card naming the resource and wh
 from __future__ import annotations
 
 from cds.fhir.labs import Labs, Want
+from cds.fhir.request_text import escape_markdown
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import ValueSet
-from cds.fhir.values import escape_markdown
 
 
 def report_unreadable(labs: Labs, sink: FactSink, group: ValueSet, want: Want, kind: str) -> bool:

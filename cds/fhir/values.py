@@ -252,10 +252,3 @@ def _flag(obs: Element) -> str | None:
             if coding.code in FLAGS and coding.system in (None, INTERPRETATION_SYSTEM):
                 return coding.code
     return None
-
-
-def escape_markdown(text: str) -> str:
-    """Request text made inert in card markdown (EHRs render raw HTML): one line, and the characters that
-    start HTML, emphasis, code, links or table cells backslash-escaped."""
-    flat = " ".join(text.split())
-    return re.sub(r"([\\`*_\[\]<>&|~])", r"\\\1", flat)

@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _CODE = re.compile(r"`([^`]+)`")
 _LINK = re.compile(r"&lt;(https?://[^\s&]+(?:&amp;[^\s&]+)*)&gt;")
-_ESCAPED = re.compile(r"\\([\\`*_\[\]<>&|~])")  # what cds.fhir.values.escape_markdown escapes
+_ESCAPED = re.compile(r"\\([\\`*_\[\]<>&|~])")  # what cds.fhir.request_text.escape_markdown escapes
 # private-use code points stand for escaped characters while the markup is applied (one sent in the text itself
 # shows as the ASCII character it stands for, HTML-escaped like every other character)
 _HELD = 0xE000

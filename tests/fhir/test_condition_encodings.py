@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from cds.errors import RuleError
 from cds.fhir import extract_record, parse_request
-from cds.fhir.condition_readers import LABEL_MAX, plain_label
 from cds.fhir.record import default_terminology
+from cds.fhir.request_text import LABEL_MAX, plain_label
 from cds.fhir.settings import RULES_DIR, load_settings
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Pipeline
 from tests.fhir.helpers import NOW, clone, example, find, observation, record_of, values_of

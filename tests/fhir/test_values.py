@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cds.fhir.element import Element
+from cds.fhir.request_text import escape_markdown
 from cds.fhir.values import (
     ObservedValue,
     TextError,
     Unreadable,
-    escape_markdown,
     parse_value_text,
     read_value,
 )

@@ -1,11 +1,11 @@
-"""Request text escaped for card markdown (cds.fhir.values.escape_markdown) shows as itself on the page."""
+"""Request text escaped for card markdown (cds.fhir.request_text.escape_markdown) shows as itself on the page."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cds.fhir.values import escape_markdown
+from cds.fhir.request_text import escape_markdown
 from cds.web.markdown import inline, render_markdown
 
 
