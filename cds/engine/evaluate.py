@@ -22,7 +22,7 @@ from cds.engine.model import Rule
 from cds.engine.render import render
 from cds.engine.ruleset import RuleSet
 from cds.engine.schema import HOOKS
-from cds.engine.scope import check_scope_rules, is_scope_rule, stopped_by
+from cds.engine.scope import check_scope_rules, role_of, stopped_by
 from cds.errors import InvalidInput
 
 Matcher = Callable[[Mapping[str, c.FactValue]], list[str]]
@@ -55,6 +55,7 @@ class RuleEngine:
         check_scope_rules(rules, rule_set.vocabulary)
         self._sets = memberships(rules)
         self._reads = {r.id: c.facts_of(r.when) for r in rules}
+        self._scope_roles = {r.id: role_of(r) for r in rules}
         self._plan: dict[str, list[tuple[list[Rule], Matcher]]] = {
             hook: self._stages_for(hook, rules, backend) for hook in HOOKS
         }
@@ -63,10 +64,10 @@ class RuleEngine:
         for_hook = [r for r in rules if hook in r.hooks]
         plan = []
         # the scope stage runs first: what it derives decides which later rules may act (cds/engine/scope.py)
-        scope = [r for r in for_hook if is_scope_rule(r)]
+        scope = [r for r in for_hook if self._scope_roles[r.id].sets_scope]
         if scope:
             plan.append((scope, self._matcher(f"{hook}/scope", scope, backend)))
-            for_hook = [r for r in for_hook if not is_scope_rule(r)]
+            for_hook = [r for r in for_hook if not self._scope_roles[r.id].sets_scope]
         for stage in sorted({self.rule_set.stage_of[r.id] for r in for_hook}):
             members = [r for r in for_hook if self.rule_set.stage_of[r.id] == stage]
             plan.append((members, self._matcher(f"{hook}/s{stage}", members, backend)))
@@ -105,7 +106,7 @@ class RuleEngine:
         for rules, matcher in self._plan[hook]:
             hits = set(matcher(working))
             for rule in self._apply_hit_policy([r for r in rules if r.id in hits]):
-                because = stopped_by(rule, working)
+                because = stopped_by(self._scope_roles[rule.id], working)
                 if because is not None:
                     by = tuple(f.rule_id for _, f in fired if because in f.derived)
                     suppressed.append(SuppressedRule(rule.id, because, by))

@@ -15,6 +15,7 @@ Withholding stays: the label's hold rules apply to every patient. A stopped rule
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from cds.engine import conditions as c
 from cds.engine.model import Rule
@@ -65,12 +66,26 @@ def raises_dose(rule: Rule) -> bool:
     return dose is not None and ((dose.factor or 1) > 1 or (dose.step or 0) > 0)
 
 
-def stopped_by(rule: Rule, facts: Mapping[str, c.FactValue]) -> str | None:
-    """The scope fact that keeps ``rule`` from acting, or None."""
-    if is_scope_rule(rule):
+@dataclass(frozen=True)
+class ScopeRole:
+    """What a rule is to the scope stage, worked out once when the rules are loaded."""
+
+    sets_scope: bool
+    gives_dose_advice: bool
+    raises_dose: bool
+
+
+def role_of(rule: Rule) -> ScopeRole:
+    return ScopeRole(is_scope_rule(rule), gives_dose_advice(rule), raises_dose(rule))
+
+
+def stopped_by(role: ScopeRole, facts: Mapping[str, c.FactValue]) -> str | None:
+    """The scope fact that keeps a rule of this role from acting, or None."""
+    if role.sets_scope:
         return None
-    if facts.get(NO_DOSE_ADVICE) is True and gives_dose_advice(rule):
+    no_advice, no_increase = facts.get(NO_DOSE_ADVICE) is True, facts.get(NO_DOSE_INCREASE) is True
+    if no_advice and role.gives_dose_advice:
         return NO_DOSE_ADVICE
-    if (facts.get(NO_DOSE_ADVICE) is True or facts.get(NO_DOSE_INCREASE) is True) and raises_dose(rule):
-        return NO_DOSE_INCREASE if facts.get(NO_DOSE_INCREASE) is True else NO_DOSE_ADVICE
+    if (no_advice or no_increase) and role.raises_dose:
+        return NO_DOSE_INCREASE if no_increase else NO_DOSE_ADVICE
     return None
