@@ -74,6 +74,8 @@ class Labs:
         self.statuses = statuses
         self._by_code: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         self._times: dict[tuple[str, str], datetime] = {}
+        # a result is read once per wanted unit: the never-silent check and the readings scan the same results
+        self._results: dict[tuple[tuple[str, str], Want], Reading | UnreadableResult | None] = {}
         for key, found in index.coded("Observation"):
             for coding in found.codings:
                 if coding.system and coding.code:
@@ -128,6 +130,11 @@ class Labs:
     def _reading(self, key: tuple[str, str], want: Want) -> Reading | UnreadableResult | None:
         """The reading, or why its value cannot be read; None when the result is not usable at all (status,
         date, out of the window), which is not a finding about its value."""
+        if (key, want) not in self._results:
+            self._results[(key, want)] = self._read(key, want)
+        return self._results[(key, want)]
+
+    def _read(self, key: tuple[str, str], want: Want) -> Reading | UnreadableResult | None:
         obs = self.index.read(key, read_observation)
         if obs is None or obs.status not in self.statuses:
             return None
