@@ -41,6 +41,7 @@ class CardSpec:
     evidence: tuple[Evidence, ...]
     ruleset_id: str
     ruleset_version: str
+    topic: str  # the card's clinical problem (its rule id when the rule names none)
 
 
 @dataclass(frozen=True)

@@ -298,7 +298,7 @@ def _card(ctx: _Context, path: Path_, raw: dict[str, Any]) -> CardTemplate:
             f"summary is {len(widest)} characters with the largest plausible values (max {SUMMARY_LIMIT}): {widest!r}",
         )
     suggestions = tuple(Suggestion(s["label"], s["action"]) for s in raw.get("suggestions", ()))
-    return CardTemplate(raw["indicator"], raw["summary"], raw.get("detail", ""), suggestions)
+    return CardTemplate(raw["indicator"], raw["summary"], raw.get("detail", ""), suggestions, raw.get("topic"))
 
 
 def _dose_bases(ctx: _Context, path: Path_, dose: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ class CardTemplate:
     summary: str
     detail: str = ""
     suggestions: tuple[Suggestion, ...] = ()
+    topic: str | None = None  # the clinical problem the card is about; cards on one topic become one card
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,15 @@ COMPARATORS = ("eq", "ne", "lt", "lte", "gt", "gte")
 CENSORED_SIDES = ("below", "above")  # `{censored: [fact, below]}`; `{censored: fact}` is either side
 
 _TEXT = {"type": "string", "minLength": 1}
+# The clinical problems a card can be about; the card builder shows one card per topic.
+CARD_TOPICS = (
+    "scope",  # outside the population the advice was validated in
+    "missing-data",  # data the next decision needs is missing or cannot be read
+    "dose",  # anything that sets, cuts, caps, withholds or checks the dose: the composer's one recommendation
+    "interaction",  # an interacting drug (what to do about the drug itself; its dose effect is under "dose")
+    "level",  # interpreting a measured or estimated imatinib level
+    "monitoring",  # a trough level (or other test) is due or recommended
+)
 _DATE = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 _RULE_ID = {"type": "string", "pattern": r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$"}
 _FACT = {"type": "string", "pattern": r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"}
@@ -128,6 +137,7 @@ _CARD = {
     "additionalProperties": False,
     "properties": {
         "indicator": {"enum": ["info", "warning", "critical"]},
+        "topic": {"enum": list(CARD_TOPICS)},
         "summary": _TEXT,
         "detail": _TEXT,
         "suggestions": {
