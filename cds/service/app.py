@@ -23,9 +23,10 @@ from cds.audit import AuditStore
 from cds.pipeline import Pipeline, utc_now
 from cds.service.config import ServiceConfig, load_config
 from cds.service.outcome import operation_outcome
+from cds.service.redact import install_log_scrubbing
 from cds.service.routes import router
 from cds.service.state import ServiceState, freeze_loaded_objects
-from cds.web.links import LinkSigner, load_secret
+from cds.web.links import LinkSigner, explain_path, load_secret
 from cds.web.routes import router as web_router
 
 log = logging.getLogger("cds.service")
@@ -40,6 +41,7 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
     """``clock`` pins "now" (tests, replays); ``freeze_gc`` is for a serving process, see freeze_loaded_objects."""
+    install_log_scrubbing()  # no credential reaches a log line, whatever an exception or a client put in it
     state = build_state(config, audit, clock)
 
     @asynccontextmanager
@@ -78,7 +80,7 @@ def build_state(
     signer = LinkSigner(load_secret(config.link_secret_file), config.link_ttl_s)
 
     def explain_url(hook_instance: str) -> str:
-        return f"{config.base}/explain/{hook_instance}?token={signer.token(hook_instance)}"
+        return f"{config.base}{explain_path(hook_instance)}?token={signer.token(hook_instance)}"
 
     pipeline = Pipeline(config.rules_dir, explain_url=explain_url, clock=clock)
     state = ServiceState(config, pipeline, audit or AuditStore(config.database_url), signer)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from datetime import datetime
 from typing import Any
 
 from cds.audit import request_digest
 from cds.pipeline import Outcome
+from cds.service.redact import redacted
+
+log = logging.getLogger("cds.service")
 
 
 def decision_payload(
@@ -29,7 +35,7 @@ def decision_payload(
         "hook": hook,
         "received": received.isoformat(),
         "client": client or {},
-        "request_digest": request_digest(request) if request is not None else None,
+        "request_digest": safe_digest(request) if request is not None else None,
         "status": status,
         "http_status": http_status,
         "latency_ms": round(latency_ms, 2),
@@ -57,3 +63,20 @@ def decision_payload(
     if error:
         payload["error"] = error
     return payload
+
+
+def safe_digest(request: dict[str, Any]) -> str | None:
+    """The request digest of the request without credentials; never raises (a refusal must still be recorded):
+    a request the canonical form cannot encode is digested in ASCII-escaped JSON instead, one too deep for that
+    gets no digest."""
+    clean = redacted(request)
+    try:
+        return request_digest(clean)
+    except (ValueError, TypeError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        pass
+    try:
+        text = json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    except (ValueError, TypeError, RecursionError):
+        log.warning("request digest not computed for a request that cannot be serialised")
+        return None
+    return "ascii:" + hashlib.sha256(text.encode()).hexdigest()

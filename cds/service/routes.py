@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from cds.audit.group import Pending
@@ -23,8 +23,10 @@ from cds.cards.schema import feedback_schema, request_schema
 from cds.errors import InvalidInput, MissingPrefetch
 from cds.pipeline import Outcome, Pipeline
 from cds.service.discovery import ESSENTIAL, discovery_document, hook_of, prefetch_for, resource_type
+from cds.service.json_body import decode
 from cds.service.outcome import operation_outcome, unauthorized
 from cds.service.records import decision_payload
+from cds.service.redact import holds_secret, redacted, touches_secret
 from cds.service.state import ServiceState
 
 log = logging.getLogger("cds.service")
@@ -56,10 +58,7 @@ async def read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput("$", f"the body is not JSON ({exc})") from exc
+    return decode(b"".join(chunks))  # bounded: nesting, number length, lone surrogates are 400s
 
 
 async def authenticate(request: Request, state: ServiceState) -> dict[str, Any] | None | Response:
@@ -281,7 +280,17 @@ def _check_envelope(body: Any) -> None:
                 (k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance), ""
             )
             path = f"{path}.{missing}".lstrip(".")
-        raise InvalidInput(path or "$", error.message)
+        raise InvalidInput(path or "$", _diagnostic(error))
+
+
+def _diagnostic(error: ValidationError) -> str:
+    """jsonschema's message, which quotes the offending value, unless that value is or holds a credential:
+    then the rule only."""
+    if not touches_secret(error.absolute_path) and not holds_secret(error.instance):
+        return str(error.message)
+    if error.validator == "type":
+        return f"expected a JSON {error.validator_value} (the value is not shown: it may hold a credential)"
+    return f"breaks the schema rule {error.validator!r} (the value is not shown: it may hold a credential)"
 
 
 def plainly_valid(body: Any) -> bool:
@@ -349,7 +358,7 @@ async def feedback(service_id: str, request: Request) -> Response:
     except InvalidInput as exc:
         return operation_outcome(400, exc.message, [exc.path])
     for item, (hook_instance, seq) in items:
-        payload = {"service": service_id, "client": client or {}, "decision_seq": seq, "feedback": item}
+        payload = {"service": service_id, "client": client or {}, "decision_seq": seq, "feedback": redacted(item)}
         if not await _audit(state, Pending.of("feedback", hook_instance, service_id, payload)):
             return operation_outcome(503, "the audit log is unavailable; feedback not recorded")
     return JSONResponse({"recorded": len(items)})
@@ -359,7 +368,7 @@ def _checked_feedback(body: Any, state: ServiceState) -> list[tuple[dict[str, An
     error = next(iter(sorted(_FEEDBACK.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))), None)
     if error is not None:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-        raise InvalidInput(path or "$", error.message)
+        raise InvalidInput(path or "$", _diagnostic(error))
     items = []
     for i, item in enumerate(body["feedback"]):
         found = state.audit.card(item["card"])

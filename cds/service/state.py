@@ -12,7 +12,7 @@ from cds.audit import AuditStore
 from cds.errors import CdsError, RuleLoadError
 from cds.pipeline import Pipeline
 from cds.service.config import ServiceConfig
-from cds.web.links import LinkSigner
+from cds.web.links import LinkSigner, explain_path
 
 log = logging.getLogger("cds.service")
 
@@ -27,7 +27,7 @@ class ServiceState:
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def explain_url(self, hook_instance: str) -> str:
-        return f"{self.config.base}/explain/{hook_instance}?token={self.signer.token(hook_instance)}"
+        return f"{self.config.base}{explain_path(hook_instance)}?token={self.signer.token(hook_instance)}"
 
     def reload_rules(self) -> bool:
         """Validate and compile the rule files anew, then swap; an invalid set is refused and the old one serves."""

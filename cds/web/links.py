@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 
 def load_secret(path: Path) -> bytes:
@@ -24,6 +25,11 @@ def load_secret(path: Path) -> bytes:
             raise
         os.close(fd)
     return path.read_bytes().strip()
+
+
+def explain_path(hook_instance: str) -> str:
+    """The explanation page's path; the hookInstance is client text, percent-encoded whole (no '/', '?', '#')."""
+    return f"/explain/{quote(hook_instance, safe='')}"
 
 
 class LinkSigner:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -19,6 +20,7 @@ from cds.errors import CdsError
 from cds.service.routes import state_of
 from cds.service.state import ServiceState
 from cds.web.explain import build_explanation
+from cds.web.links import explain_path
 from cds.web.pages import catalogue_page, error_page, explanation_page
 from cds.web.plots import PlotUnavailable, plot_png
 
@@ -78,7 +80,8 @@ async def explain(hook_instance: str, request: Request) -> Response:
     feedback = await run_in_threadpool(state.audit.feedback_for, hook_instance)
     explanation = build_explanation(entry, state.pipeline.rule_set, total_entries=total, feedback=feedback)
     token = request.query_params["token"]
-    plot_src = f"/explain/{hook_instance}/plot.png?token={token}" if explanation.plot_note is None else None
+    plot = f"{explain_path(hook_instance)}/plot.png?token={quote(token, safe='')}"
+    plot_src = plot if explanation.plot_note is None else None
     return HTMLResponse(explanation_page(explanation, plot_src), headers=HEADERS)
 
 

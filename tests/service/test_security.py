@@ -1,0 +1,150 @@
+"""Security hardening (issue 15): no credential stored or echoed, bounded parsing, links that stay links."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cds.audit import AuditStore
+from cds.service.config import ServiceConfig
+from cds.service.records import safe_digest
+from cds.service.redact import REDACTED, redacted, scrub_text
+from tests.service.conftest import example, service_for
+
+SECRET = "SECRET-7f3a9c"
+
+
+def stored_bytes(config: ServiceConfig) -> bytes:
+    """Every byte of the audit database: the main file and its write-ahead log."""
+    db = Path(config.database_url.removeprefix("sqlite:///"))
+    return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        f"Bearer {SECRET}",
+        {"access_token": SECRET, "token_type": "Bearer", "expires_in": "soon", "scope": "x", "subject": "y"},
+        [f"Bearer {SECRET}"],
+        {"Authorization": f"Bearer {SECRET}"},
+    ],
+    ids=["string", "object-with-a-bad-field", "list", "nested-header"],
+)
+def test_a_malformed_fhir_authorization_is_never_echoed_stored_or_logged(
+    client: TestClient,
+    audit: AuditStore,
+    config: ServiceConfig,
+    caplog: pytest.LogCaptureFixture,
+    authorization: object,
+) -> None:
+    body = example("order-sign-new-start-moderate-renal.json")
+    body.update(fhirServer="https://fhir.example.org", fhirAuthorization=authorization)
+    with caplog.at_level(logging.DEBUG):
+        response = client.post(service_for(body), json=body)
+    assert response.status_code == 400
+    issue = response.json()["issue"][0]
+    assert issue["expression"][0].startswith("fhirAuthorization")
+    assert SECRET not in response.text
+    entry = audit.decision(body["hookInstance"])
+    assert entry is not None and entry["payload"]["http_status"] == 400  # the refusal is recorded ...
+    audit.dispose()
+    assert SECRET.encode() not in stored_bytes(config)  # ... without the credential
+    assert SECRET not in caplog.text
+
+
+def test_feedback_never_stores_a_credential(client: TestClient, audit: AuditStore, config: ServiceConfig) -> None:
+    body = example("order-sign-new-start-moderate-renal.json")
+    card = client.post(service_for(body), json=body).json()["cards"][0]
+    item = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-25T12:00:00Z"}
+    feedback = {"feedback": [dict(item, authorization=f"Bearer {SECRET}")]}
+    response = client.post(service_for(body) + "/feedback", json=feedback)
+    assert response.status_code in (200, 400) and SECRET not in response.text
+    audit.dispose()
+    assert SECRET.encode() not in stored_bytes(config)
+
+
+def test_redaction_keeps_harmless_fields_and_the_digest_of_a_wellformed_request() -> None:
+    request = {
+        "hook": "order-sign",
+        "fhirAuthorization": {"access_token": SECRET, "token_type": "Bearer", "scope": "x", "subject": "y"},
+        "context": {"headers": [{"Authorization": f"Bearer {SECRET}"}]},
+    }
+    clean = redacted(request)
+    assert SECRET not in json.dumps(clean)
+    assert clean["fhirAuthorization"] == {"token_type": "Bearer", "scope": "x", "subject": "y"}
+    assert redacted({"fhirAuthorization": f"Bearer {SECRET}"}) == {"fhirAuthorization": REDACTED}
+    plain = {"hook": "order-sign", "context": {}}
+    assert redacted(plain) is plain
+    assert scrub_text(f"failed with Bearer {SECRET} and eyJhbGciOi.eyJzdWIi.sig") == (
+        f"failed with {REDACTED} and {REDACTED}"
+    )
+
+
+def test_the_request_digest_never_raises() -> None:
+    assert safe_digest({"hookInstance": "x\ud800"}) is not None
+    with_token = {"a": "b", "fhirAuthorization": {"access_token": SECRET, "scope": "x"}}
+    assert safe_digest(with_token) == safe_digest({"a": "b", "fhirAuthorization": {"scope": "x"}})
+
+
+HOSTILE = {
+    "deep nesting": (b'{"hook": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nests deeper"),
+    "unclosed deep nesting": (b"[" * 100_000, "nests deeper"),
+    "5001-digit integer": (b'{"hook": "order-sign", "n": ' + b"9" * 5001 + b"}", "5001 characters"),
+    "huge float": (b'{"n": 1.' + b"5" * 400 + b"e5}", "characters"),
+}
+
+
+def _with_lone_surrogate(where: str) -> bytes:
+    body = example("order-sign-new-start-moderate-renal.json")
+    raw = json.dumps(body)
+    if where == "hookInstance":
+        return raw.replace(body["hookInstance"], "abc\\ud800", 1).encode()
+    return raw.replace('"resourceType": "Patient"', '"resourceType": "Patient", "note": "x\\udc00y"', 1).encode()
+
+
+@pytest.mark.parametrize("endpoint", ["hook", "feedback"])
+@pytest.mark.parametrize("name", [*HOSTILE, "lone surrogate in hookInstance", "lone surrogate in a resource"])
+def test_hostile_json_is_a_400_naming_what_is_wrong(
+    client: TestClient, audit: AuditStore, endpoint: str, name: str
+) -> None:
+    if name.startswith("lone surrogate"):
+        raw, expected = _with_lone_surrogate(name.rsplit(" ", 1)[-1]), "unpaired UTF-16 surrogate"
+    else:
+        raw, expected = HOSTILE[name]
+    path = "/cds-services/imatinib-order-sign" + ("/feedback" if endpoint == "feedback" else "")
+    before = audit.count()
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    issue = response.json()["issue"][0]
+    assert response.json()["resourceType"] == "OperationOutcome" and expected in issue["diagnostics"]
+    if name == "lone surrogate in hookInstance":
+        assert issue["expression"] == ["hookInstance"]
+    if endpoint == "hook":  # a refused service call is audited, as every decision is
+        assert audit.count() == before + 1
+        assert audit.verify().ok
+
+
+def test_a_surrogate_pair_is_not_refused(client: TestClient) -> None:
+    body = example("order-sign-new-start-moderate-renal.json")
+    raw = json.dumps(body).replace('"resourceType": "Patient"', '"resourceType": "Patient", "note": "\\ud83d\\ude00"')
+    assert client.post(service_for(body), content=raw.encode()).status_code == 200
+
+
+def test_hook_instance_is_percent_encoded_in_card_links(client: TestClient) -> None:
+    body = example("order-sign-new-start-moderate-renal.json")
+    body["hookInstance"] = "a b<c>?x=1#y"
+    response = client.post(service_for(body), json=body)
+    assert response.status_code == 200
+    links = [link["url"] for card in response.json()["cards"] for link in card.get("links") or []]
+    assert links
+    for url in links:
+        parts = urlsplit(url)
+        assert parts.fragment == "" and set(parse_qs(parts.query)) == {"token"}
+        assert unquote(parts.path) == "/explain/a b<c>?x=1#y" and " " not in url and "<" not in url
+        page = client.get(f"{parts.path}?{parts.query}")
+        assert page.status_code == 200, page.text[:300]
