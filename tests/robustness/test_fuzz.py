@@ -147,6 +147,18 @@ def parent_of(body: Any, path: tuple[Any, ...]) -> Any:
     return node
 
 
+# Hostile JSON (issue 15): Python's json recurses per nesting level, refuses integers over 4,300 digits, and
+# accepts lone surrogate escapes that cannot be encoded again; each must be a 400, never a 500.
+_PLACEHOLDER = "__hostile-json__"
+HOSTILE = {
+    "deep nesting": st.sampled_from([65, 1_000, 100_000]).map(lambda n: b"[" * n + b"]" * n),
+    "deep objects": st.sampled_from([65, 5_000]).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
+    "long integer": st.sampled_from([101, 4_301, 5_001]).map(lambda n: b"9" * n),
+    "long decimal": st.sampled_from([101, 5_001]).map(lambda n: b"0." + b"1" * n),
+    "lone surrogate": st.sampled_from([b'"\\ud800"', b'"x\\udc00"', b'"\\udbff\\u0041"']),
+}
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
     """An example request with one to four mutations: deleted, replaced, wrapped, unwrapped or duplicated."""
@@ -176,9 +188,16 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
             parent[last] = draw(st.sampled_from([0, -value, value * 1000, 1e308, math.inf, math.nan, str(value)]))
         elif action == "string" and isinstance(value, str):
             parent[last] = draw(st.sampled_from(["", value[: len(value) // 2], value.upper(), value + "Z", " "]))
+    hostile = draw(st.sampled_from([None] * 6 + list(HOSTILE)))
+    if hostile is not None:  # placed at a random spot, spliced in as raw JSON below
+        candidates = [p for p in paths(body) if p]
+        where = draw(st.sampled_from(candidates)) if candidates else ("context",)
+        parent_of(body, where)[where[-1]] = _PLACEHOLDER
     hook = body.get("hook") if isinstance(body, dict) else None
     path = service_path(hook) if isinstance(hook, str) and hook in SERVICES else service_path(original["hook"])
     raw = json.dumps(body, allow_nan=True).encode()  # NaN and Infinity too: Python's json accepts them
+    if hostile is not None:
+        raw = raw.replace(json.dumps(_PLACEHOLDER).encode(), draw(HOSTILE[hostile]), 1)
     shape = draw(st.sampled_from(["as is"] * 8 + ["truncated", "latin-1", "feedback"]))
     if shape == "truncated":
         raw = raw[: draw(st.integers(0, len(raw) - 1))]
