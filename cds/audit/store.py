@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,7 +32,7 @@ from cds.audit.chain import (
 )
 from cds.audit.group import GroupCommit, Pending, write_each
 from cds.audit.sqlite import InlineCommits, SqliteAppender
-from cds.audit.tables import cards, entries, head, metadata, used_jtis
+from cds.audit.tables import cards, entries, head, metadata, used_jtis, write_probe
 
 DEFAULT_URL = "sqlite:///var/audit.sqlite3"
 
@@ -197,6 +199,24 @@ class AuditStore:
             )
         return ChainReport(True, count)
 
+    # --- health (cds.service /health) -------------------------------------------------------------
+
+    def probe(self, headroom_bytes: int = 1 << 20) -> None:
+        """A small committed write outside the chain (its own one-row table), then room for decisions (SQLite:
+        the database's page limit and the file system's free space); raises OSError or a database error when
+        the log cannot be written now: a read-only file, a full disk, a database that is down. A small write
+        alone can still fit where a decision does not (freed pages are reused), hence the headroom."""
+        with self._writer, self.engine.begin() as conn:
+            conn.execute(delete(write_probe).where(write_probe.c.id == 1))
+            conn.execute(insert(write_probe).values(id=1, written_at=time.time()))
+            if self.engine.dialect.name == "sqlite":
+                pragma = {n: int(conn.exec_driver_sql(f"PRAGMA {n}").scalar_one()) for n in _PAGE_PRAGMAS}
+                if (pragma["max_page_count"] - pragma["page_count"]) * pragma["page_size"] < headroom_bytes:
+                    raise OSError(errno.ENOSPC, "the audit database has reached its page limit")
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if database and database != ":memory:" and shutil.disk_usage(Path(database).parent).free < headroom_bytes:
+            raise OSError(errno.ENOSPC, "no room left on the audit database's file system")
+
     def dispose(self) -> None:
         with self._group_lock:
             if self._group is not None:
@@ -205,7 +225,8 @@ class AuditStore:
         self.engine.dispose()
 
 
-_LINK_CARDS = link_cards(postgresql)  # SQLite appends through cds.audit.sqlite
+_LINK_CARDS = link_cards(postgresql)
+_PAGE_PRAGMAS = ("page_size", "page_count", "max_page_count")  # SQLite appends through cds.audit.sqlite
 
 
 def _broken(row: Mapping[Any, Any], prev: str, expected_seq: int) -> str:

@@ -48,3 +48,12 @@ used_jtis = Table(
     Column("jti", String(512), primary_key=True),
     Column("expires_at", Float, nullable=False),
 )
+
+# One row rewritten by AuditStore.probe (service /health): a committed write outside the chain, to learn whether
+# a decision could be recorded right now (read-only file, full disk, database down).
+write_probe = Table(
+    "audit_write_probe",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("written_at", Float, nullable=False),
+)

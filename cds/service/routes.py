@@ -380,7 +380,7 @@ def _checked_feedback(body: Any, state: ServiceState) -> list[tuple[dict[str, An
 
 @router.get("/health")
 async def health(request: Request) -> Response:
-    """Evaluates a canary case through the current rule set and touches the audit database."""
+    """Evaluates a canary case through the current rule set and checks that the audit log can be written now."""
     state = state_of(request)
     pipeline = state.pipeline
     try:
@@ -398,14 +398,17 @@ async def health(request: Request) -> Response:
             "order-sign",
         )
         entries = await run_in_threadpool(state.audit.count)
+        writable = await run_in_threadpool(state.write_probe.writable)
     except Exception:
         log.exception("health check failed")
         return JSONResponse({"status": "failing"}, status_code=503)
-    healthy = decision.dose.action == "change" and decision.dose.daily_mg == 200
+    # a node that cannot record a decision answers every call with 503: take it out of the rotation
+    healthy = decision.dose.action == "change" and decision.dose.daily_mg == 200 and writable
     body = {
         "status": "ok" if healthy else "failing",
         "ruleset": {"version": pipeline.rule_set.version, "digest": pipeline.rule_set.digest},
         "audit_entries": entries,
+        "audit_writable": writable,
     }
     return JSONResponse(body, status_code=200 if healthy else 503)
 

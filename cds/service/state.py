@@ -12,6 +12,7 @@ from cds.audit import AuditStore
 from cds.errors import CdsError, RuleLoadError
 from cds.pipeline import Pipeline
 from cds.service.config import ServiceConfig
+from cds.service.health import CachedWriteProbe
 from cds.web.links import LinkSigner, explain_path
 
 log = logging.getLogger("cds.service")
@@ -25,6 +26,10 @@ class ServiceState:
     signer: LinkSigner
     authenticator: Any | None = None  # cds.service.auth.ClientAuthenticator when clients are trusted
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    write_probe: CachedWriteProbe = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.write_probe = CachedWriteProbe(self.audit.probe)
 
     def explain_url(self, hook_instance: str) -> str:
         return f"{self.config.base}{explain_path(hook_instance)}?token={self.signer.token(hook_instance)}"

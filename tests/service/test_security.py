@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from cds.audit import AuditStore
 from cds.service.config import ServiceConfig
+from cds.service.health import CachedWriteProbe
 from cds.service.records import safe_digest
 from cds.service.redact import REDACTED, redacted, scrub_text
 from tests.service.conftest import example, service_for
@@ -148,3 +151,50 @@ def test_hook_instance_is_percent_encoded_in_card_links(client: TestClient) -> N
         assert unquote(parts.path) == "/explain/a b<c>?x=1#y" and " " not in url and "<" not in url
         page = client.get(f"{parts.path}?{parts.query}")
         assert page.status_code == 200, page.text[:300]
+
+
+def _refuse_writes(audit: AuditStore, how: str) -> None:
+    """New connections to the audit database cannot record a decision: SQLite's own read-only state
+    ("attempt to write a readonly database"), or its page limit at the current size ("database or disk is
+    full", SQLITE_FULL, as on a full volume: reads and small rewrites still work, a new entry does not)."""
+    with audit.engine.connect() as conn:
+        pages = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one())
+
+    def restrict(dbapi_connection: Any, _record: Any) -> None:
+        if how == "read-only":
+            dbapi_connection.execute("PRAGMA query_only=ON")
+        else:
+            dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
+
+    event.listen(audit.engine, "connect", restrict)
+    audit.engine.dispose()  # the pooled connections go; new ones are restricted
+
+
+@pytest.mark.parametrize("how", ["read-only", "full"])
+def test_health_is_503_while_decisions_cannot_be_recorded(client: TestClient, audit: AuditStore, how: str) -> None:
+    assert client.get("/health").json()["audit_writable"] is True
+    _refuse_writes(audit, how)
+    client.app.state.service.write_probe = CachedWriteProbe(audit.probe)  # no cached answer from before
+    body = example("order-sign-new-start-moderate-renal.json")
+    assert client.post(service_for(body), json=body).status_code == 503  # a decision cannot be recorded ...
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json()["status"] == "failing"  # ... and health says so
+
+
+def test_the_write_probe_is_cached_for_its_ttl() -> None:
+    calls: list[float] = []
+    now = [100.0]
+    fail = [False]
+
+    def probe() -> None:
+        calls.append(now[0])
+        if fail[0]:
+            raise OSError("disk full")
+
+    cached = CachedWriteProbe(probe, ttl_s=1.5, clock=lambda: now[0])
+    assert cached.writable() and cached.writable() and len(calls) == 1
+    fail[0] = True
+    now[0] += 1.0
+    assert cached.writable() and len(calls) == 1  # still the cached answer
+    now[0] += 0.5
+    assert not cached.writable() and len(calls) == 2  # probed again: the disk is full now
