@@ -51,6 +51,7 @@ def create_app(
         if freeze_gc:
             freeze_loaded_objects()
         yield
+        state.auth_failures.close()  # the counts of the last few seconds are written too
 
     app = FastAPI(
         title="imatinib-cds",

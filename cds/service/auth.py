@@ -40,6 +40,7 @@ from cds.service.auth_keys import (
 )
 
 __all__ = [
+    "REASONS",
     "AuthError",
     "ClientAuthenticator",
     "ClientIdentity",
@@ -56,9 +57,34 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 class AuthError(CdsError):
-    """The request is not authenticated. The message is for the log; never send it to the client."""
+    """The request is not authenticated. The message is for the log; never send it to the client. ``reason`` is
+    a short stable word for counting failures (REASONS); ``iss`` the trusted client the token claimed to come
+    from, once that is known (None: no token, or an issuer that is not trusted)."""
 
     code = "unauthorized"
+
+    def __init__(self, message: str, *, reason: str = "invalid", iss: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.iss = iss
+
+
+REASONS = (
+    "no-credentials",
+    "not-bearer",
+    "malformed",
+    "header",
+    "untrusted-issuer",
+    "key",
+    "key-fetch",
+    "signature",
+    "audience",
+    "expired",
+    "not-yet-valid",
+    "claims",
+    "tenant",
+    "replay",
+)
 
 
 @dataclass(frozen=True)
@@ -165,80 +191,97 @@ class ClientAuthenticator:
         try:
             unverified = jwt.PyJWS().decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
-            raise AuthError(f"malformed JWT: {exc}") from exc
+            raise AuthError(f"malformed JWT: {exc}", reason="malformed") from exc
         header = unverified["header"]
         alg = self._check_header(header)
         client = self._client_for(_json_object(unverified["payload"]).get("iss"))
+        try:
+            return self._verified(token, header, alg, client, audience)
+        except AuthError as exc:
+            exc.iss = client.iss  # claimed, not proven: counted under it, never trusted for anything else
+            raise
+
+    def _verified(
+        self, token: str, header: Mapping[str, Any], alg: str, client: TrustedClient, audience: str
+    ) -> ClientIdentity:
         key = self._key_for(client, header, alg)
         try:
             payload = jwt.PyJWS(options={"enforce_minimum_key_length": True}).decode(token, key, algorithms=[alg])
         except jwt.PyJWTError as exc:
-            raise AuthError(f"iss {client.iss!r} kid {_show(header['kid'])}: {exc}") from exc
+            raise AuthError(f"iss {client.iss!r} kid {_show(header['kid'])}: {exc}", reason="signature") from exc
         identity = self._check_claims(_json_object(payload), client, audience)
         accept_until = identity.expires_at.timestamp() + self._leeway_s
         if not self._jti_store.claim(identity.jti, identity.iss, datetime.fromtimestamp(accept_until, UTC)):
-            raise AuthError(f"iss {identity.iss!r}: jti {identity.jti!r} already used (replay)")
+            raise AuthError(f"iss {identity.iss!r}: jti {identity.jti!r} already used (replay)", reason="replay")
         return identity
 
     def _check_header(self, header: Mapping[str, Any]) -> str:
         alg = header.get("alg")
         if alg not in self._algorithms:
-            raise AuthError(f"alg {_show(alg)} not allowed; expected one of {sorted(self._algorithms)}")
+            raise AuthError(
+                f"alg {_show(alg)} not allowed; expected one of {sorted(self._algorithms)}", reason="header"
+            )
         if "typ" in header and not (isinstance(header["typ"], str) and header["typ"].upper() == "JWT"):
-            raise AuthError(f"typ {_show(header['typ'])}, expected 'JWT'")
+            raise AuthError(f"typ {_show(header['typ'])}, expected 'JWT'", reason="header")
         if not isinstance(header.get("kid"), str) or not header["kid"]:
-            raise AuthError("header has no kid")
+            raise AuthError("header has no kid", reason="header")
         if "crit" in header:
-            raise AuthError(f"unsupported critical header extensions {_show(header['crit'])}")
+            raise AuthError(f"unsupported critical header extensions {_show(header['crit'])}", reason="header")
         return str(alg)
 
     def _client_for(self, iss: object) -> TrustedClient:
         client = self._clients.get(iss) if isinstance(iss, str) else None
         if client is None:
-            raise AuthError(f"iss {_show(iss)} is not a trusted client")
+            raise AuthError(f"iss {_show(iss)} is not a trusted client", reason="untrusted-issuer")
         return client
 
     def _key_for(self, client: TrustedClient, header: Mapping[str, Any], alg: str) -> jwt.PyJWK:
         kid: str = header["kid"]
         jku = header.get("jku")
         if jku is not None and (not isinstance(jku, str) or (client.jku_allowlist and jku not in client.jku_allowlist)):
-            raise AuthError(f"iss {client.iss!r}: jku {_show(jku)} is not in the client's allowlist")
+            raise AuthError(f"iss {client.iss!r}: jku {_show(jku)} is not in the client's allowlist", reason="key")
         candidates: tuple[JwkDict, ...] = self._pinned.get(client.iss, {}).get(kid, ())
         if not candidates and isinstance(jku, str) and jku in client.jku_allowlist:
             try:
                 candidates = self._remote.candidates(jku, kid)
             except KeyFetchError as exc:
-                raise AuthError(f"iss {client.iss!r}: {exc}") from exc
+                raise AuthError(f"iss {client.iss!r}: {exc}", reason="key-fetch") from exc
         if not candidates:
             where = "its pinned JWKS" + (f" or {jku}" if isinstance(jku, str) and jku in client.jku_allowlist else "")
-            raise AuthError(f"iss {client.iss!r}: unknown kid {_show(kid)} (not in {where})")
+            raise AuthError(f"iss {client.iss!r}: unknown kid {_show(kid)} (not in {where})", reason="key")
         key = select_key(candidates, alg)
         if key is None:
-            raise AuthError(f"iss {client.iss!r}: no usable key with kid {_show(kid)} for alg {alg}")
+            raise AuthError(f"iss {client.iss!r}: no usable key with kid {_show(kid)} for alg {alg}", reason="key")
         return key
 
     def _check_claims(self, claims: Mapping[str, Any], client: TrustedClient, audience: str) -> ClientIdentity:
         who = f"iss {client.iss!r}"
         if claims.get("iss") != client.iss:
-            raise AuthError(f"{who}: signed iss is {_show(claims.get('iss'))}")
+            raise AuthError(f"{who}: signed iss is {_show(claims.get('iss'))}", reason="claims")
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
         if audience not in audiences or not all(isinstance(a, str) for a in audiences):
-            raise AuthError(f"{who}: aud {_show(aud)} does not contain {audience!r}")
+            raise AuthError(f"{who}: aud {_show(aud)} does not contain {audience!r}", reason="audience")
         now, leeway = self._clock(), self._leeway_s
         exp, iat, nbf = _epoch(claims, "exp", who), _epoch(claims, "iat", who), claims.get("nbf")
         if exp <= now - leeway:
-            raise AuthError(f"{who}: expired (exp {exp}, now {now:.0f}, leeway {leeway} s)")
+            raise AuthError(f"{who}: expired (exp {exp}, now {now:.0f}, leeway {leeway} s)", reason="expired")
         if iat > now + leeway:
-            raise AuthError(f"{who}: iat {iat} is in the future (now {now:.0f}, leeway {leeway} s)")
+            raise AuthError(
+                f"{who}: iat {iat} is in the future (now {now:.0f}, leeway {leeway} s)", reason="not-yet-valid"
+            )
         if nbf is not None and _epoch(claims, "nbf", who) > now + leeway:
-            raise AuthError(f"{who}: not valid before nbf {nbf} (now {now:.0f}, leeway {leeway} s)")
+            raise AuthError(
+                f"{who}: not valid before nbf {nbf} (now {now:.0f}, leeway {leeway} s)", reason="not-yet-valid"
+            )
         tenant = _optional_str(claims, "tenant", who)
         if client.tenants and tenant not in client.tenants:
-            raise AuthError(f"{who}: tenant {_show(tenant)} is not allowed for this client")
+            raise AuthError(f"{who}: tenant {_show(tenant)} is not allowed for this client", reason="tenant")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS:
-            raise AuthError(f"{who}: jti {_show(jti)} missing or not a string of 1..{MAX_JTI_CHARS} characters")
+            raise AuthError(
+                f"{who}: jti {_show(jti)} missing or not a string of 1..{MAX_JTI_CHARS} characters", reason="claims"
+            )
         return ClientIdentity(
             client.iss, tenant, jti, _optional_str(claims, "sub", who), datetime.fromtimestamp(exp, UTC)
         )
@@ -260,13 +303,13 @@ def _index_clients(clients: Sequence[TrustedClient]) -> dict[str, TrustedClient]
 
 def _bearer_token(authorization: str | None) -> str:
     if authorization is None:
-        raise AuthError("no Authorization header")
+        raise AuthError("no Authorization header", reason="no-credentials")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
-        raise AuthError(f"Authorization scheme {_show(scheme[:20])} is not Bearer")
+        raise AuthError(f"Authorization scheme {_show(scheme[:20])} is not Bearer", reason="not-bearer")
     token = token.strip()
     if len(token) > MAX_TOKEN_CHARS or not _TOKEN.fullmatch(token):
-        raise AuthError(f"Bearer credential is not a compact JWS ({len(token)} characters)")
+        raise AuthError(f"Bearer credential is not a compact JWS ({len(token)} characters)", reason="malformed")
     return token
 
 
@@ -277,23 +320,23 @@ def _json_object(raw: bytes) -> Mapping[str, Any]:
     try:
         value = json.loads(raw, parse_constant=no_constants)
     except (ValueError, RecursionError) as exc:
-        raise AuthError(f"JWT payload is not JSON: {exc}") from exc
+        raise AuthError(f"JWT payload is not JSON: {exc}", reason="malformed") from exc
     if not isinstance(value, dict):
-        raise AuthError("JWT payload is not a JSON object")
+        raise AuthError("JWT payload is not a JSON object", reason="malformed")
     return value
 
 
 def _epoch(claims: Mapping[str, Any], name: str, who: str) -> float:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < MAX_EPOCH_S:
-        raise AuthError(f"{who}: claim {name} is {_show(value)}, expected a number of epoch seconds")
+        raise AuthError(f"{who}: claim {name} is {_show(value)}, expected a number of epoch seconds", reason="claims")
     return float(value)
 
 
 def _optional_str(claims: Mapping[str, Any], name: str, who: str) -> str | None:
     value = claims.get(name)
     if value is not None and not isinstance(value, str):
-        raise AuthError(f"{who}: claim {name} is {_show(value)}, expected a string")
+        raise AuthError(f"{who}: claim {name} is {_show(value)}, expected a string", reason="claims")
     return value
 
 

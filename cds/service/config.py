@@ -12,6 +12,10 @@
 | link_secret_file | IMATINIB_CDS_LINK_SECRET_FILE | var/link-secret (created 0600 on first use) |
 | fetch_budget_s | IMATINIB_CDS_FETCH_BUDGET_S | 1.5 |
 | fhir_servers | IMATINIB_CDS_FHIR_SERVERS (comma separated) | none: missing prefetch is never fetched |
+| refusal_burst | IMATINIB_CDS_REFUSAL_BURST | 20 authentication failures per client before 429 (0: no limit) |
+| refusal_rate_per_s | IMATINIB_CDS_REFUSAL_RATE_PER_S | 1.0: failures per second a client may add after the burst |
+| auth_failure_keys | IMATINIB_CDS_AUTH_FAILURE_KEYS | 1000 distinct failure counts held in memory |
+| auth_failure_flush_s | IMATINIB_CDS_AUTH_FAILURE_FLUSH_S | 15: seconds between writes of the counts |
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ class ServiceConfig:
     fetch_budget_s: float = 1.5
     fhir_servers: tuple[str, ...] = ()  # base URLs the service may fetch missing prefetch from (SSRF guard)
     jwt_leeway_s: float = 5.0
+    # authentication failures: counted per minute (cds.service.auth_failures), rate-limited per client
+    refusal_burst: int = 20
+    refusal_rate_per_s: float = 1.0
+    auth_failure_keys: int = 1000
+    auth_failure_flush_s: float = 15.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,6 +86,10 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IMATINIB_CDS_LINK_SECRET_FILE": ("link_secret_file", Path),
     "IMATINIB_CDS_FETCH_BUDGET_S": ("fetch_budget_s", float),
     "IMATINIB_CDS_FHIR_SERVERS": ("fhir_servers", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
+    "IMATINIB_CDS_REFUSAL_BURST": ("refusal_burst", int),
+    "IMATINIB_CDS_REFUSAL_RATE_PER_S": ("refusal_rate_per_s", float),
+    "IMATINIB_CDS_AUTH_FAILURE_KEYS": ("auth_failure_keys", int),
+    "IMATINIB_CDS_AUTH_FAILURE_FLUSH_S": ("auth_failure_flush_s", float),
 }
 
 

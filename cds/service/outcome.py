@@ -12,6 +12,7 @@ ISSUE_CODES = {
     404: "not-found",
     412: "not-found",
     413: "too-costly",
+    429: "throttled",
     500: "exception",
     503: "transient",
 }
@@ -32,4 +33,14 @@ def unauthorized() -> JSONResponse:
     """Any authentication failure: a bare 401 (the reason is logged, never returned)."""
     return JSONResponse(
         {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}, status_code=401
+    )
+
+
+def throttled(retry_after_s: int) -> JSONResponse:
+    """Too many failed authentications from one client: wait before trying again."""
+    issue = {"severity": "error", "code": "throttled", "diagnostics": "too many failed authentications; retry later"}
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": [issue]},
+        status_code=429,
+        headers={"Retry-After": str(retry_after_s)},
     )

@@ -1,4 +1,5 @@
-"""HTTP handlers: discovery, service calls, feedback, health. Every call leaves one audit entry."""
+"""HTTP handlers: discovery, service calls, feedback, health. Every authenticated service call leaves one audit
+entry, feedback one per item; authentication failures on every endpoint are counted per minute instead."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from cds.errors import InvalidInput, MissingPrefetch
 from cds.pipeline import Outcome, Pipeline
 from cds.service.discovery import ESSENTIAL, discovery_document, hook_of, prefetch_for, resource_type
 from cds.service.json_body import decode
-from cds.service.outcome import operation_outcome, unauthorized
+from cds.service.outcome import operation_outcome, throttled, unauthorized
 from cds.service.records import decision_payload
 from cds.service.redact import holds_secret, redacted, touches_secret
 from cds.service.state import ServiceState
@@ -61,15 +62,24 @@ async def read_json(request: Request, limit: int) -> Any:
     return decode(b"".join(chunks))  # bounded: nesting, number length, lone surrogates are 400s
 
 
-async def authenticate(request: Request, state: ServiceState) -> dict[str, Any] | None | Response:
-    """The client identity; a bare 401 response on failure; None when no clients are configured (loopback)."""
+async def authenticate(request: Request, state: ServiceState, endpoint: str) -> dict[str, Any] | None | Response:
+    """The client identity; None when no clients are configured (loopback); on failure a bare 401, or a 429
+    once this client has used up its budget of refusals. A failure is counted (AuthFailureLog), not written to
+    the chain one by one: anyone who can reach the port can send them."""
     if state.authenticator is None:
         return None
     audience = state.config.base + request.url.path
     try:
         identity = await run_in_threadpool(state.authenticator.verify, request.headers.get("authorization"), audience)
     except Exception as exc:  # AuthError, and anything a key fetch raises: never tell the caller why
-        log.warning("401 on %s: %s", request.url.path, exc)
+        # an AuthError carries both (cds.service.auth, imported only when clients are configured)
+        reason, iss = str(getattr(exc, "reason", "error")), getattr(exc, "iss", None)
+        remote = request.client.host if request.client else "unknown"
+        wait = state.refusals.refuse(f"{remote}|{iss or ''}")
+        state.auth_failures.record(endpoint, iss, reason, throttled=wait is not None)
+        if wait is not None:
+            return throttled(wait)
+        log.warning("401 on %s from %s: %s", request.url.path, remote, exc)
         return unauthorized()
     return {"iss": identity.iss, "tenant": identity.tenant, "jti": identity.jti}
 
@@ -77,7 +87,7 @@ async def authenticate(request: Request, state: ServiceState) -> dict[str, Any] 
 @router.get("/cds-services")
 async def discovery(request: Request) -> Response:
     state = state_of(request)
-    client = await authenticate(request, state)
+    client = await authenticate(request, state, "discovery")
     if isinstance(client, Response):
         return client
     pipeline = state.pipeline
@@ -107,9 +117,9 @@ async def call_service(service_id: str, request: Request) -> Response:
     if hook is None:
         return operation_outcome(404, f"no CDS service {service_id!r}; see GET /cds-services")
     call = _Call(state, service_id, hook)
-    client = await authenticate(request, state)
+    client = await authenticate(request, state, "hook")
     if isinstance(client, Response):
-        return await call.refuse(401, client)
+        return client  # counted in aggregate; no chain entry per unauthenticated call (a flood would fill the disk)
     call.client = client
     return await _decide(call, request)
 
@@ -155,7 +165,7 @@ class _Call:
         """Record a call that got no decision, then answer it (or 503 when even the record fails)."""
         log.info("%d %s hookInstance %s", status, self.service_id, self.hook_instance)
         body = json.loads(bytes(response.body))
-        name = "unauthorized" if status == 401 else f"http-{status}"
+        name = f"http-{status}"
         entry = Pending.of("decision", self.hook_instance, self.service_id, self.payload(name, status, body=body))
         if not await _audit(self.state, entry):
             return operation_outcome(503, "the audit log is unavailable")
@@ -347,7 +357,7 @@ async def feedback(service_id: str, request: Request) -> Response:
     state = state_of(request)
     if hook_of(service_id) is None:
         return operation_outcome(404, f"no CDS service {service_id!r}")
-    client = await authenticate(request, state)
+    client = await authenticate(request, state, "feedback")
     if isinstance(client, Response):
         return client
     try:

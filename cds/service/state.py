@@ -11,8 +11,10 @@ from typing import Any
 from cds.audit import AuditStore
 from cds.errors import CdsError, RuleLoadError
 from cds.pipeline import Pipeline
+from cds.service.auth_failures import AuthFailureLog
 from cds.service.config import ServiceConfig
 from cds.service.health import CachedWriteProbe
+from cds.service.rate_limit import RefusalLimiter
 from cds.web.links import LinkSigner, explain_path
 
 log = logging.getLogger("cds.service")
@@ -27,9 +29,16 @@ class ServiceState:
     authenticator: Any | None = None  # cds.service.auth.ClientAuthenticator when clients are trusted
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     write_probe: CachedWriteProbe = field(init=False)
+    auth_failures: AuthFailureLog = field(init=False)
+    refusals: RefusalLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.write_probe = CachedWriteProbe(self.audit.probe)
+        config = self.config
+        self.auth_failures = AuthFailureLog(
+            self.audit.engine, max_keys=config.auth_failure_keys, flush_s=config.auth_failure_flush_s
+        )
+        self.refusals = RefusalLimiter(config.refusal_burst, config.refusal_rate_per_s)
 
     def explain_url(self, hook_instance: str) -> str:
         return f"{self.config.base}{explain_path(hook_instance)}?token={self.signer.token(hook_instance)}"

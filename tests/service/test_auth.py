@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cds.service.auth import (
+    REASONS,
     AuthError,
     ClientAuthenticator,
     ClientIdentity,
@@ -219,6 +220,7 @@ def test_rejected(auth: ClientAuthenticator, store: MemoryJtiStore, authorizatio
     with pytest.raises(AuthError, match=reason) as caught:
         auth.verify(authorization, AUD)
     assert caught.value.code == "unauthorized"
+    assert caught.value.reason in REASONS  # a stable word to count failures by (cds.service.auth_failures)
     credential = (authorization or "").removeprefix("Bearer ")
     assert len(credential) < 20 or credential not in str(caught.value)  # never the token in the message
     assert len(store) == 0  # nothing claimed before every other check passed
