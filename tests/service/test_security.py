@@ -10,11 +10,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event
 
 from cds.audit import AuditStore
 from cds.service.config import ServiceConfig
 from cds.service.health import CachedWriteProbe
+from cds.service.json_body import nesting_depth
 from cds.service.records import safe_digest
 from cds.service.redact import REDACTED, redacted, scrub_text
 from tests.service.conftest import example, service_for
@@ -200,3 +203,26 @@ def test_the_write_probe_is_cached_for_its_ttl() -> None:
     assert cached.writable() and len(calls) == 1  # still the cached answer
     now[0] += 0.5
     assert not cached.writable() and len(calls) == 2  # probed again: the disk is full now
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+_TRICKY_TEXT = st.text(alphabet='[]{}"\\ab\u00e9', max_size=8)
+_NESTED = st.recursive(
+    st.one_of(st.none(), st.integers(), _TRICKY_TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_TRICKY_TEXT, inner, max_size=3)),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(value=_NESTED, ascii_only=st.booleans())
+def test_nesting_depth_ignores_brackets_in_strings(value: Any, ascii_only: bool) -> None:
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert nesting_depth(raw) == _depth(value)
