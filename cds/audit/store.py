@@ -225,8 +225,8 @@ class AuditStore:
         self.engine.dispose()
 
 
-_LINK_CARDS = link_cards(postgresql)
-_PAGE_PRAGMAS = ("page_size", "page_count", "max_page_count")  # SQLite appends through cds.audit.sqlite
+_LINK_CARDS = link_cards(postgresql)  # SQLite appends through cds.audit.sqlite
+_PAGE_PRAGMAS = ("page_size", "page_count", "max_page_count")  # read by probe()
 
 
 def _broken(row: Mapping[Any, Any], prev: str, expected_seq: int) -> str:
