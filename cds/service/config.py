@@ -12,6 +12,10 @@
 | link_secret_file | IMATINIB_CDS_LINK_SECRET_FILE | var/link-secret (created 0600 on first use) |
 | fetch_budget_s | IMATINIB_CDS_FETCH_BUDGET_S | 1.5 |
 | fhir_servers | IMATINIB_CDS_FHIR_SERVERS (comma separated) | none: missing prefetch is never fetched |
+| checkpoint_key_file | IMATINIB_CDS_CHECKPOINT_KEY | none: no signed checkpoints (docs/deploy.md) |
+| checkpoint_file | IMATINIB_CDS_CHECKPOINT_FILE | var/audit-checkpoints.jsonl |
+| checkpoint_every | IMATINIB_CDS_CHECKPOINT_EVERY (entries) | 1000 |
+| checkpoint_interval_s | IMATINIB_CDS_CHECKPOINT_INTERVAL_S | 60 |
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ class ServiceConfig:
     fetch_budget_s: float = 1.5
     fhir_servers: tuple[str, ...] = ()  # base URLs the service may fetch missing prefetch from (SSRF guard)
     jwt_leeway_s: float = 5.0
+    # signed checkpoints of the audit chain: the key lives apart from the database (cds.audit.checkpoint)
+    checkpoint_key_file: Path | None = None
+    checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 60.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,6 +86,10 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IMATINIB_CDS_LINK_SECRET_FILE": ("link_secret_file", Path),
     "IMATINIB_CDS_FETCH_BUDGET_S": ("fetch_budget_s", float),
     "IMATINIB_CDS_FHIR_SERVERS": ("fhir_servers", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
+    "IMATINIB_CDS_CHECKPOINT_KEY": ("checkpoint_key_file", Path),
+    "IMATINIB_CDS_CHECKPOINT_FILE": ("checkpoint_file", Path),
+    "IMATINIB_CDS_CHECKPOINT_EVERY": ("checkpoint_every", int),
+    "IMATINIB_CDS_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
 }
 
 
@@ -105,7 +118,7 @@ def _from_file(path: Path) -> ServiceConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
     clients = tuple(_client(path, c) for c in raw.pop("trusted_clients", []) or [])
-    for key in ("rules_dir", "link_secret_file"):
+    for key in ("rules_dir", "link_secret_file", "checkpoint_key_file", "checkpoint_file"):
         if key in raw:
             raw[key] = (path.parent / raw[key]).resolve()
     for key in ("cors_origins", "fhir_servers"):
