@@ -26,8 +26,8 @@ class ServiceState:
     authenticator: Any | None = None  # cds.service.auth.ClientAuthenticator when clients are trusted
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def explain_url(self, hook_instance: str) -> str:
-        return f"{self.config.base}/explain/{hook_instance}?token={self.signer.token(hook_instance)}"
+    def explain_url(self, hook_instance: str, client: str = "") -> str:
+        return f"{self.config.base}/explain/{hook_instance}?token={self.signer.token(hook_instance, client)}"
 
     def reload_rules(self) -> bool:
         """Validate and compile the rule files anew, then swap; an invalid set is refused and the old one serves."""
