@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cds.audit.chain import (
     GENESIS,
@@ -86,7 +86,11 @@ class AuditStore:
             _create_tables(self.engine)
             self._ensure_head()
         else:
-            _require_tables(self.engine, url)
+            try:
+                _require_tables(self.engine, url)
+            except AuditLogMissing:
+                self.engine.dispose()
+                raise
         with self.engine.connect() as conn:
             self._entry_columns = [entries.c[n] for n in present_columns(conn, entries)]
             self._card_columns = [cards.c[n] for n in present_columns(conn, cards)]
@@ -361,9 +365,14 @@ def _require_file(url: str) -> None:
 
 
 def _require_tables(engine: Engine, url: str) -> None:
-    with engine.connect() as conn:
-        if not all(inspect(conn).has_table(t.name) for t in (entries, head, cards)):
-            raise AuditLogMissing(f"no audit log in {engine.url.render_as_string(hide_password=True)}")
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            present = all(inspect(conn).has_table(t.name) for t in (entries, head, cards))
+    except OperationalError as exc:
+        raise AuditLogMissing(f"cannot open {where}: {str(exc.orig).strip().splitlines()[0]}") from exc
+    if not present:
+        raise AuditLogMissing(f"no audit log in {where}")
 
 
 def _make_engine(url: str, *, create: bool = True) -> Engine:

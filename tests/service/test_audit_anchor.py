@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from cds.audit import AuditStore
 from cds.audit.chain import GENESIS, entry_hash
@@ -133,6 +133,18 @@ def test_verify_of_a_missing_database_is_an_error_and_creates_nothing(
     for command in (["show", "h"], ["export"]):
         assert main(["audit", "--db", f"sqlite:///{missing}", *command]) == 1
     assert not missing.parent.exists()
+
+
+def test_verify_of_a_database_with_no_audit_log_creates_no_table(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "--db", url, "verify", "--allow-empty"]) == 1
+    assert capsys.readouterr().err.startswith("imatinib-cds: AuditLogMissing: no audit log ")
+    if url.startswith("postgresql"):
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            assert not inspect(conn).get_table_names()
+        engine.dispose()
+    else:
+        assert not Path(url.removeprefix("sqlite:///")).exists()
 
 
 def test_verify_of_an_empty_log_is_an_error_unless_allowed(url: str, capsys: pytest.CaptureFixture[str]) -> None:
