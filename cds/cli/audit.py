@@ -88,7 +88,7 @@ def run_verify(args: argparse.Namespace) -> int:
         return 1
     anchored = ""
     if checkpoints:
-        latest = max(checkpoints, key=lambda c: c.seq)
+        latest = max(checkpoints, key=lambda c: (c.seq, c.time))
         anchored = f"; {len(checkpoints)} signed checkpoints hold, the latest at entry {latest.seq} ({latest.time})"
     print(f"audit chain intact: {report.entries} entries{anchored}")
     return 0
