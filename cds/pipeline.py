@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,14 @@ class Outcome:
         return trace
 
 
+def client_scoped(hook_instance: str, client: str) -> str:
+    """What card ids derive from: the hookInstance alone for an unauthenticated (loopback) service, else a digest
+    of (issuer, hookInstance), so a client reusing another's hookInstance gets other card ids."""
+    if not client:
+        return hook_instance
+    return "client-" + hashlib.sha256(json.dumps([client, hook_instance]).encode()).hexdigest()
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -96,7 +105,7 @@ class Pipeline:
         rules_dir: Path = DEFAULT_RULES,
         *,
         backend: str = "durable",
-        explain_url: Callable[[str], str] | None = None,
+        explain_url: Callable[[str, str], str] | None = None,  # (hookInstance, client) -> signed link
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.rules_dir = rules_dir
@@ -109,18 +118,27 @@ class Pipeline:
         self._rule_derived = frozenset(d.fact for rule in self.rule_set.rules for d in rule.derive)
 
     def run(
-        self, raw: bytes | str | Mapping[str, Any], *, now: datetime | None = None, extra_warnings: Sequence[str] = ()
+        self,
+        raw: bytes | str | Mapping[str, Any],
+        *,
+        now: datetime | None = None,
+        extra_warnings: Sequence[str] = (),
+        client: str = "",
     ) -> Outcome:
+        """``client`` is the issuer of the calling client ("" when calls are not authenticated): card ids and
+        the explanation link belong to (client, hookInstance), so two clients never share them."""
         request = parse_request(raw if not isinstance(raw, Mapping) else dict(raw))
         record, pk, facts = self.facts_for(request, now or self.clock())
         decision = self.engine.evaluate(facts, request.hook)
         context = CardContext(
-            hook_instance=request.hook_instance,
+            hook_instance=client_scoped(request.hook_instance, client),
             patient_id=request.patient_id,
             draft_orders=record.draft_orders,
             fact_lines=FactLines(record),
             pk_lines=pk.lines,
-            explain_url=self.explain_url(request.hook_instance) if self.explain_url and decision.cards else None,
+            explain_url=(
+                self.explain_url(request.hook_instance, client) if self.explain_url and decision.cards else None
+            ),
         )
         return Outcome(request, record, pk, decision, build_cards(decision, context), tuple(extra_warnings))
 

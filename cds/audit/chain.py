@@ -29,6 +29,8 @@ def canonical_json(value: Any) -> str:
 
 def entry_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     fields = {k: row[k] for k in ("seq", "kind", "hook_instance", "service_id", "created_at", "payload")}
+    if row.get("client") is not None:  # entries written since client scoping; older ones keep their hash
+        fields.update(client=row["client"], cards=row["cards"])
     return hashlib.sha256(f"{prev_hash}\n{canonical_json(fields)}".encode()).hexdigest()
 
 
@@ -47,11 +49,14 @@ def chained(seq: int, prev: str, pending: Sequence[Pending]) -> tuple[list[dict[
             "service_id": entry.service_id,
             "created_at": created_at,
             "payload": entry.payload,
+            "client": entry.client,
+            "cards": canonical_json(list(entry.cards)),
         }
         digest = entry_hash(prev, row)
         rows.append({**row, "prev_hash": prev, "entry_hash": digest})
         prev = digest
-        links.update({u: {"card_uuid": u, "hook_instance": entry.hook_instance, "seq": seq} for u in entry.cards})
+        link = {"hook_instance": entry.hook_instance, "seq": seq, "client": entry.client}
+        links.update({u: {"card_uuid": u, **link} for u in entry.cards})
     return rows, list(links.values()), prev
 
 
@@ -61,5 +66,9 @@ def link_cards(dialect: Any) -> Any:
     statement = dialect.insert(cards)
     return statement.on_conflict_do_update(
         index_elements=[cards.c.card_uuid],
-        set_={"hook_instance": statement.excluded.hook_instance, "seq": statement.excluded.seq},
+        set_={
+            "hook_instance": statement.excluded.hook_instance,
+            "seq": statement.excluded.seq,
+            "client": statement.excluded.client,
+        },
     )

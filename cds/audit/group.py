@@ -27,12 +27,19 @@ class Pending:
     service_id: str
     payload: str
     cards: tuple[str, ...] = ()
+    client: str = ""  # the issuer of the calling client; "" when calls are not authenticated
 
     @classmethod
     def of(
-        cls, kind: str, hook_instance: str, service_id: str, payload: Mapping[str, Any], cards: tuple[str, ...] = ()
+        cls,
+        kind: str,
+        hook_instance: str,
+        service_id: str,
+        payload: Mapping[str, Any],
+        cards: tuple[str, ...] = (),
+        client: str = "",
     ) -> Pending:
-        return cls(kind, hook_instance, service_id, canonical_json(payload), cards)
+        return cls(kind, hook_instance, service_id, canonical_json(payload), cards, client)
 
 
 _STOP = object()

@@ -14,11 +14,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cds.audit.chain import (
     GENESIS,
@@ -31,8 +31,13 @@ from cds.audit.chain import (
     link_cards,
 )
 from cds.audit.group import GroupCommit, Pending, write_each
+from cds.audit.migrate import add_missing_columns, present_columns
 from cds.audit.sqlite import InlineCommits, SqliteAppender
 from cds.audit.tables import cards, entries, head, metadata, used_jtis, write_probe
+from cds.errors import CdsError
+
+if TYPE_CHECKING:
+    from cds.audit.checkpoint import Checkpoints
 
 DEFAULT_URL = "sqlite:///var/audit.sqlite3"
 
@@ -46,6 +51,12 @@ def request_digest(request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(clean).encode()).hexdigest()
 
 
+class AuditLogMissing(CdsError):
+    """Opened to read (verify, show, export, checkpoint), but there is no audit log there."""
+
+    code = "audit-log-missing"
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -55,9 +66,13 @@ class ChainReport:
 
 
 class AuditStore:
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    def __init__(self, url: str = DEFAULT_URL, *, create: bool = True) -> None:
+        """``create=False`` opens an existing log as it is (no file, table or column is created): for audits,
+        which must never mistake a log they created for the one they were pointed at."""
         self.url = url
-        self.engine = _make_engine(url)
+        if not create:
+            _require_file(url)
+        self.engine = _make_engine(url, create=create)
         # SQLite lets one writer in and makes the others poll with sleeps of up to 100 ms (its busy handler):
         # under load that, not the work, was the tail latency. Threads of one process queue on this lock
         # instead; other processes still meet the busy handler. PostgreSQL queues waiters on the row lock itself.
@@ -68,8 +83,19 @@ class AuditStore:
         self._group_lock = threading.Lock()
         self._sqlite = SqliteAppender(self.engine) if self.engine.dialect.name == "sqlite" else None
         self._inline = InlineCommits(enabled=self._sqlite is not None)
-        _create_tables(self.engine)
-        self._ensure_head()
+        self.checkpoints: Checkpoints | None = None  # signed checkpoints, when the operator configured a key
+        if create:
+            _create_tables(self.engine)
+            self._ensure_head()
+        else:
+            try:
+                _require_tables(self.engine, url)
+            except AuditLogMissing:
+                self.engine.dispose()
+                raise
+        with self.engine.connect() as conn:
+            self._entry_columns = [entries.c[n] for n in present_columns(conn, entries)]
+            self._card_columns = [cards.c[n] for n in present_columns(conn, cards)]
 
     def _ensure_head(self) -> None:
         try:
@@ -88,9 +114,10 @@ class AuditStore:
         service_id: str,
         payload: Mapping[str, Any],
         card_uuids: tuple[str, ...] = (),
+        client: str = "",
     ) -> int:
         """Append one entry; returns its sequence number once it is committed."""
-        return self.append_many([Pending.of(kind, hook_instance, service_id, payload, card_uuids)])[0]
+        return self.append_many([Pending.of(kind, hook_instance, service_id, payload, card_uuids, client)])[0]
 
     def submit(self, entry: Pending) -> Future[int]:
         """Queue an entry for the next group commit; the future holds its sequence number once committed."""
@@ -120,7 +147,7 @@ class AuditStore:
         """Append entries in order in one transaction (one fsync); their sequence numbers once committed."""
         if self._sqlite is not None:
             with self._writer:
-                return self._sqlite.append(pending)
+                return self._appended(self._sqlite.append(pending))
         with self.engine.begin() as conn:
             seq, prev = conn.execute(READ_HEAD.with_for_update()).one()
             rows, links, last = chained(seq, prev, pending)
@@ -129,7 +156,12 @@ class AuditStore:
             conn.execute(MOVE_HEAD, {"new_seq": rows[-1]["seq"], "new_hash": last})
             if links:
                 conn.execute(_LINK_CARDS, links)
-        return [int(r["seq"]) for r in rows]
+        return self._appended([int(r["seq"]) for r in rows])
+
+    def _appended(self, seqs: list[int]) -> list[int]:
+        if self.checkpoints is not None:
+            self.checkpoints.appended(len(seqs))
+        return seqs
 
     # --- replay protection (the JtiStore protocol of cds.service.auth) ---------------------------
 
@@ -145,11 +177,12 @@ class AuditStore:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def decision(self, hook_instance: str) -> dict[str, Any] | None:
-        """The latest decision recorded for a hookInstance, with its chain position."""
+    def decision(self, hook_instance: str, client: str | None = None) -> dict[str, Any] | None:
+        """The latest decision recorded for a hookInstance of ``client`` (an issuer; "" for unauthenticated
+        calls), with its chain position; ``client=None`` (auditors only) takes any client's."""
         query = (
-            select(entries)
-            .where(entries.c.hook_instance == hook_instance, entries.c.kind == "decision")
+            self._select_entries()
+            .where(entries.c.hook_instance == hook_instance, entries.c.kind == "decision", *_of(entries, client))
             .order_by(entries.c.seq.desc())
             .limit(1)
         )
@@ -157,22 +190,24 @@ class AuditStore:
             row = conn.execute(query).mappings().first()
         return _decoded(row) if row else None
 
-    def card(self, card_uuid: str) -> tuple[str, int] | None:
+    def card(self, card_uuid: str, client: str | None = None) -> tuple[str, int] | None:
+        """The hookInstance and decision that showed a card, if ``client`` was shown it (None: any client)."""
+        query = select(cards.c.hook_instance, cards.c.seq).where(cards.c.card_uuid == card_uuid, *_of(cards, client))
         with self.engine.connect() as conn:
-            row = conn.execute(select(cards.c.hook_instance, cards.c.seq).where(cards.c.card_uuid == card_uuid)).first()
+            row = conn.execute(query).first()
         return (str(row[0]), int(row[1])) if row else None
 
-    def feedback_for(self, hook_instance: str) -> list[dict[str, Any]]:
+    def feedback_for(self, hook_instance: str, client: str | None = None) -> list[dict[str, Any]]:
         query = (
-            select(entries)
-            .where(entries.c.hook_instance == hook_instance, entries.c.kind == "feedback")
+            self._select_entries()
+            .where(entries.c.hook_instance == hook_instance, entries.c.kind == "feedback", *_of(entries, client))
             .order_by(entries.c.seq)
         )
         with self.engine.connect() as conn:
             return [_decoded(r) for r in conn.execute(query).mappings()]
 
     def export(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        query = select(entries).order_by(entries.c.seq)
+        query = self._select_entries().order_by(entries.c.seq)
         if since is not None:
             query = query.where(entries.c.created_at >= since.astimezone(UTC).isoformat(timespec="microseconds"))
         with self.engine.connect() as conn:
@@ -183,20 +218,48 @@ class AuditStore:
         with self.engine.connect() as conn:
             return int(conn.execute(select(head.c.seq).where(head.c.id == 1)).scalar_one())
 
-    def verify(self) -> ChainReport:
-        """Recompute the chain; names the first entry whose content, link or position does not hold."""
-        prev, expected_seq, count = GENESIS, 1, 0
+    def head(self) -> tuple[int, str]:
+        """The sequence number and hash of the last committed entry (what a checkpoint signs)."""
         with self.engine.connect() as conn:
-            for row in conn.execute(select(entries).order_by(entries.c.seq)).mappings():
-                problem = _broken(row, prev, expected_seq)
+            seq, digest = conn.execute(READ_HEAD).one()
+        return int(seq), str(digest)
+
+    def verify(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
+        """Recompute the chain; names the first entry whose content, link or position does not hold.
+
+        ``anchors`` (sequence number -> entry hash, from signed checkpoints kept outside the database) must
+        each be met by the recomputed chain: a chain rewritten, cut short or emptied before the latest anchor
+        fails even when its hashes and head were recomputed to agree. The card index (audit_cards) must be
+        exactly what the chain's decisions showed."""
+        anchors = dict(anchors or {})
+        prev, expected_seq, count = GENESIS, 1, 0
+        shown: dict[str, tuple[str, int, str | None]] = {}
+        if anchors.get(0, GENESIS) != GENESIS:
+            return ChainReport(False, 0, 0, "a checkpoint at entry 0 does not name the empty chain")
+        with self.engine.connect() as conn:
+            for row in conn.execute(self._select_entries().order_by(entries.c.seq)).mappings():
+                problem = _broken(row, prev, expected_seq) or _unanchored(row, anchors)
                 if problem:
                     return ChainReport(False, count, int(row["seq"]), problem)
                 prev, expected_seq, count = row["entry_hash"], expected_seq + 1, count + 1
+                shown.update(_cards_shown(row))
             head_seq, head_hash = conn.execute(select(head.c.seq, head.c.entry_hash)).one()
+            indexed = list(conn.execute(select(*self._card_columns)).mappings())
         if (head_seq, head_hash) != (count, prev):
             return ChainReport(
                 False, count, count + 1, "the chain head does not match the last entry (entries removed)"
             )
+        beyond = max(anchors, default=0)
+        if beyond > count:
+            return ChainReport(
+                False,
+                count,
+                count + 1,
+                f"a signed checkpoint names entry {beyond} but the log ends at entry {count} (entries removed)",
+            )
+        problem, seq = _card_index_problem(indexed, shown)
+        if problem:
+            return ChainReport(False, count, seq, problem)
         return ChainReport(True, count)
 
     # --- health (cds.service /health) -------------------------------------------------------------
@@ -217,11 +280,17 @@ class AuditStore:
         if database and database != ":memory:" and shutil.disk_usage(Path(database).parent).free < headroom_bytes:
             raise OSError(errno.ENOSPC, "no room left on the audit database's file system")
 
+    def _select_entries(self) -> Any:
+        return select(*self._entry_columns)
+
     def dispose(self) -> None:
         with self._group_lock:
             if self._group is not None:
                 self._group.close()
                 self._group = None
+        if self.checkpoints is not None:
+            self.checkpoints.close()  # the last checkpoint covers every entry this process wrote
+            self.checkpoints = None
         self.engine.dispose()
 
 
@@ -239,6 +308,48 @@ def _broken(row: Mapping[Any, Any], prev: str, expected_seq: int) -> str:
     return ""
 
 
+def _unanchored(row: Mapping[Any, Any], anchors: Mapping[int, str]) -> str:
+    signed = anchors.get(int(row["seq"]))
+    if signed is not None and signed != row["entry_hash"]:
+        return "it differs from the signed checkpoint (the chain was rewritten)"
+    return ""
+
+
+def _of(table: Any, client: str | None) -> tuple[Any, ...]:
+    return () if client is None else (table.c.client == client,)
+
+
+def _cards_shown(row: Mapping[Any, Any]) -> dict[str, tuple[str, int, str | None]]:
+    """Card uuid -> (hookInstance, seq, client) for the cards an entry showed. Entries from before client
+    scoping did not list them apart: their cards are those of the payload (what the service wrote)."""
+    if row["kind"] != "decision":
+        return {}
+    listed = row.get("cards")
+    if listed is not None:
+        uuids = json.loads(listed)
+    else:
+        shown = json.loads(row["payload"]).get("cards")
+        uuids = [c.get("uuid") for c in shown if isinstance(c, dict)] if isinstance(shown, list) else []
+    return {str(u): (row["hook_instance"], int(row["seq"]), row.get("client")) for u in uuids if u}
+
+
+def _card_index_problem(
+    indexed: Sequence[Mapping[Any, Any]], shown: Mapping[str, tuple[str, int, str | None]]
+) -> tuple[str, int | None]:
+    """The card index must hold exactly the cards the chain shows, each at the decision that last showed it."""
+    for row in indexed:
+        expected = shown.get(row["card_uuid"])
+        actual = (row["hook_instance"], int(row["seq"]), row.get("client"))
+        if expected is None:
+            return f"audit_cards lists card {row['card_uuid']}, which no entry of the chain showed", int(row["seq"])
+        if actual != expected:
+            return f"audit_cards points card {row['card_uuid']} elsewhere than the chain does", expected[1]
+    absent = sorted(set(shown) - {row["card_uuid"] for row in indexed})
+    if absent:
+        return f"audit_cards lacks card {absent[0]}, which the chain shows", shown[absent[0]][1]
+    return "", None
+
+
 def _decoded(row: Mapping[Any, Any]) -> dict[str, Any]:
     out = dict(row)
     out["payload"] = json.loads(row["payload"])
@@ -250,18 +361,45 @@ def _create_tables(engine: Engine) -> None:
     CREATE TABLEs race and one worker dies on a duplicate-type error)."""
     if engine.dialect.name != "postgresql":
         metadata.create_all(engine)  # SQLite: BEGIN IMMEDIATE already serialises the check and the create
+        with engine.begin() as conn:
+            add_missing_columns(conn)
         return
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
         metadata.create_all(conn)
+        add_missing_columns(conn)
 
 
 _SCHEMA_LOCK = 0x1D_A7_1B  # an arbitrary application-wide advisory lock id for schema creation
 
 
-def _make_engine(url: str) -> Engine:
+def _sqlite_file(url: str) -> Path | None:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return Path(url.removeprefix("sqlite:///").split("?")[0])
+    return None
+
+
+def _require_file(url: str) -> None:
+    path = _sqlite_file(url)
+    if url.startswith("sqlite") and (path is None or not path.is_file()):
+        raise AuditLogMissing(f"no audit log at {path or url}")
+
+
+def _require_tables(engine: Engine, url: str) -> None:
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            present = all(inspect(conn).has_table(t.name) for t in (entries, head, cards))
+    except OperationalError as exc:
+        raise AuditLogMissing(f"cannot open {where}: {str(exc.orig).strip().splitlines()[0]}") from exc
+    if not present:
+        raise AuditLogMissing(f"no audit log in {where}")
+
+
+def _make_engine(url: str, *, create: bool = True) -> Engine:
+    path = _sqlite_file(url)
+    if path is not None and create:
+        path.parent.mkdir(parents=True, exist_ok=True)
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

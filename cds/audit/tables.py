@@ -18,6 +18,11 @@ entries = Table(
     Column("payload", Text, nullable=False),  # canonical JSON
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),
+    # Added with client scoping (cds.audit.migrate adds them to older databases; NULL on older entries, whose
+    # hash does not cover them): the issuer of the client that called ("" when calls are not authenticated),
+    # and the uuids of the cards shown (canonical JSON list), both covered by entry_hash.
+    Column("client", String(512), nullable=True),
+    Column("cards", Text, nullable=True),
 )
 Index("ix_audit_entries_hook_instance", entries.c.hook_instance)
 Index("ix_audit_entries_created_at", entries.c.created_at)
@@ -38,6 +43,7 @@ cards = Table(
     Column("card_uuid", String(64), primary_key=True),
     Column("hook_instance", String(128), nullable=False),
     Column("seq", Integer, nullable=False),
+    Column("client", String(512), nullable=True),  # the decision's client; NULL for cards recorded before scoping
 )
 
 # JWT ids already used, kept until they expire: replay protection shared by every worker.

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
 from cds.audit import AuditStore
+from cds.audit.checkpoint import Checkpoints, CheckpointSigner
 from cds.pipeline import Pipeline, utc_now
 from cds.service.config import ServiceConfig, load_config
 from cds.service.outcome import operation_outcome
@@ -43,6 +44,7 @@ def create_app(
     """``clock`` pins "now" (tests, replays); ``freeze_gc`` is for a serving process, see freeze_loaded_objects."""
     install_log_scrubbing()  # no credential reaches a log line, whatever an exception or a client put in it
     state = build_state(config, audit, clock)
+    signer = CheckpointSigner.from_file(config.checkpoint_key_file) if config.checkpoint_key_file else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,8 +52,19 @@ def create_app(
             signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=state.reload_rules, daemon=True).start())
         if freeze_gc:
             freeze_loaded_objects()
+        if signer is not None:
+            state.audit.checkpoints = Checkpoints(
+                state.audit.head,
+                signer,
+                config.checkpoint_file,
+                every=config.checkpoint_every,
+                interval_s=config.checkpoint_interval_s,
+            )
         yield
         state.auth_failures.close()  # the counts of the last few seconds are written too
+        if state.audit.checkpoints is not None:  # a last checkpoint at shutdown covers every entry written
+            state.audit.checkpoints.close()
+            state.audit.checkpoints = None
 
     app = FastAPI(
         title="imatinib-cds",
@@ -80,8 +93,8 @@ def build_state(
 ) -> ServiceState:
     signer = LinkSigner(load_secret(config.link_secret_file), config.link_ttl_s)
 
-    def explain_url(hook_instance: str) -> str:
-        return f"{config.base}{explain_path(hook_instance)}?token={signer.token(hook_instance)}"
+    def explain_url(hook_instance: str, client: str = "") -> str:
+        return f"{config.base}{explain_path(hook_instance)}?token={signer.token(hook_instance, client)}"
 
     pipeline = Pipeline(config.rules_dir, explain_url=explain_url, clock=clock)
     state = ServiceState(config, pipeline, audit or AuditStore(config.database_url), signer)

@@ -16,6 +16,10 @@
 | refusal_rate_per_s | IMATINIB_CDS_REFUSAL_RATE_PER_S | 1.0: failures per second a client may add after the burst |
 | auth_failure_keys | IMATINIB_CDS_AUTH_FAILURE_KEYS | 1000 distinct failure counts held in memory |
 | auth_failure_flush_s | IMATINIB_CDS_AUTH_FAILURE_FLUSH_S | 15: seconds between writes of the counts |
+| checkpoint_key_file | IMATINIB_CDS_CHECKPOINT_KEY | none: no signed checkpoints (docs/deploy.md) |
+| checkpoint_file | IMATINIB_CDS_CHECKPOINT_FILE | var/audit-checkpoints.jsonl |
+| checkpoint_every | IMATINIB_CDS_CHECKPOINT_EVERY (entries) | 1000 |
+| checkpoint_interval_s | IMATINIB_CDS_CHECKPOINT_INTERVAL_S | 60 |
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ class ServiceConfig:
     refusal_rate_per_s: float = 1.0
     auth_failure_keys: int = 1000
     auth_failure_flush_s: float = 15.0
+    # signed checkpoints of the audit chain: the key lives apart from the database (cds.audit.checkpoint)
+    checkpoint_key_file: Path | None = None
+    checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")
+    checkpoint_every: int = 1000
+    checkpoint_interval_s: float = 60.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,6 +99,10 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IMATINIB_CDS_REFUSAL_RATE_PER_S": ("refusal_rate_per_s", float),
     "IMATINIB_CDS_AUTH_FAILURE_KEYS": ("auth_failure_keys", int),
     "IMATINIB_CDS_AUTH_FAILURE_FLUSH_S": ("auth_failure_flush_s", float),
+    "IMATINIB_CDS_CHECKPOINT_KEY": ("checkpoint_key_file", Path),
+    "IMATINIB_CDS_CHECKPOINT_FILE": ("checkpoint_file", Path),
+    "IMATINIB_CDS_CHECKPOINT_EVERY": ("checkpoint_every", int),
+    "IMATINIB_CDS_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
 }
 
 
@@ -118,7 +131,7 @@ def _from_file(path: Path) -> ServiceConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
     clients = tuple(_client(path, c) for c in raw.pop("trusted_clients", []) or [])
-    for key in ("rules_dir", "link_secret_file"):
+    for key in ("rules_dir", "link_secret_file", "checkpoint_key_file", "checkpoint_file"):
         if key in raw:
             raw[key] = (path.parent / raw[key]).resolve()
     for key in ("cors_origins", "fhir_servers"):

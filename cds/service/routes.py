@@ -137,6 +137,11 @@ class _Call:
     started: float = field(default_factory=time.perf_counter)
     received: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @property
+    def issuer(self) -> str:
+        """Who the call's decision belongs to: the authenticated client's issuer ("" when not authenticated)."""
+        return client_issuer(self.client)
+
     def payload(self, status: str, http_status: int, **details: Any) -> dict[str, Any]:
         return decision_payload(
             service=self.service_id,
@@ -155,18 +160,19 @@ class _Call:
     ) -> tuple[Outcome, Pending, Future[int]]:
         """The decision and its audit entry; the entry is committed here too while commits are quick
         (AuditStore.record)."""
-        outcome = pipeline.run(body, extra_warnings=warnings)
+        outcome = pipeline.run(body, extra_warnings=warnings, client=self.issuer)
         payload = self.payload("ok", 200, outcome=outcome, fetched=fetched)
         cards = tuple(c["uuid"] for c in outcome.cards)
-        entry = Pending.of("decision", outcome.request.hook_instance, self.service_id, payload, cards)
+        entry = Pending.of("decision", outcome.request.hook_instance, self.service_id, payload, cards, self.issuer)
         return outcome, entry, self.state.audit.record(entry)
 
     async def refuse(self, status: int, response: Response) -> Response:
         """Record a call that got no decision, then answer it (or 503 when even the record fails)."""
         log.info("%d %s hookInstance %s", status, self.service_id, self.hook_instance)
         body = json.loads(bytes(response.body))
-        name = f"http-{status}"
-        entry = Pending.of("decision", self.hook_instance, self.service_id, self.payload(name, status, body=body))
+        name = "unauthorized" if status == 401 else f"http-{status}"
+        payload = self.payload(name, status, body=body)
+        entry = Pending.of("decision", self.hook_instance, self.service_id, payload, client=self.issuer)
         if not await _audit(self.state, entry):
             return operation_outcome(503, "the audit log is unavailable")
         return response
@@ -362,26 +368,31 @@ async def feedback(service_id: str, request: Request) -> Response:
         return client
     try:
         body = await read_json(request, state.config.max_body_bytes)
-        items = _checked_feedback(body, state)
+        items = _checked_feedback(body, state, client_issuer(client))
     except BodyTooLarge:
         return operation_outcome(413, f"request body larger than {state.config.max_body_bytes} bytes")
     except InvalidInput as exc:
         return operation_outcome(400, exc.message, [exc.path])
     for item, (hook_instance, seq) in items:
         payload = {"service": service_id, "client": client or {}, "decision_seq": seq, "feedback": redacted(item)}
-        if not await _audit(state, Pending.of("feedback", hook_instance, service_id, payload)):
+        entry = Pending.of("feedback", hook_instance, service_id, payload, client=client_issuer(client))
+        if not await _audit(state, entry):
             return operation_outcome(503, "the audit log is unavailable; feedback not recorded")
     return JSONResponse({"recorded": len(items)})
 
 
-def _checked_feedback(body: Any, state: ServiceState) -> list[tuple[dict[str, Any], tuple[str, int]]]:
+def client_issuer(client: dict[str, Any] | None) -> str:
+    return str(client.get("iss") or "") if client else ""
+
+
+def _checked_feedback(body: Any, state: ServiceState, issuer: str) -> list[tuple[dict[str, Any], tuple[str, int]]]:
     error = next(iter(sorted(_FEEDBACK.iter_errors(body), key=lambda e: list(map(str, e.absolute_path)))), None)
     if error is not None:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
         raise InvalidInput(path or "$", _diagnostic(error))
     items = []
     for i, item in enumerate(body["feedback"]):
-        found = state.audit.card(item["card"])
+        found = state.audit.card(item["card"], issuer)  # a card another client was shown is not this one's
         if found is None:
             raise InvalidInput(f"feedback[{i}].card", f"no card {item['card']} was issued by this service")
         items.append((item, found))

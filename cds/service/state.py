@@ -40,8 +40,8 @@ class ServiceState:
         )
         self.refusals = RefusalLimiter(config.refusal_burst, config.refusal_rate_per_s)
 
-    def explain_url(self, hook_instance: str) -> str:
-        return f"{self.config.base}{explain_path(hook_instance)}?token={self.signer.token(hook_instance)}"
+    def explain_url(self, hook_instance: str, client: str = "") -> str:
+        return f"{self.config.base}{explain_path(hook_instance)}?token={self.signer.token(hook_instance, client)}"
 
     def reload_rules(self) -> bool:
         """Validate and compile the rule files anew, then swap; an invalid set is refused and the old one serves."""

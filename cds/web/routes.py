@@ -54,17 +54,19 @@ def _unknown() -> HTMLResponse:
     return _plain(404, "No such decision", "No decision is recorded for this link.")
 
 
-def _authorised(state: ServiceState, hook_instance: str, request: Request) -> bool:
+def _client(state: ServiceState, hook_instance: str, request: Request) -> str | None:
+    """The client the link was issued to, if its token is valid: it sees only that client's decisions."""
     token = request.query_params.get("token", "")
-    return bool(token) and len(token) < 200 and state.signer.valid(hook_instance, token)
+    return state.signer.client_of(hook_instance, token) if token and len(token) < 1000 else None
 
 
 async def _recorded_decision(hook_instance: str, request: Request) -> dict[str, Any] | Response:
     """The audit entry a valid link points at; a plain 403 or 404 page (showing nothing) otherwise."""
     state = state_of(request)
-    if not _authorised(state, hook_instance, request):
+    client = _client(state, hook_instance, request)
+    if client is None:
         return _refused()
-    entry = await run_in_threadpool(state.audit.decision, hook_instance)
+    entry = await run_in_threadpool(state.audit.decision, hook_instance, client)
     if entry is None or not isinstance(entry.get("payload"), dict):
         return _unknown()
     return entry
@@ -77,7 +79,7 @@ async def explain(hook_instance: str, request: Request) -> Response:
         return entry
     state = state_of(request)
     total = await run_in_threadpool(state.audit.count)
-    feedback = await run_in_threadpool(state.audit.feedback_for, hook_instance)
+    feedback = await run_in_threadpool(state.audit.feedback_for, hook_instance, entry.get("client"))
     explanation = build_explanation(entry, state.pipeline.rule_set, total_entries=total, feedback=feedback)
     token = request.query_params["token"]
     plot = f"{explain_path(hook_instance)}/plot.png?token={quote(token, safe='')}"

@@ -127,7 +127,10 @@ def test_a_commit_that_fails_in_the_deciding_thread_is_reported_to_its_caller_on
     try:
         assert store.record(entry("first")).result() == 1
         with store.engine.begin() as conn:  # a row in the way of the next entry: its insert must fail
-            conn.exec_driver_sql("INSERT INTO audit_entries VALUES (2, 'decision', 'x', 'x', 'now', '{}', 'p', 'e')")
+            conn.exec_driver_sql(
+                "INSERT INTO audit_entries (seq, kind, hook_instance, service_id, created_at, payload, prev_hash,"
+                " entry_hash) VALUES (2, 'decision', 'x', 'x', 'now', '{}', 'p', 'e')"
+            )
         failed = store.record(entry("second"))
         with pytest.raises(Exception, match="UNIQUE"):
             failed.result()
