@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit bench docs clean
+.PHONY: serve test lint typecheck unit bench cards-review docs clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or 3.12 is required (durable-rules 2.0.28 does not build on 3.13)"; exit 1; }
@@ -36,6 +36,10 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+
+# every fhir_examples/ request's cards in a 400 px EHR-like panel (Debian's chromium): PNGs and a table
+cards-review: $(STAMP)
+	$(BIN)/python bench/cards.py --out build/cards-review
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

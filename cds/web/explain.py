@@ -17,6 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from cds.engine.model import Rule
 from cds.engine.render import format_value
 from cds.engine.ruleset import RuleSet
 from cds.numbers import format_number
@@ -63,6 +64,14 @@ class FiredRow:
 
 
 @dataclass(frozen=True)
+class RuleRef:
+    rule: str
+    title: str
+    ruleset: str
+    version: str
+
+
+@dataclass(frozen=True)
 class CardView:
     summary: str
     indicator: str
@@ -71,6 +80,13 @@ class CardView:
     source_label: str
     source_url: str
     suggestions: tuple[str, ...]
+    # what the card builder leaves off the card, shown here: the rules behind it, every fact they read (and the
+    # facts behind derived ones) with sources and dates, the dose composition when the card is about the dose,
+    # and the evidence with its notes
+    rules: tuple[RuleRef, ...] = ()
+    facts: tuple[FactRow, ...] = ()
+    dose_steps: tuple[str, ...] = ()
+    evidence: tuple[EvidenceRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,9 @@ def build_explanation(
     sources: Mapping[str, Sequence[str]] = payload.get("fact_sources") or {}
     cards = [c for c in payload.get("cards") or [] if isinstance(c, Mapping)]
     units = _units(rule_set)
+    fired_raw = [f for f in payload.get("fired") or [] if isinstance(f, Mapping)]
+    fired = tuple(_fired(f, cards, rule_set, facts, sources, units) for f in fired_raw)
+    links = cited_urls(rule_set, fired)
     pk = payload.get("pk") if isinstance(payload.get("pk"), Mapping) else None
     dose = payload.get("dose") or {}
     ruleset = payload.get("ruleset") or {}
@@ -163,8 +182,8 @@ def build_explanation(
         status=str(payload.get("status", "")),
         ruleset_version=str(ruleset.get("version", "")),
         ruleset_digest=str(ruleset.get("digest", "")),
-        cards=tuple(_card(c) for c in cards),
-        fired=tuple(_fired(f, cards, rule_set, facts, sources, units) for f in payload.get("fired") or []),
+        cards=tuple(_card(c, links, _Behind(fired_raw, fired, facts, sources, units, rule_set, dose)) for c in cards),
+        fired=fired,
         dose_action=str(dose.get("action", "")),
         dose_summary=_dose_summary(dose),
         dose_steps=tuple(str(s) for s in dose.get("steps") or []),
@@ -182,18 +201,131 @@ def build_explanation(
 # --- cards -----------------------------------------------------------------------------------------------
 
 
-def _card(card: Mapping[str, Any]) -> CardView:
+@dataclass(frozen=True)
+class _Behind:
+    """What a card view needs to show what lies behind the card."""
+
+    raw: Sequence[Mapping[str, Any]]  # the recorded fired rules
+    fired: Sequence[FiredRow]  # the same, as page rows
+    facts: Mapping[str, Any]
+    sources: Mapping[str, Sequence[str]]
+    units: Mapping[str, str]
+    rule_set: RuleSet | None
+    dose: Mapping[str, Any]
+
+
+def _card(card: Mapping[str, Any], links: frozenset[str], behind: _Behind) -> CardView:
     indicator = str(card.get("indicator", "info"))
     source = card.get("source") or {}
+    suggestions = [s for s in card.get("suggestions") or [] if isinstance(s, Mapping)]
+    rows = rules_behind(card, behind.raw, behind.rule_set)
+    rules = [behind.fired[i] for i in rows]
+    evidence: dict[tuple[str, str, str], EvidenceRow] = {}
+    for rule in rules:
+        for ev in rule.evidence:
+            evidence.setdefault((ev.citation, ev.url, ev.section), ev)
     return CardView(
         summary=str(card.get("summary", "")),
         indicator=indicator if indicator in INDICATORS else "info",
         indicator_label=INDICATORS.get(indicator, indicator),
-        detail=render_markdown(str(card.get("detail", ""))),
+        detail=render_markdown(str(card.get("detail", "")), links),
         source_label=str(source.get("label", "")),
         source_url=_safe_url(str(source.get("url", ""))),
-        suggestions=tuple(str(s.get("label", "")) for s in card.get("suggestions") or [] if isinstance(s, Mapping)),
+        suggestions=tuple(str(s.get("label", "")) for s in suggestions),
+        rules=tuple(RuleRef(r.rule, r.title, r.ruleset, r.version) for r in rules),
+        facts=tuple(
+            _fact(name, value, behind.sources, behind.units)
+            for name, value in facts_behind([behind.raw[i] for i in rows], behind.raw, behind.rule_set, behind.facts)
+        ),
+        dose_steps=_dose_steps(card, suggestions, [r.rule for r in rules], behind.dose),
+        evidence=tuple(evidence.values()),
     )
+
+
+def rules_behind(card: Mapping[str, Any], fired: Sequence[Mapping[str, Any]], rule_set: RuleSet | None) -> list[int]:
+    """Positions of the fired rules a card came from: its topic code is the rule id (one card per rule) or the
+    clinical problem the rules address (one card per topic; the topic as recorded, else as the rule declares)."""
+    code = str(((card.get("source") or {}).get("topic") or {}).get("code", ""))
+    if not code:
+        return []
+    return [i for i, f in enumerate(fired) if code in (str(f.get("rule", "")), _topic(f, rule_set))]
+
+
+def _topic(fired: Mapping[str, Any], rule_set: RuleSet | None) -> str:
+    if fired.get("topic"):
+        return str(fired["topic"])
+    rule = _current_rule(str(fired.get("rule", "")), rule_set)
+    return str(rule.card.topic or "") if rule is not None and rule.card is not None else ""
+
+
+def facts_behind(
+    rules: Sequence[Mapping[str, Any]],
+    fired: Sequence[Mapping[str, Any]],
+    rule_set: RuleSet | None,
+    facts: Mapping[str, Any],
+) -> list[tuple[str, Any]]:
+    """The facts the rules read, followed by the facts behind any derived fact among them (as the cards showed
+    them before the card builder moved them here), each with the value the rules saw."""
+    derived_by: dict[str, Mapping[str, Any]] = {}
+    for f in fired:
+        for name in _derived(f, rule_set):
+            derived_by.setdefault(name, f)
+    values: dict[str, Any] = {}
+    pending = [item for r in rules for item in (r.get("facts_used") or {}).items()]
+    while pending:
+        name, value = pending.pop(0)
+        if name in values:
+            continue
+        values[name] = value if value is not None else facts.get(name)
+        if name in derived_by:
+            pending.extend((derived_by[name].get("facts_used") or {}).items())
+    return list(values.items())
+
+
+def _derived(fired: Mapping[str, Any], rule_set: RuleSet | None) -> list[str]:
+    """The facts a fired rule set: as recorded, else as its rule (at the same version) declares."""
+    if isinstance(fired.get("derived"), Mapping | list):
+        return [str(name) for name in fired["derived"]]
+    rule = _current_rule(str(fired.get("rule", "")), rule_set)
+    if rule is None or rule.ruleset_version != str(fired.get("version", "")):
+        return []
+    return [d.fact for d in rule.derive]
+
+
+def _current_rule(rule_id: str, rule_set: RuleSet | None) -> Rule | None:
+    if rule_set is None:
+        return None
+    try:
+        return rule_set.rule(rule_id)
+    except KeyError:
+        return None
+
+
+def _dose_steps(
+    card: Mapping[str, Any], suggestions: Sequence[Mapping[str, Any]], rules: Sequence[str], dose: Mapping[str, Any]
+) -> tuple[str, ...]:
+    """The composer's steps, on a card about the dose: topic ``dose``, a suggestion that changes or removes the
+    order, or one of its rules named in a step."""
+    steps = tuple(str(s) for s in dose.get("steps") or [])
+    if dose.get("action") not in ("change", "withhold") or not steps:
+        return ()
+    code = ((card.get("source") or {}).get("topic") or {}).get("code")
+    changes_order = any(
+        isinstance(a, Mapping) and a.get("type") in ("update", "delete")
+        for s in suggestions
+        for a in s.get("actions") or []
+    )
+    named = any(f"({rule})" in step for rule in rules for step in steps)
+    return steps if code == "dose" or changes_order or named else ()
+
+
+def cited_urls(rule_set: RuleSet | None, fired: Sequence[FiredRow]) -> frozenset[str]:
+    """The http(s) URLs rule authors cite (loaded rule set and recorded evidence): the only links card detail
+    may carry on this page."""
+    urls = {ev.url for row in fired for ev in row.evidence}
+    if rule_set is not None:
+        urls.update(e.url for f in rule_set.files for rule in f.rules for e in rule.evidence)
+    return frozenset(u for u in urls if _safe_url(u))
 
 
 # --- fired rules -----------------------------------------------------------------------------------------

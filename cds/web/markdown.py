@@ -1,81 +1,99 @@
-"""The small markdown subset card details use (paragraphs, ``- `` lists, pipe tables, ``**bold**``, `` `code` ``,
-``<https://...>`` links, backslash escapes such as ``\\<`` or ``\\|``), rendered to HTML with everything escaped
-first: card text never becomes markup."""
+"""Card detail markdown rendered for the explanation page with markdown-it-py in safe mode.
+
+CommonMark plus GitHub's tables and strikethrough, as EHRs render card detail, but: raw HTML is shown as text,
+images are not loaded, headings stay text (a card cannot break the page's outline), bare URLs are never linked,
+and a link becomes a link only when it is http(s) and one the rule authors cited (the rule set's evidence URLs).
+Card detail mixes the rule author's template with escaped request text; the allow-list means that even request
+text the card builder failed to escape can never become a link on this page.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
 
-from markupsafe import Markup, escape
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markupsafe import Markup
 
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_CODE = re.compile(r"`([^`]+)`")
-_LINK = re.compile(r"&lt;(https?://[^\s&]+(?:&amp;[^\s&]+)*)&gt;")
-_ESCAPED = re.compile(r"\\([\\`*_\[\]<>&|~])")  # what cds.fhir.request_text.escape_markdown escapes
-# private-use code points stand for escaped characters while the markup is applied (one sent in the text itself
-# shows as the ASCII character it stands for, HTML-escaped like every other character)
-_HELD = 0xE000
+_SAFE_SCHEMES = ("https://", "http://")
 
 
-def render_markdown(text: str) -> Markup:
-    """HTML for card detail text.
+def render_markdown(text: str, links: Iterable[str] = ()) -> Markup:
+    """HTML for card detail text; ``links`` are the URLs that may become links (anything else stays text).
 
     Examples
     --------
-    >>> str(render_markdown("**Facts** <script>\\n\\n- a <https://x.org/?a=1&b=2>"))
-    '<p><strong>Facts</strong> &lt;script&gt;</p>\\n<ul><li>a <a href="https://x.org/?a=1&amp;b=2" \
-rel="noopener noreferrer">https://x.org/?a=1&amp;b=2</a></li></ul>'
+    >>> str(render_markdown("**Facts** <script>\\n\\n- a <https://x.org/a>", ["https://x.org/a"]))
+    '<p><strong>Facts</strong> &lt;script&gt;</p>\\n<ul>\\n<li>a <a href="https://x.org/a" \
+rel="noopener noreferrer">https://x.org/a</a></li>\\n</ul>\\n'
     """
-    blocks: list[str] = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        lines = [line.rstrip() for line in block.splitlines() if line.strip()]
-        if not lines:
+    md = _parser()
+    allowed = frozenset(md.normalizeLink(url) for url in links if url.startswith(_SAFE_SCHEMES))
+    return Markup(md.render(text, {"allowed_links": allowed}))
+
+
+@cache
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    md.disable(["image", "heading", "lheading"])
+    md.validateLink = _scheme_is_safe  # type: ignore[method-assign]
+    md.core.ruler.push("allowed_links_only", _unlink_unlisted)
+    md.add_render_rule("link_open", _link_open)
+    md.add_render_rule("th_open", _th_open)
+    return md
+
+
+def _scheme_is_safe(url: str) -> bool:
+    return url.lower().startswith(_SAFE_SCHEMES)
+
+
+def _unlink_unlisted(state: Any) -> None:
+    """A link whose target is not on the allow-list becomes the text it was written as."""
+    allowed: frozenset[str] = state.env.get("allowed_links", frozenset())
+    for block in state.tokens:
+        if block.type == "inline" and block.children:
+            block.children = _without_unlisted(block.children, allowed)
+
+
+def _without_unlisted(tokens: list[Token], allowed: frozenset[str]) -> list[Token]:
+    out: list[Token] = []
+    opened: list[Token | None] = []  # per open link: None when kept, else the open token (its markup restored)
+    for token in tokens:
+        if token.type == "link_open":
+            keep = str(token.attrGet("href") or "") in allowed
+            opened.append(None if keep else token)
+            if keep:
+                out.append(token)
+            else:
+                out.append(_text("<" if token.markup == "autolink" else "["))
             continue
-        if all(line.lstrip().startswith("|") for line in lines):
-            blocks.append(_table(lines))
-        elif lines[0].startswith("- ") and all(line.startswith(("- ", "  ")) for line in lines):
-            blocks.append(_list(lines))
-        else:
-            blocks.append(f"<p>{' '.join(inline(line) for line in lines)}</p>")
-    return Markup("\n".join(blocks))
+        if token.type == "link_close":
+            start = opened.pop()
+            if start is None:
+                out.append(token)
+            elif start.markup == "autolink":
+                out.append(_text(">"))
+            else:
+                out.append(_text(f"]({start.attrGet('href') or ''})"))
+            continue
+        out.append(token)
+    return out
 
 
-def inline(text: str) -> str:
-    """Escaped text with bold, code and autolinks; a backslash-escaped character is shown as itself.
-
-    >>> inline("a \\\\<b\\\\> \\\\*x\\\\* **y**")
-    'a &lt;b&gt; *x* <strong>y</strong>'
-    """
-    held = _ESCAPED.sub(lambda m: chr(_HELD + ord(m.group(1))), text)
-    html = str(escape(held))
-    html = _CODE.sub(r"<code>\1</code>", html)
-    html = _BOLD.sub(r"<strong>\1</strong>", html)
-    html = _LINK.sub(r'<a href="\1" rel="noopener noreferrer">\1</a>', html)
-    return re.sub("[\ue000-\ue07f]", lambda m: str(escape(chr(ord(m.group(0)) - _HELD))), html)
+def _text(content: str) -> Token:
+    token = Token("text", "", 0)
+    token.content = content
+    return token
 
 
-def _cells(line: str) -> list[str]:
-    """Cells split at the pipes that are not escaped (``\\|`` stays in its cell)."""
-    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+def _link_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    tokens[idx].attrSet("rel", "noopener noreferrer")
+    return str(renderer.renderToken(tokens, idx, options, env))
 
 
-def _table(lines: list[str]) -> str:
-    rows = [_cells(line) for line in lines if not re.fullmatch(r"\|?[\s:|-]+\|?", line.strip())]
-    if not rows:
-        return ""
-    head, body = rows[0], rows[1:]
-    out = ["<table><thead><tr>", *(f'<th scope="col">{inline(c)}</th>' for c in head), "</tr></thead><tbody>"]
-    for row in body:
-        out += ["<tr>", *(f"<td>{inline(c)}</td>" for c in row), "</tr>"]
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _list(lines: list[str]) -> str:
-    items: list[str] = []
-    for line in lines:
-        if line.startswith("- "):
-            items.append(line[2:])
-        else:  # a continuation line of the item above
-            items[-1] += " " + line.strip()
-    return "<ul>" + "".join(f"<li>{inline(item)}</li>" for item in items) + "</ul>"
+def _th_open(renderer: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    tokens[idx].attrSet("scope", "col")
+    return str(renderer.renderToken(tokens, idx, options, env))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from html import unescape
 from typing import Any
 
 import pytest
@@ -216,3 +217,50 @@ def test_card_text_is_escaped(site: Site) -> None:
     html = site.client.get(record(site, "old-decision-3", payload)).text
     assert "<script>alert" not in html and "<img src=x" not in html and 'href="javascript:' not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<strong>bold</strong>" in html
+
+
+def card_articles(html: str) -> list[str]:
+    return re.findall(r'<article class="card [a-z]+">(.*?)</article>', html, re.S)
+
+
+def test_each_card_shows_what_the_card_builder_leaves_off_it(site: Site, rule_set: RuleSet) -> None:
+    """Rules with versions, every fact behind the card (and behind its derived facts) with source and date, the
+    dose composition on the card that changes the dose, and the evidence with its notes."""
+    decision = site.decisions[LOW]
+    articles = card_articles(site.client.get(decision.link).text)
+    assert len(articles) == len(decision.response["cards"])
+    by_rule = {card["source"]["topic"]["code"]: a for card, a in zip(decision.response["cards"], articles, strict=True)}
+    dose_card = by_rule["IMA-TROUGH-050"]
+    version = rule_set.rule("IMA-TROUGH-050").ruleset_version
+    assert '<a href="#rule-IMA-TROUGH-050"><code>IMA-TROUGH-050</code></a>' in dose_card
+    assert f"(trough rules version {version})" in dose_card
+    # tdm.trough is derived; the level behind it is listed with its Observation and date
+    assert "<code>tdm.trough</code>" in dose_card
+    row = re.search(r"<tr><td><code>level\.conc</code></td>(.*?)</tr>", dose_card, re.S)
+    assert row is not None and "Observation/lvl-1" in row.group(1) and "2026-11-20T19:30:00+00:00" in row.group(1)
+    assert "How the dose was composed" in dose_card and "set to 600 mg/day (IMA-TROUGH-050)" in dose_card
+    note = " ".join(rule_set.rule("IMA-TROUGH-050").evidence[0].note.split())
+    assert note in unescape(text_of(dose_card))
+    # a card that does not change the dose carries no composition
+    assert "How the dose was composed" not in by_rule["IMA-TROUGH-020"]
+    assert '<a href="#rule-IMA-TROUGH-020">' in by_rule["IMA-TROUGH-020"]
+
+
+def test_a_card_on_a_topic_lists_every_rule_of_that_topic(site: Site) -> None:
+    """One card per clinical problem: the card's topic code names the problem, the fired rules record theirs."""
+    payload = stored_payload(site, LOW)
+    payload["cards"] = [payload["cards"][0]]
+    payload["cards"][0]["source"]["topic"] = {"code": "level", "display": "Level"}
+    for fired in payload["fired"]:
+        if fired["rule"] in ("IMA-TROUGH-020", "IMA-DOSE-050"):
+            fired["topic"] = "level"
+    (article,) = card_articles(site.client.get(record(site, "topic-card-1", payload)).text)
+    assert '<a href="#rule-IMA-TROUGH-020">' in article and '<a href="#rule-IMA-DOSE-050">' in article
+    assert '<a href="#rule-IMA-TROUGH-050">' not in article
+    assert "<code>pk.p_target</code>" in article  # read by IMA-DOSE-050 only
+
+
+def test_the_rules_section_has_an_anchor_per_rule(site: Site) -> None:
+    html = site.client.get(site.decisions[LOW].link).text
+    for fired in stored_payload(site, LOW)["fired"]:
+        assert f'<article class="rule" id="rule-{fired["rule"]}">' in html

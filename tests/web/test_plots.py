@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from cds.web import plots
-from cds.web.markdown import render_markdown
 from tests.web.conftest import Site
 from tests.web.helpers import WITH_PK
 
@@ -48,10 +47,3 @@ def test_unreadable_inputs_are_reported_not_drawn(site: Site) -> None:
     assert plots.plot_available({"pk": None}) == (
         "No PK estimate was made for this decision, so there is no concentration-time plot."
     )
-
-
-def test_markdown_subset() -> None:
-    html = str(render_markdown("Intro **x**\n\n| a | b |\n|---|---|\n| 1 | `c` |\n\n- one\n  more\n- two"))
-    assert "<p>Intro <strong>x</strong></p>" in html
-    assert '<th scope="col">a</th>' in html and "<td><code>c</code></td>" in html
-    assert "<li>one more</li><li>two</li>" in html
