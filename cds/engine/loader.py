@@ -148,6 +148,7 @@ def _rule(ctx: _Context, meta: RulesetMeta, row: int, raw: dict[str, Any]) -> Ru
         line=line,
         source=raw,
         rationale=raw.get("rationale", ""),
+        review_note=raw.get("review_note", ""),
     )
 
 

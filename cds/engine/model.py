@@ -90,6 +90,7 @@ class Rule:
     line: int
     source: Mapping[str, object]  # the rule as written, for the catalogue and the trace
     rationale: str = ""
+    review_note: str = ""  # for reviewers (catalogue, explanation page); never on a card
 
 
 @dataclass(frozen=True)
