@@ -133,7 +133,7 @@ _EVIDENCE = {
 
 _CARD = {
     "type": "object",
-    "required": ["indicator", "summary"],
+    "required": ["indicator", "topic", "summary"],
     "additionalProperties": False,
     "properties": {
         "indicator": {"enum": ["info", "warning", "critical"]},

@@ -216,3 +216,12 @@ def test_card_text_is_escaped(site: Site) -> None:
     html = site.client.get(record(site, "old-decision-3", payload)).text
     assert "<script>alert" not in html and "<img src=x" not in html and 'href="javascript:' not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<strong>bold</strong>" in html
+
+
+def test_the_review_note_of_a_fired_rule_is_on_the_page_and_not_on_its_card(site: Site, rule_set: RuleSet) -> None:
+    decision = site.decisions[LOW]
+    note = rule_set.rule("IMA-TROUGH-020").review_note
+    assert note
+    text = text_of(site.client.get(decision.link).text)
+    assert f"Review note: {note}" in text
+    assert all(note not in str(card.get("detail", "")) for card in decision.response["cards"])
