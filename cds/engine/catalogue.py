@@ -81,6 +81,8 @@ def _rule(rule: Rule, rule_set: RuleSet, gmap: GuidelineMap | None) -> list[str]
     ]
     if rule.rationale:
         lines.append(f"- **Rationale:** {' '.join(rule.rationale.split())}")
+    if rule.review_note:
+        lines.append(f"- **Review note:** {' '.join(rule.review_note.split())}")
     note = rule.source.get("audit_note")
     if note:
         lines.append(f"- **Audit note:** {' '.join(str(note).split())}")

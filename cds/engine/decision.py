@@ -41,7 +41,7 @@ class CardSpec:
     evidence: tuple[Evidence, ...]
     ruleset_id: str
     ruleset_version: str
-    topic: str  # the card's clinical problem (its rule id when the rule names none)
+    topic: str  # the card's clinical problem, one of schema.CARD_TOPICS (required in every rule's card)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ CODES = {
     "E018": "rule test that names an unknown rule or fact",
     "E019": "rule that no recommendation of rules/guideline-map.yaml cites",
     "E020": "guideline-map recommendation with neither rules nor a reason, or naming an unknown rule",
+    "E021": "card text (summary, detail, suggestion label) naming a reference file, a section sign or a rule id",
+    "E022": "card detail template longer than 8 lines",
 }
 
 

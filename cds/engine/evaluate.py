@@ -190,5 +190,5 @@ class RuleEngine:
             evidence=rule.evidence,
             ruleset_id=rule.ruleset_id,
             ruleset_version=rule.ruleset_version,
-            topic=rule.card.topic or rule.id,
+            topic=rule.card.topic,
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from cds.engine import conditions as c
 from cds.engine.diagnostics import Diagnostic
@@ -12,6 +14,36 @@ from cds.engine.vocabulary import Vocabulary
 from cds.numbers import format_number
 
 BOUNDARY_RELATIVE = 0.05  # a test value within 5% (or 1 unit) of a threshold counts as "at the boundary"
+# Card text is for the clinician; reference files, section signs and rule ids are for reviewers (review_note,
+# evidence notes) and the explanation page. The card builder adds key facts and citations to the detail, so the
+# rule's own template stays short.
+DETAIL_LINE_LIMIT = 8
+_INTERNAL_REFERENCE = re.compile(
+    r"(?P<file>[\w./-]+\.(?:md|py|ya?ml|json)\b)|(?P<section>§)|(?P<rule>\b[A-Z]+(?:-[A-Z0-9]+)*-\d{3}\b)"
+)
+_WHAT = {"file": "reference file", "section": "section sign", "rule": "rule id"}
+
+
+def card_text_problems(card: Mapping[str, Any]) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+    """(path inside the card, code, message) for card text meant for reviewers, and over-long details."""
+    texts: list[tuple[tuple[str | int, ...], str]] = [(("summary",), str(card.get("summary", "")))]
+    texts.append((("detail",), str(card.get("detail", ""))))
+    texts += [(("suggestions", i, "label"), str(s.get("label", ""))) for i, s in enumerate(card.get("suggestions", ()))]
+    for path, text in texts:
+        for found in _INTERNAL_REFERENCE.finditer(text):
+            kind = str(found.lastgroup)
+            yield (
+                path,
+                "E021",
+                f"card {path[0]} names a {_WHAT[kind]} ({found.group()!r}): move it to review_note or an evidence note",
+            )
+    lines = str(card.get("detail", "")).rstrip("\n").split("\n")
+    if len(lines) > DETAIL_LINE_LIMIT:
+        yield (
+            ("detail",),
+            "E022",
+            f"card detail is {len(lines)} lines (max {DETAIL_LINE_LIMIT}); the builder adds key facts and citations",
+        )
 
 
 def check_cross_file(files: Sequence[RuleFile], vocabulary: Vocabulary) -> list[Diagnostic]:

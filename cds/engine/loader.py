@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from cds.engine import conditions as c
 from cds.engine.diagnostics import Diagnostic
+from cds.engine.lint import card_text_problems
 from cds.engine.model import (
     CardTemplate,
     Derivation,
@@ -148,6 +149,7 @@ def _rule(ctx: _Context, meta: RulesetMeta, row: int, raw: dict[str, Any]) -> Ru
         line=line,
         source=raw,
         rationale=raw.get("rationale", ""),
+        review_note=raw.get("review_note", ""),
     )
 
 
@@ -297,8 +299,10 @@ def _card(ctx: _Context, path: Path_, raw: dict[str, Any]) -> CardTemplate:
             "E006",
             f"summary is {len(widest)} characters with the largest plausible values (max {SUMMARY_LIMIT}): {widest!r}",
         )
+    for where, code, message in card_text_problems(raw):
+        ctx.error((*path, *where), code, message)
     suggestions = tuple(Suggestion(s["label"], s["action"]) for s in raw.get("suggestions", ()))
-    return CardTemplate(raw["indicator"], raw["summary"], raw.get("detail", ""), suggestions, raw.get("topic"))
+    return CardTemplate(raw["indicator"], raw["summary"], raw["topic"], raw.get("detail", ""), suggestions)
 
 
 def _dose_bases(ctx: _Context, path: Path_, dose: dict[str, Any]) -> None:

@@ -27,9 +27,9 @@ class Suggestion:
 class CardTemplate:
     indicator: str
     summary: str
+    topic: str  # the clinical problem the card is about (schema.CARD_TOPICS); cards on one topic become one card
     detail: str = ""
     suggestions: tuple[Suggestion, ...] = ()
-    topic: str | None = None  # the clinical problem the card is about; cards on one topic become one card
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class Rule:
     line: int
     source: Mapping[str, object]  # the rule as written, for the catalogue and the trace
     rationale: str = ""
+    review_note: str = ""  # for reviewers (catalogue, explanation page); never on a card
 
 
 @dataclass(frozen=True)

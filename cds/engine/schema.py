@@ -133,7 +133,7 @@ _EVIDENCE = {
 
 _CARD = {
     "type": "object",
-    "required": ["indicator", "summary"],
+    "required": ["indicator", "topic", "summary"],
     "additionalProperties": False,
     "properties": {
         "indicator": {"enum": ["info", "warning", "critical"]},
@@ -232,6 +232,9 @@ _RULE = {
         "evidence": {"type": "array", "items": _EVIDENCE},
         "rationale": _TEXT,
         "audit_note": _TEXT,
+        # for pharmacist and P&T reviewers (attribution to verify, label revision to cite): shown in the rule
+        # catalogue and on the explanation page, never on a card
+        "review_note": _TEXT,
         "when": {"$ref": "#/$defs/condition"},
         "then": {
             "type": "object",

@@ -61,6 +61,7 @@ class FiredRow:
     evidence: tuple[EvidenceRow, ...]
     facts: tuple[FactRow, ...]
     provenance: str = ""  # where title and evidence came from when not from the record itself
+    review_note: str = ""  # the rule's note for reviewers (rule set at the decision's version only)
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,19 @@ def _fired(
         evidence=evidence,
         facts=tuple(_fact(name, value, sources, units) for name, value in used.items()),
         provenance=provenance,
+        review_note=_review_note(rule_id, version, rule_set),
     )
+
+
+def _review_note(rule_id: str, version: str, rule_set: RuleSet | None) -> str:
+    """Only from the rule as it was at the decision: a later note may describe a different rule text."""
+    if rule_set is None:
+        return ""
+    try:
+        rule = rule_set.rule(rule_id)
+    except KeyError:
+        return ""
+    return rule.review_note if rule.ruleset_version == version else ""
 
 
 def _rule_text(

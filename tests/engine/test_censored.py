@@ -168,7 +168,7 @@ rules:
     evidence: [{{citation: fixture, level: label}}]
     when: {when}
     then:
-      card: {{indicator: info, summary: "ANC {{heme.anc}}"}}
+      card: {{indicator: info, topic: level, summary: "ANC {{heme.anc}}"}}
     tests:
 {TESTS}
 """.replace("{TESTS}", TESTS)

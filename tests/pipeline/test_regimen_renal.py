@@ -86,7 +86,10 @@ def test_a_new_start_with_only_egfr_is_classified_not_told_to_order_creatinine(p
     assert outcome.decision.derived["renal.impairment"] == "moderate"
     caveat = card(outcome, "IMA-RENAL-060")
     assert "eGFR 25 mL/min/1.73 m2" in caveat["detail"] and "Cockcroft-Gault" in caveat["detail"]
-    assert "CrCl obtained by: egfr-bsa" in card(outcome, "IMA-RENAL-020")["detail"]
+    # the dose card states the CrCl it classified; that it came from eGFR is the caveat card's finding (issue 14:
+    # no internal method codes or rule ids in the dose card's text)
+    assert "Renal function from eGFR" in caveat["summary"]
+    assert "Creatinine clearance 24 mL/min" in card(outcome, "IMA-RENAL-020")["detail"]
 
 
 def test_with_the_policy_off_the_new_start_asks_for_creatinine(pipeline: Pipeline) -> None:

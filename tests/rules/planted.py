@@ -73,7 +73,7 @@ DOWN_EXCLUSIVE = rule(
 CONTRADICTION = rule(
     "PL-DEAD-001",
     "{all: [{lt: [renal.crcl, 20 mL/min]}, {gt: [renal.crcl, 60 mL/min]}]}",
-    "{card: {indicator: info, summary: never}}",
+    "{card: {indicator: info, topic: level, summary: never}}",
     case("at 20", "{renal.crcl: 20 mL/min}", "{not_fired: [PL-DEAD-001]}")
     + case("at 19", "{renal.crcl: 19 mL/min}", "{not_fired: [PL-DEAD-001]}")
     + case("at 60", "{renal.crcl: 60 mL/min}", "{not_fired: [PL-DEAD-001]}")
@@ -83,7 +83,7 @@ CONTRADICTION = rule(
 OUT_OF_RANGE = rule(
     "PL-DEAD-002",
     "{lt: [renal.crcl, 0 mL/min]}",
-    "{card: {indicator: info, summary: never}}",
+    "{card: {indicator: info, topic: level, summary: never}}",
     case("at 0", "{renal.crcl: 0 mL/min}", "{not_fired: [PL-DEAD-002]}")
     + case("just below", "{renal.crcl: -0.5 mL/min}", "{not_fired: [PL-DEAD-002]}"),
 )
@@ -91,7 +91,7 @@ OUT_OF_RANGE = rule(
 NEVER_DERIVED = rule(
     "PL-DEAD-003",
     "{eq: [tdm.below_target, true]}",
-    "{card: {indicator: info, summary: never}}",
+    "{card: {indicator: info, topic: level, summary: never}}",
     case("given directly", "{tdm.below_target: false}", "{not_fired: [PL-DEAD-003]}"),
 )
 DERIVES_FALSE = rule(
@@ -104,6 +104,6 @@ DERIVES_FALSE = rule(
 PRESENT_AND_MISSING = rule(
     "PL-DEAD-004",
     "{all: [{missing: renal.crcl}, {eq: [renal.crcl_method, measured]}, {present: renal.crcl}]}",
-    "{card: {indicator: info, summary: never}}",
+    "{card: {indicator: info, topic: level, summary: never}}",
     case("never", "{renal.crcl_method: measured}", "{not_fired: [PL-DEAD-004]}"),
 )

@@ -33,7 +33,11 @@ def test_the_yaml_is_the_rule_as_written(rule_set: RuleSet) -> None:
     catalogue = build_catalogue(rule_set)
     entry = next(e for e in catalogue.entries if e.id == "IMA-TROUGH-001")
     assert entry.yaml.startswith("- id: IMA-TROUGH-001\n  title: Valid trough with a log-linear correction")
-    assert "&wang" in entry.yaml and "derive: {tdm.trough: {from: pk.loglinear_cmin}}" in entry.yaml
+    assert (
+        "&wang" in entry.yaml
+        and "derive: {tdm.trough: {from: pk.loglinear_cmin}, tdm.trough_basis: corrected for sampling time}"
+        in entry.yaml
+    )
     assert "IMA-TROUGH-002" not in entry.yaml.split("tests:")[0]
 
 

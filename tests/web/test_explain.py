@@ -264,3 +264,12 @@ def test_the_rules_section_has_an_anchor_per_rule(site: Site) -> None:
     html = site.client.get(site.decisions[LOW].link).text
     for fired in stored_payload(site, LOW)["fired"]:
         assert f'<article class="rule" id="rule-{fired["rule"]}">' in html
+
+
+def test_the_review_note_of_a_fired_rule_is_on_the_page_and_not_on_its_card(site: Site, rule_set: RuleSet) -> None:
+    decision = site.decisions[LOW]
+    note = rule_set.rule("IMA-TROUGH-020").review_note
+    assert note
+    text = text_of(site.client.get(decision.link).text)
+    assert f"Review note: {note}" in text
+    assert all(note not in str(card.get("detail", "")) for card in decision.response["cards"])
