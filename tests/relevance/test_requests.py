@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds.cli.main import main
+from cds.errors import RuleError
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
 from tests.conftest import ROOT, RULES
 from tests.rules.planted import HEADER
@@ -209,3 +211,14 @@ def test_patient_view_shows_a_level_card_only_while_the_level_is_recent(
     assert shown == (["PL-LEVEL-001", "PL-MON-001"] if level_shown else ["PL-MON-001"])
     dropped = outcome.trace()["relevance"]["dropped"]
     assert [d["rule"] for d in dropped] == ([] if level_shown else ["PL-LEVEL-001"])
+
+
+def test_an_interacting_value_set_missing_from_the_terminology_stops_the_pipeline_at_start(tmp_path: Path) -> None:
+    root = tmp_path / "rules"
+    shutil.copytree(RULES, root)
+    mapping = root / "mapping.yaml"
+    settings = yaml.safe_load(mapping.read_text(encoding="utf-8"))
+    settings["relevance"]["interacting_value_sets"].append("p-gp-inhibitors")
+    mapping.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    with pytest.raises(RuleError, match="no value set p-gp-inhibitors"):
+        Pipeline(root)
