@@ -132,6 +132,16 @@ def test_the_sandbox_draft_without_medication_answers_no_cards(pipeline: Pipelin
     )
 
 
+def test_an_order_select_without_selections_acts_on_nothing(pipeline: Pipeline) -> None:
+    body = example(UNRELATED)
+    body["hook"] = "order-select"
+    entries(body).append(imatinib_draft(body["context"]["patientId"]))
+    outcome = run(pipeline, body)  # no context.selections: a warning, and nothing is selected
+    assert outcome.response == {"cards": []}
+    assert "context.selections: missing on order-select" in " ".join(outcome.trace()["warnings"])
+    assert outcome.trace()["relevance"]["why"].startswith("order-select: no imatinib or interacting draft selected")
+
+
 def test_evaluate_trace_prints_the_relevance_verdict(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(EXAMPLES / UNRELATED), "--now", "2026-11-25T12:00:00Z", "--trace"]) == 0
     printed = json.loads(capsys.readouterr().out)
