@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,13 @@ from cds.engine.decision import Decision
 from cds.engine.evaluate import RuleEngine
 from cds.engine.render import format_value
 from cds.engine.ruleset import RuleSet, load_rules
-from cds.errors import EngineError, InvalidInput
+from cds.errors import EngineError, InvalidInput, RuleError
 from cds.fhir import HookRequest, PatientRecord, extract_record, fact_values, parse_request
 from cds.fhir.settings import load_settings
 from cds.fhir.terminology import load_terminology
 from cds.paediatric import paediatric_facts
 from cds.pk_step import PkStep, estimate_for_record
+from cds.relevance import Relevance, judge, level_recency_days
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
 # fhir_examples/ are written for this evaluation time; tests and request-based rule tests pin it
@@ -35,6 +36,7 @@ class Outcome:
     decision: Decision
     cards: list[dict[str, Any]]
     service_warnings: tuple[str, ...] = ()  # e.g. prefetch keys that could not be had
+    relevance: Relevance | None = None  # which of the decision's cards this hook shows, and why
 
     @property
     def response(self) -> dict[str, Any]:
@@ -80,6 +82,8 @@ class Outcome:
             },
             "warnings": [*self.service_warnings, *self.record.warnings, *self.pk.warnings, *d.warnings],
         }
+        if self.relevance is not None:
+            trace["relevance"] = self.relevance.trace()
         if self.pk.summary is not None:
             trace["pk"] = self.pk.summary
         return trace
@@ -116,6 +120,10 @@ class Pipeline:
         self.terminology = load_terminology(rules_dir / "terminology")
         self.explain_url = explain_url
         self._rule_derived = frozenset(d.fact for rule in self.rule_set.rules for d in rule.derive)
+        level_recency_days(self.rule_set.policy)  # the relevance stage's parameter: fail at start, not per call
+        missing = [n for n in self.settings.relevance_interacting_value_sets if n not in self.terminology.value_sets]
+        if missing:
+            raise RuleError(f"rules/mapping.yaml relevance: no value set {', '.join(missing)} in rules/terminology")
 
     def run(
         self,
@@ -130,6 +138,8 @@ class Pipeline:
         request = parse_request(raw if not isinstance(raw, Mapping) else dict(raw))
         record, pk, facts = self.facts_for(request, now or self.clock())
         decision = self.engine.evaluate(facts, request.hook)
+        relevance = judge(request.hook, record.drafts, decision.facts, decision.cards, self.rule_set.policy)
+        shown = replace(decision, cards=relevance.cards)
         context = CardContext(
             hook_instance=client_scoped(request.hook_instance, client),
             patient_id=request.patient_id,
@@ -137,10 +147,11 @@ class Pipeline:
             fact_lines=FactLines(record),
             pk_lines=pk.lines,
             explain_url=(
-                self.explain_url(request.hook_instance, client) if self.explain_url and decision.cards else None
+                self.explain_url(request.hook_instance, client) if self.explain_url and shown.cards else None
             ),
         )
-        return Outcome(request, record, pk, decision, build_cards(decision, context), tuple(extra_warnings))
+        cards = build_cards(shown, context)
+        return Outcome(request, record, pk, decision, cards, tuple(extra_warnings), relevance)
 
     def facts_for(self, request: HookRequest, now: datetime) -> tuple[PatientRecord, PkStep, dict[str, Any]]:
         """The patient's record, the PK step and the facts the rules will see."""

@@ -47,7 +47,7 @@ def product(index: ResourceIndex, key: tuple[str, str], med: MedicationFacts, im
         found = med.medication
         strength = None
         if found is None and med.reference:
-            medication = _medication(index, key, med.reference)
+            medication = referenced_medication(index, key, med.reference)
             if medication is not None:
                 found = raw_concept(medication.get("code"))
                 strength = _ingredient_strength(medication)
@@ -58,7 +58,7 @@ def product(index: ResourceIndex, key: tuple[str, str], med: MedicationFacts, im
     return index.products[key]
 
 
-def _medication(index: ResourceIndex, key: tuple[str, str], ref: str) -> Mapping[str, Any] | None:
+def referenced_medication(index: ResourceIndex, key: tuple[str, str], ref: str) -> Mapping[str, Any] | None:
     """The referenced Medication as JSON: contained ('#id') or elsewhere in the request."""
     if ref.startswith("#"):
         contained = index.raw(key).get("contained")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
@@ -32,9 +32,12 @@ class ResourceIndex:
         for key, raw in request.resources.items():
             if self._belongs(key, raw):
                 self._by_type[key[0]].append(key)
-        drafts = set(request.draft_keys)
-        # What card suggestions rewrite, and the patient, stay validated whole by the R4B models.
-        self._required = {k for k in self.keys("MedicationRequest") if k in drafts} | set(self.keys("Patient")[:1])
+        # The patient, and the drafts named by ``require`` (those the answer depends on), are validated whole.
+        self._required = set(self.keys("Patient")[:1])
+
+    def require(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Validate these resources whole when read (called before any of them is read)."""
+        self._required.update(keys)
 
     def _belongs(self, key: tuple[str, str], raw: Mapping[str, Any]) -> bool:
         """Drop resources of another patient (cms-price-check's verifyPatient)."""

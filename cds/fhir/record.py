@@ -8,6 +8,7 @@ from functools import lru_cache
 from cds.engine.vocabulary import Vocabulary, load_vocabulary
 from cds.fhir.body import BodyMapper
 from cds.fhir.clinical import ClinicalMapper
+from cds.fhir.draft_drugs import matters, read_draft_drugs
 from cds.fhir.index import ResourceIndex
 from cds.fhir.inducers import InducerMapper
 from cds.fhir.labs import Labs
@@ -16,7 +17,7 @@ from cds.fhir.reproductive import ReproductiveMapper
 from cds.fhir.settings import RULES_DIR, MappingSettings, load_settings
 from cds.fhir.sink import FactSink
 from cds.fhir.terminology import Terminology, load_terminology
-from cds.fhir.types import Covariates, HookRequest, PatientRecord
+from cds.fhir.types import Covariates, DraftDrug, HookRequest, PatientRecord
 
 
 def extract_record(
@@ -35,6 +36,8 @@ def extract_record(
     terminology = terminology or default_terminology()
     warnings = list(request.warnings)
     index = ResourceIndex(request, warnings)
+    drafts = read_draft_drugs(index, terminology, settings.relevance_interacting_value_sets)
+    index.require(d.key for d in drafts if d.acted_on and matters(d))
     sink = FactSink(vocabulary, warnings)
     labs = Labs(index, now, settings.observation_statuses, settings.comma_before_three_digits)
     # Order matters: Cockcroft-Gault needs age, sex and weight; regimen facts need nothing else.
@@ -43,11 +46,16 @@ def extract_record(
     ReproductiveMapper(index, sink, terminology, settings, now).run()
     InducerMapper(index, sink, terminology, now).run()
     regimen = RegimenMapper(index, sink, terminology, settings, now).run(labs)
-    return _record(request, now, sink, regimen, warnings)
+    return _record(request, now, sink, regimen, warnings, drafts)
 
 
 def _record(
-    request: HookRequest, now: datetime, sink: FactSink, regimen: RegimenResult, warnings: list[str]
+    request: HookRequest,
+    now: datetime,
+    sink: FactSink,
+    regimen: RegimenResult,
+    warnings: list[str],
+    drafts: tuple[DraftDrug, ...],
 ) -> PatientRecord:
     return PatientRecord(
         hook=request.hook,
@@ -63,6 +71,7 @@ def _record(
         draft_orders=regimen.draft_orders,
         warnings=tuple(dict.fromkeys(warnings)),
         draft_parts=regimen.draft_parts,
+        drafts=drafts,
     )
 
 

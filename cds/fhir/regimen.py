@@ -94,8 +94,8 @@ class RegimenMapper:
         for key in selected:
             if key not in readable:
                 continue
-            request = self.index.required(key, read_request)
-            if product(self.index, key, request, self.imatinib).imatinib is not None:
+            request = self.index.read(key, read_request)  # strict for an imatinib draft (cds/fhir/draft_drugs.py)
+            if request is not None and product(self.index, key, request, self.imatinib).imatinib is not None:
                 found.append(request_therapy(self.index, key, request, self.imatinib))
         others = [k for k in self.index.request.context_draft_keys if k not in selected and k in readable]
         for key in others if found else ():

@@ -43,6 +43,8 @@ class MappingSettings:
     # policy.yaml parameters that read a severity (mild/moderate/severe, serious) as a CTCAE grade; a severity
     # without one is not a grade (the event is then reported as ungraded)
     severity_grades: Mapping[str, int] = field(default_factory=dict)
+    # value sets of drugs that interact with imatinib: a draft of one of them makes an order hook relevant
+    relevance_interacting_value_sets: tuple[str, ...] = ()
 
 
 SEVERITY_GRADE_PARAMETERS = (
@@ -115,6 +117,9 @@ def _read(raw: dict[str, Any], cg: dict[str, Any], severity_grades: Mapping[str,
         },
         comma_before_three_digits=_comma_rule(raw.get("number_format", {})),
         severity_grades=dict(severity_grades),
+        relevance_interacting_value_sets=tuple(
+            str(name) for name in (raw.get("relevance") or {}).get("interacting_value_sets", [])
+        ),
     )
 
 

@@ -75,6 +75,21 @@ class HookRequest:
     warnings: tuple[str, ...] = ()
 
 
+DraftKind = Literal["imatinib", "interacting", "unrelated", "no-medication", "unidentified", "not-a-medication"]
+
+
+@dataclass(frozen=True)
+class DraftDrug:
+    """What one draft order of context.draftOrders orders (for the relevance stage and the trace)."""
+
+    key: tuple[str, str]  # (resourceType, id)
+    order: str  # "MedicationRequest/<id>" as cards and the trace show it (an id that is not a FHIR id is not shown)
+    acted_on: bool  # on order-select: named in context.selections; on order-sign: every draft
+    kind: DraftKind  # "unidentified": it names a medication that cannot be read or found in the request
+    drug: str | None  # the medication as the request names it (a plain label), None when it names none
+    classes: tuple[str, ...] = ()  # the interacting value sets it is in (rules/mapping.yaml relevance)
+
+
 @dataclass(frozen=True)
 class PatientRecord:
     hook: str
@@ -90,6 +105,7 @@ class PatientRecord:
     draft_orders: tuple[Mapping[str, Any], ...]
     warnings: tuple[str, ...] = field(default=())
     draft_parts: tuple[str, ...] = ()  # each imatinib draft and its contribution to the regimen
+    drafts: tuple[DraftDrug, ...] = ()  # every draft order of this patient in the request, and what it orders
 
 
 def fact_values(record: PatientRecord) -> dict[str, FactValue]:

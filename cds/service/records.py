@@ -55,6 +55,7 @@ def decision_payload(
                 "dose_history": trace["dose_history"],
                 "pk": trace.get("pk"),
                 "warnings": trace["warnings"],
+                "relevance": trace.get("relevance"),  # why this hook shows these cards (cds/relevance.py)
                 "cards": outcome.cards,
             }
         )

@@ -127,12 +127,16 @@ def test_resources_of_another_patient_are_ignored() -> None:
     assert any("another patient" in w for w in record.warnings)
 
 
+# Sent as real clients send it, not valid R4 (the Sandbox's draft on screen load has no intent and no medication)
+NOT_R4 = {("order-select-sandbox-no-medication.json", "context.draftOrders.entry[0].resource")}
+
+
 def _all_resources() -> list[tuple[str, str, dict[str, Any]]]:
     out = []
     for path in sorted(EXAMPLES.glob("*.json")):
         request = parse_request(json.loads(path.read_text()))
         for key, raw in request.resources.items():
-            if key[0] in parse.MODELS:
+            if key[0] in parse.MODELS and (path.name, request.paths[key]) not in NOT_R4:
                 out.append((path.name, request.paths[key], dict(raw)))
     return out
 
