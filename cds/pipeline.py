@@ -146,9 +146,7 @@ class Pipeline:
             draft_orders=record.draft_orders,
             fact_lines=FactLines(record),
             pk_lines=pk.lines,
-            explain_url=(
-                self.explain_url(request.hook_instance, client) if self.explain_url and shown.cards else None
-            ),
+            explain_url=(self.explain_url(request.hook_instance, client) if self.explain_url and shown.cards else None),
         )
         cards = build_cards(shown, context)
         return Outcome(request, record, pk, decision, cards, tuple(extra_warnings), relevance)
