@@ -268,7 +268,9 @@ def review(
 
 def _pipeline() -> Pipeline:
     # a link like the service's (the token is a placeholder: the panel never opens it)
-    return Pipeline(explain_url=lambda hook_instance: f"https://cds.example/explain/{quote(hook_instance)}?token=x")
+    return Pipeline(
+        explain_url=lambda hook_instance, _client="": f"https://cds.example/explain/{quote(hook_instance)}?token=x"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

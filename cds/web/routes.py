@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -72,8 +72,21 @@ async def _recorded_decision(hook_instance: str, request: Request) -> dict[str, 
     return entry
 
 
-@router.get("/explain/{hook_instance}", include_in_schema=False)
-async def explain(hook_instance: str, request: Request) -> Response:
+PLOT_SUFFIX = "/plot.png"
+
+
+@router.get("/explain/{encoded:path}", include_in_schema=False)
+async def explain_or_plot(encoded: str, request: Request) -> Response:
+    """The page, or its plot under ``/plot.png``. The hookInstance is one percent-encoded path segment and may
+    itself hold "/" (even "x/plot.png"), so it is read from the undecoded path, not from the decoded route."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    segment = raw.decode("latin-1").split("?", 1)[0].removeprefix("/explain/")
+    if segment.endswith(PLOT_SUFFIX):
+        return await _plot(unquote(segment.removesuffix(PLOT_SUFFIX)), request)
+    return await _page(unquote(segment), request)
+
+
+async def _page(hook_instance: str, request: Request) -> Response:
     entry = await _recorded_decision(hook_instance, request)
     if isinstance(entry, Response):
         return entry
@@ -82,13 +95,12 @@ async def explain(hook_instance: str, request: Request) -> Response:
     feedback = await run_in_threadpool(state.audit.feedback_for, hook_instance, entry.get("client"))
     explanation = build_explanation(entry, state.pipeline.rule_set, total_entries=total, feedback=feedback)
     token = request.query_params["token"]
-    plot = f"{explain_path(hook_instance)}/plot.png?token={quote(token, safe='')}"
+    plot = f"{explain_path(hook_instance)}{PLOT_SUFFIX}?token={quote(token, safe='')}"
     plot_src = plot if explanation.plot_note is None else None
     return HTMLResponse(explanation_page(explanation, plot_src), headers=HEADERS)
 
 
-@router.get("/explain/{hook_instance}/plot.png", include_in_schema=False)
-async def explain_plot(hook_instance: str, request: Request) -> Response:
+async def _plot(hook_instance: str, request: Request) -> Response:
     entry = await _recorded_decision(hook_instance, request)
     if isinstance(entry, Response):
         return entry

@@ -75,7 +75,7 @@ def test_an_order_sign_of_unrelated_drugs_answers_no_cards(pipeline: Pipeline) -
         "(drafts: amoxicillin 500 MG Oral Capsule, levothyroxine sodium 0.05 MG Oral Tablet)"
     )
     assert relevance["dropped"] == [
-        {"rule": "IMA-TDMIND-007", "topic": "IMA-TDMIND-007", "because": "the request is not relevant"}
+        {"rule": "IMA-TDMIND-007", "topic": "monitoring", "because": "the request is not relevant"}
     ]
 
 
