@@ -66,7 +66,7 @@ def build_cards(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
     placed = slots(decision.cards)
     homes = _suggestion_homes(placed, decision)
     return [
-        prune(_card(slot, decision, ctx, titles, [kind for kind, home in homes.items() if home == index]))
+        prune(_card(slot, decision, ctx, titles, {k: label for k, (home, label) in homes.items() if home == index}))
         for index, slot in enumerate(placed)
     ]
 
@@ -85,11 +85,12 @@ def facts_behind(decision: Decision, rule_id: str) -> list[str]:
     return ordered
 
 
-def _suggestion_homes(placed: Sequence[Slot], decision: Decision) -> dict[str, int]:
-    """Which card carries each distinct action: the dose change or withhold on the dose card (else the first
-    card whose rules ask for it), the trough order on the first card that asks for one; never a trough order
-    while the composer withholds imatinib."""
-    wanted: dict[str, int] = {}
+def _suggestion_homes(placed: Sequence[Slot], decision: Decision) -> dict[str, tuple[int, str]]:
+    """Which card carries each distinct action, and the rule's label for it: the dose change or withhold on
+    the dose card (else the first card whose rules ask for it), the trough order on the first card that asks
+    for one (with that rule's label, which says when to draw it); never a trough order while the composer
+    withholds imatinib."""
+    wanted: dict[str, tuple[int, str]] = {}
     for index, slot in enumerate(placed):
         for topic in slot.topics:
             for spec in topic.specs:
@@ -97,10 +98,10 @@ def _suggestion_homes(placed: Sequence[Slot], decision: Decision) -> dict[str, i
                     kind = "dose" if template.action in DOSE_ACTIONS else template.action
                     if kind == "dose" and DOSE_ACTIONS[template.action] != decision.dose.action:
                         continue
-                    wanted.setdefault(kind, index)
+                    wanted.setdefault(kind, (index, template.label))
     if "dose" in wanted:
         dose_card = next((i for i, s in enumerate(placed) if any(t.code == "dose" for t in s.topics)), None)
-        wanted["dose"] = wanted["dose"] if dose_card is None else dose_card
+        wanted["dose"] = wanted["dose"] if dose_card is None else (dose_card, "")
     if decision.dose.action == "withhold":
         wanted.pop("order-level", None)
     wanted.pop("none", None)
@@ -108,11 +109,11 @@ def _suggestion_homes(placed: Sequence[Slot], decision: Decision) -> dict[str, i
 
 
 def _card(
-    slot: Slot, decision: Decision, ctx: CardContext, titles: dict[str, str], kinds: Sequence[str]
+    slot: Slot, decision: Decision, ctx: CardContext, titles: dict[str, str], kinds: Mapping[str, str]
 ) -> dict[str, Any]:
     topic, lead = slot.topic, slot.topic.lead
     card_id = str(uuid.uuid5(_NAMESPACE, f"{ctx.hook_instance}/{topic.code}"))
-    suggestions = [s for kind in kinds for s in _suggestion(kind, topic.code, decision, ctx)]
+    suggestions = [s for kind, label in kinds.items() for s in _suggestion(kind, label, topic.code, decision, ctx)]
     card: dict[str, Any] = {
         "uuid": card_id,
         "summary": lead.summary,
@@ -145,8 +146,10 @@ def _card(
 # --- suggestions ---------------------------------------------------------------------------------------------
 
 
-def _suggestion(kind: str, topic: str, decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
-    """The one suggestion for ``kind`` ("dose" or "order-level"), or none when there is nothing to act on."""
+def _suggestion(kind: str, rule_label: str, topic: str, decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
+    """The one suggestion for ``kind`` ("dose" or "order-level"), or none when there is nothing to act on. A dose
+    suggestion's label is the resulting regimen (rules' labels such as "Start at 50%" may contradict the dose
+    the composer chose from several rules); a trough order keeps the rule's label (when to draw it)."""
     dose = decision.dose
     drafts = [o for o in ctx.draft_orders if o.get("id")]
     label, actions = "", []
@@ -182,7 +185,7 @@ def _suggestion(kind: str, topic: str, decision: Decision, ctx: CardContext) -> 
             for o in drafts
         ]
     elif kind == "order-level":
-        label = "Order an imatinib trough level (draw just before the next dose)"
+        label = rule_label
         order_id = str(uuid.uuid5(_NAMESPACE, f"{ctx.hook_instance}/{topic}/order-level/resource"))
         actions = [
             {

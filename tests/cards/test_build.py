@@ -134,7 +134,7 @@ def test_beyond_three_topics_fold_into_the_last_card_with_their_suggestions() ->
     last = cards[2]
     assert last["source"]["topic"]["code"] == "interaction"
     assert "- **Also:** R-4 finding" in last["detail"] and "- **Also:** R-5 finding" in last["detail"]
-    assert labels(cards) == ["Order an imatinib trough level (draw just before the next dose)"]
+    assert labels(cards) == ["Order an imatinib trough level"]
     assert last["suggestions"][0]["actions"][0]["type"] == "create"
     assert placement(decision(*specs).cards)["R-5"] == "interaction"
 
@@ -178,9 +178,11 @@ def test_withholding_removes_the_drafts_and_orders_no_trough() -> None:
 
 
 def test_one_trough_order_per_response_however_many_topics_ask() -> None:
-    specs = [spec("R-1", "monitoring", suggestions=(LEVEL,)), spec("R-2", "level", "warning", suggestions=(LEVEL,))]
+    later = Suggestion("Order an imatinib trough from day 8", "order-level")
+    specs = [spec("R-1", "monitoring", suggestions=(LEVEL,)), spec("R-2", "level", "warning", suggestions=(later,))]
     cards = build_cards(decision(*specs), context())
-    assert len(labels(cards)) == 1 and "suggestions" in cards[0] and cards[0]["source"]["topic"]["code"] == "level"
+    assert labels(cards) == [later.label]  # the label of the rule on the first card says when to draw it
+    assert "suggestions" in cards[0] and cards[0]["source"]["topic"]["code"] == "level"
 
 
 def test_a_dose_suggestion_needs_the_composer_to_agree_and_a_draft() -> None:
