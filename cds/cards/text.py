@@ -18,6 +18,7 @@ MAX_DETAIL_LINES = 15  # issue 14: a card is read in seconds; the rest is behind
 _REFERENCE_FILE = re.compile(r"\b(clinical-rules|pk|cds-hooks)\.md\b")
 _SOURCE_CODE = re.compile(r"\s*\[S\d+\]|\s*\(V\s*\)")
 _CITATION_MAX = 80
+MAX_CITATIONS = 4
 _DANGLING = re.compile(r"([\s,;:/-]|\s(and|or|in))+$")  # what cutting a section number off leaves
 # UCUM canonical units as people read them
 _UNITS = {"10*9/L": "x10^9/L", "a": "years", "d": "days", "m2": "m2", "1": "", "{ratio}": ""}
@@ -56,15 +57,16 @@ def readable_time(when: datetime, zone: ZoneInfo) -> str:
     return text if zone.key == "UTC" else f"{text} {local.tzname()}"
 
 
-def short_citations(evidence: Iterable[Evidence]) -> list[str]:
+def short_citations(evidence: Iterable[Evidence], limit: int = MAX_CITATIONS) -> list[str]:
     """Citation texts shortened for a card, without section signs, reference-file names or evidence notes;
-    a citation that is only this project's reference ("clinical-rules.md §9.1 ...") reads "Local policy"."""
+    a citation that is only this project's reference ("clinical-rules.md §9.1 ...") reads "Local policy".
+    Each source once, at most ``limit`` (all of them are on the explanation page)."""
     found: list[str] = []
     for item in evidence:
-        text = short_citation(item.citation)
-        if text and text not in found:
-            found.append(text)
-    return found
+        for part in short_citation(item.citation).split("; "):
+            if part and part not in found:
+                found.append(part)
+    return found[:limit]
 
 
 def short_citation(citation: str) -> str:
