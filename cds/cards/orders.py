@@ -65,7 +65,7 @@ def rewrite_dose(order: Mapping[str, Any], daily_mg: float, interval_h: int) -> 
     product = updated.get("medicationCodeableConcept")
     if isinstance(product, dict):
         name = plan.tablet["display"] if plan.tablet else f"imatinib {plan.strength} MG Oral Tablet"
-        product["text"] = f"{name}: {plan.regimen}"
+        product["text"] = f"{name} - {plan.regimen}"
     updated["dosageInstruction"] = [
         {
             "text": f"{plan.regimen}, with a meal and a large glass of water",
