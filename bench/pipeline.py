@@ -42,7 +42,7 @@ def stage_times(pipeline: Pipeline, raw: bytes) -> list[float]:
     marks.append(time.perf_counter())
     decision = pipeline.engine.evaluate({**fact_values(record), **pk.facts}, request.hook)
     marks.append(time.perf_counter())
-    context = CardContext(request.hook_instance, request.patient_id, record.draft_orders, {}, pk.lines, None)
+    context = CardContext(request.hook_instance, request.patient_id, record.draft_orders)
     build_cards(decision, context)
     marks.append(time.perf_counter())
     return [b - a for a, b in zip(marks, marks[1:], strict=False)]

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from cds.cards import CardContext, build_cards
+from cds.cards.build import RecordedFact
+from cds.cards.settings import display_zone
 from cds.engine.decision import Decision
 from cds.engine.evaluate import RuleEngine
-from cds.engine.render import format_value
 from cds.engine.ruleset import RuleSet, load_rules
 from cds.errors import EngineError, InvalidInput, RuleError
 from cds.fhir import HookRequest, PatientRecord, extract_record, fact_values, parse_request
@@ -119,6 +120,7 @@ class Pipeline:
         self.settings = load_settings(rules_dir / "mapping.yaml")
         self.terminology = load_terminology(rules_dir / "terminology")
         self.explain_url = explain_url
+        self.display_zone = display_zone(rules_dir / "mapping.yaml")
         self._rule_derived = frozenset(d.fact for rule in self.rule_set.rules for d in rule.derive)
         level_recency_days(self.rule_set.policy)  # the relevance stage's parameter: fail at start, not per call
         missing = [n for n in self.settings.relevance_interacting_value_sets if n not in self.terminology.value_sets]
@@ -144,9 +146,10 @@ class Pipeline:
             hook_instance=client_scoped(request.hook_instance, client),
             patient_id=request.patient_id,
             draft_orders=record.draft_orders,
-            fact_lines=FactLines(record),
-            pk_lines=pk.lines,
+            recorded=RecordedFacts(record),
             explain_url=(self.explain_url(request.hook_instance, client) if self.explain_url and shown.cards else None),
+            vocabulary=self.rule_set.vocabulary,
+            display_zone=self.display_zone,
         )
         cards = build_cards(shown, context)
         return Outcome(request, record, pk, decision, cards, tuple(extra_warnings), relevance)
@@ -169,17 +172,16 @@ class Pipeline:
             raise EngineError(f"facts that only rules may derive were given as input: {', '.join(leaked)}")
 
 
-class FactLines(Mapping[str, str]):
-    """fact -> "value unit (sources)", formatted only for the facts a card shows (most calls show few)."""
+class RecordedFacts(Mapping[str, RecordedFact]):
+    """fact -> value, unit and newest source time, made only for the facts a card shows (most calls show few)."""
 
     def __init__(self, record: PatientRecord) -> None:
         self._facts = record.facts
 
-    def __getitem__(self, name: str) -> str:
+    def __getitem__(self, name: str) -> RecordedFact:
         fact = self._facts[name]
-        unit = f" {fact.unit}" if fact.unit and fact.unit != "1" else ""
-        source = "; ".join(str(s) for s in fact.sources)
-        return f"{format_value(fact.value)}{unit}" + (f" ({source})" if source else "")
+        times = [s.effective for s in fact.sources if s.effective is not None]
+        return RecordedFact(fact.value, fact.unit, max(times) if times else None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._facts)

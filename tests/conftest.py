@@ -3,12 +3,14 @@ from __future__ import annotations
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cds.cards.topics import placement
 from cds.engine.evaluate import RuleEngine
 from cds.engine.ruleset import RuleSet, load_rules
-from cds.pipeline import EXAMPLES_EVALUATION_TIME
+from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,3 +56,11 @@ def make_rules_root(tmp_path: Path, *rule_files: Path | tuple[str, str]) -> Path
             name, text = item
             (tmp_path / "imatinib" / name).write_text(text, encoding="utf-8")
     return tmp_path
+
+
+def card_of_rule(outcome: Outcome, rule_id: str) -> dict[str, Any]:
+    """The card that shows ``rule_id``'s finding: its topic's card, or the last card when that topic was folded
+    into it (cards are per topic, not per rule)."""
+    topic = placement(outcome.decision.cards)[rule_id]
+    (card,) = [c for c in outcome.cards if c["source"]["topic"]["code"] == topic]
+    return card

@@ -1,7 +1,12 @@
-"""Decision -> CDS Hooks 2.0 cards: one card per fired rule that has a card template.
+"""Decision -> CDS Hooks 2.0 cards: one card per clinical problem (topic), at most three, short enough to read.
 
-Every card and suggestion has a uuid (uuid5 of the hookInstance and rule, so a replayed decision keeps its
-ids); suggestions that change the order carry the whole rewritten resource; nothing null or empty is sent.
+Each card leads with the summary and template text of its most severe rule; the other rules on its topic add a
+line each, the key facts a short list, the sources one line. The full fact table, how the dose was composed,
+evidence notes and rule ids are on the explanation page behind the card's link.
+
+Suggestions: the composer's one dose recommendation (on the dose card) and at most one trough order (none while
+imatinib is withheld); each states what it does. Card and suggestion uuids are uuid5 of the hookInstance, the
+topic and the action, so a replayed decision keeps its ids. Nothing null or empty is sent.
 """
 
 from __future__ import annotations
@@ -9,13 +14,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from cds.cards.orders import rewrite_dose, trough_level_order
-from cds.engine.decision import CardSpec, Decision
-from cds.engine.render import format_value
+from cds.cards.orders import dose_plan, rewrite_dose, trough_level_order
+from cds.cards.text import KeyFact, Section, fit, reflow, short_citations
+from cds.cards.topics import TOPIC_ORDER, Slot, Topic, display, slots
+from cds.engine.conditions import CENSOR_SUFFIX, FactValue
+from cds.engine.decision import Decision
+from cds.engine.render import CENSOR_SIGN, format_value
+from cds.engine.vocabulary import Vocabulary
+from cds.fhir.request_text import plain_label
 
-TOPIC_SYSTEM = "https://imatinib-cds.example/rules"
+TOPIC_SYSTEM = "https://imatinib-cds.example/CodeSystem/card-topic"
+RULE_SYSTEM = "https://imatinib-cds.example/rules"  # a topic that is still a rule id (rule names no topic yet)
 OVERRIDE_SYSTEM = "https://imatinib-cds.example/CodeSystem/override-reason"
 OVERRIDE_REASONS = (
     ("clinical-judgement", "Clinical judgement: advice does not apply to this patient"),
@@ -23,24 +36,38 @@ OVERRIDE_REASONS = (
     ("already-addressed", "Already addressed in the plan of care"),
     ("patient-preference", "Patient preference after discussion"),
 )
+MAX_KEY_FACTS = 4
+DOSE_ACTIONS = {"apply-dose": "change", "withhold": "withhold"}  # suggestion template -> composer action
 _NAMESPACE = uuid.UUID("6f1e2b0c-9a57-4c1e-8d2f-3b7a5e4c9d10")
 
 
 @dataclass(frozen=True)
+class RecordedFact:
+    """A fact as read from the request: its value, canonical unit and the time of its newest source."""
+
+    value: FactValue
+    unit: str | None = None
+    when: datetime | None = None
+
+
+@dataclass(frozen=True)
 class CardContext:
-    hook_instance: str
+    hook_instance: str  # the audit-anchor work feeds a client-scoped key here; ids derive from it
     patient_id: str | None
     draft_orders: Sequence[Mapping[str, Any]] = ()
-    fact_lines: Mapping[str, str] = field(default_factory=dict)  # fact -> "value unit (source, date)"
-    pk_lines: Sequence[str] = ()
+    recorded: Mapping[str, RecordedFact] = field(default_factory=dict)  # facts read from the request
     explain_url: str | None = None
+    vocabulary: Vocabulary | None = None  # fact labels and units
+    display_zone: str = "UTC"  # time zone of the dates on cards
 
 
 def build_cards(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
     titles = {f.rule_id: f.title for f in decision.fired}
+    placed = slots(decision.cards)
+    homes = _suggestion_homes(placed, decision)
     return [
-        prune(_card(spec, titles[spec.rule_id], facts_behind(decision, spec.rule_id), decision, ctx))
-        for spec in decision.cards
+        prune(_card(slot, decision, ctx, titles, {k: label for k, (home, label) in homes.items() if home == index}))
+        for index, slot in enumerate(placed)
     ]
 
 
@@ -58,18 +85,48 @@ def facts_behind(decision: Decision, rule_id: str) -> list[str]:
     return ordered
 
 
-def _card(spec: CardSpec, title: str, facts: list[str], decision: Decision, ctx: CardContext) -> dict[str, Any]:
-    card_id = str(uuid.uuid5(_NAMESPACE, f"{ctx.hook_instance}/{spec.rule_id}"))
-    suggestions = _suggestions(spec, decision, ctx, card_id)
+def _suggestion_homes(placed: Sequence[Slot], decision: Decision) -> dict[str, tuple[int, str]]:
+    """Which card carries each distinct action, and the rule's label for it: the dose change or withhold on
+    the dose card (else the first card whose rules ask for it), the trough order on the first card that asks
+    for one (with that rule's label, which says when to draw it); never a trough order while the composer
+    withholds imatinib."""
+    wanted: dict[str, tuple[int, str]] = {}
+    for index, slot in enumerate(placed):
+        for topic in slot.topics:
+            for spec in topic.specs:
+                for template in spec.suggestions:
+                    kind = "dose" if template.action in DOSE_ACTIONS else template.action
+                    if kind == "dose" and DOSE_ACTIONS[template.action] != decision.dose.action:
+                        continue
+                    wanted.setdefault(kind, (index, template.label))
+    if "dose" in wanted:
+        dose_card = next((i for i, s in enumerate(placed) if any(t.code == "dose" for t in s.topics)), None)
+        wanted["dose"] = wanted["dose"] if dose_card is None else (dose_card, "")
+    if decision.dose.action == "withhold":
+        wanted.pop("order-level", None)
+    wanted.pop("none", None)
+    return wanted
+
+
+def _card(
+    slot: Slot, decision: Decision, ctx: CardContext, titles: dict[str, str], kinds: Mapping[str, str]
+) -> dict[str, Any]:
+    topic, lead = slot.topic, slot.topic.lead
+    card_id = str(uuid.uuid5(_NAMESPACE, f"{ctx.hook_instance}/{topic.code}"))
+    suggestions = [s for kind, label in kinds.items() for s in _suggestion(kind, label, topic.code, decision, ctx)]
     card: dict[str, Any] = {
         "uuid": card_id,
-        "summary": spec.summary,
-        "indicator": spec.indicator,
-        "detail": _detail(spec, facts, decision, ctx, bool(suggestions)),
+        "summary": lead.summary,
+        "indicator": lead.indicator,
+        "detail": _detail(slot, decision, ctx, "dose" in kinds or topic.code == "dose"),
         "source": {
-            "label": f"imatinib-cds ({spec.ruleset_id} rules {spec.ruleset_version})",
-            "url": next((e.url for e in spec.evidence if e.url), None),
-            "topic": {"system": TOPIC_SYSTEM, "code": spec.rule_id, "display": title},
+            "label": f"imatinib-cds ({lead.ruleset_id} rules {lead.ruleset_version})",
+            "url": next((e.url for e in lead.evidence if e.url), None),
+            "topic": {
+                "system": TOPIC_SYSTEM if topic.code in TOPIC_ORDER else RULE_SYSTEM,
+                "code": topic.code,
+                "display": display(topic.code, titles),
+            },
         },
         "suggestions": suggestions,
         "selectionBehavior": "at-most-one" if suggestions else None,
@@ -78,7 +135,7 @@ def _card(spec: CardSpec, title: str, facts: list[str], decision: Decision, ctx:
     if ctx.explain_url:
         card["links"] = [
             {
-                "label": "Why this advice (explanation and concentration plot)",
+                "label": "Why this advice (facts, dose steps, evidence, concentration plot)",
                 "url": ctx.explain_url,
                 "type": "absolute",
             }
@@ -86,46 +143,40 @@ def _card(spec: CardSpec, title: str, facts: list[str], decision: Decision, ctx:
     return card
 
 
-def _suggestions(spec: CardSpec, decision: Decision, ctx: CardContext, card_id: str) -> list[dict[str, Any]]:
-    found = []
-    for template in spec.suggestions:
-        actions = _actions(template.action, decision, ctx, card_id)
-        if actions:
-            found.append(
-                {
-                    "label": template.label,
-                    "uuid": str(uuid.uuid5(_NAMESPACE, f"{card_id}/{template.label}")),
-                    "actions": actions,
-                }
-            )
-    return found
+# --- suggestions ---------------------------------------------------------------------------------------------
 
 
-def _actions(kind: str, decision: Decision, ctx: CardContext, card_id: str) -> list[dict[str, Any]]:
+def _suggestion(kind: str, rule_label: str, topic: str, decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
+    """The one suggestion for ``kind`` ("dose" or "order-level"), or none when there is nothing to act on. A dose
+    suggestion's label is the resulting regimen (rules' labels such as "Start at 50%" may contradict the dose
+    the composer chose from several rules); a trough order keeps the rule's label (when to draw it)."""
     dose = decision.dose
     drafts = [o for o in ctx.draft_orders if o.get("id")]
-    if kind == "apply-dose" and dose.action == "change" and dose.daily_mg and dose.interval_h and drafts:
+    label, actions = "", []
+    if kind == "dose" and dose.action == "change" and dose.daily_mg and dose.interval_h and drafts:
         # The drafts together are the regimen: rewrite the first to the whole new dose and remove the others, so
         # that accepting gives exactly the suggested regimen (deletes are processed before updates).
-        what = f"{format_value(dose.daily_mg)} mg/day" + (" as twice-daily doses" if dose.interval_h == 12 else "")
         first, others = drafts[0], drafts[1:]
-        return [
+        regimen = dose_plan(first, dose.daily_mg, dose.interval_h).regimen
+        label = f"Change to {regimen}"
+        actions = [
             *(
                 {
                     "type": "delete",
-                    "description": f"Remove draft imatinib order {o['id']}: the updated order carries the whole dose",
+                    "description": "Remove this draft imatinib order: the updated order carries the whole dose",
                     "resourceId": f"MedicationRequest/{o['id']}",
                 }
                 for o in others
             ),
             {
                 "type": "update",
-                "description": f"Change the draft imatinib order to {what}",
+                "description": f"Change the draft imatinib order to {regimen}",
                 "resource": rewrite_dose(first, dose.daily_mg, dose.interval_h),
             },
         ]
-    if kind == "withhold" and dose.action == "withhold":
-        return [
+    elif kind == "dose" and dose.action == "withhold" and drafts:
+        label = "Withhold imatinib: remove the draft order" + ("s" if len(drafts) > 1 else "")
+        actions = [
             {
                 "type": "delete",
                 "description": "Withhold imatinib: remove the draft imatinib order",
@@ -133,41 +184,90 @@ def _actions(kind: str, decision: Decision, ctx: CardContext, card_id: str) -> l
             }
             for o in drafts
         ]
-    if kind == "order-level":
-        order_id = str(uuid.uuid5(_NAMESPACE, f"{card_id}/level"))
-        return [
+    elif kind == "order-level":
+        label = rule_label
+        order_id = str(uuid.uuid5(_NAMESPACE, f"{ctx.hook_instance}/{topic}/order-level/resource"))
+        actions = [
             {
                 "type": "create",
                 "description": "Order an imatinib trough level",
                 "resource": trough_level_order(ctx.patient_id, order_id),
             }
         ]
-    return []
+    if not actions:
+        return []
+    suggestion_id = str(uuid.uuid5(_NAMESPACE, f"{ctx.hook_instance}/{topic}/{kind}"))
+    return [{"label": label, "uuid": suggestion_id, "actions": actions}]
 
 
-def _detail(spec: CardSpec, facts: list[str], decision: Decision, ctx: CardContext, actionable: bool) -> str:
-    parts = [spec.detail.strip()]
-    if actionable and decision.dose.action in ("change", "withhold"):
-        parts.append("**How the dose was composed**\n\n" + "\n".join(f"- {s.text}" for s in decision.dose.steps))
-    rows = [f"| {name} | {ctx.fact_lines.get(name, _value(decision, name))} |" for name in facts]
-    if rows:
-        parts.append("**Facts used**\n\n| fact | value (source, date) |\n|---|---|\n" + "\n".join(rows))
-    if ctx.pk_lines and any(name.startswith(("pk.", "tdm.", "level.")) for name in facts):
-        parts.append("**PK estimate**\n\n" + "\n".join(f"- {line}" for line in ctx.pk_lines))
-    evidence = [
-        f"- {e.citation} ({e.level})" + (f" <{e.url}>" if e.url else "") + (f". {e.note}" if e.note else "")
-        for e in spec.evidence
+# --- detail --------------------------------------------------------------------------------------------------
+
+
+def _detail(slot: Slot, decision: Decision, ctx: CardContext, dose_card: bool) -> str:
+    """At most 15 lines: the lead rule's text, the topic's other findings, the dose, key facts, sources, and
+    one "Also" line per folded topic. Over budget, key facts go first, then other findings, then later
+    paragraphs of the text; the dose, sources and "Also" lines stay."""
+    topic = slot.topic
+    text = reflow(topic.lead.detail)
+    first_paragraph = text.index("") if "" in text else len(text)
+    findings = [f"- {spec.summary}" for spec in topic.others]
+    dose_line = _dose_line(decision, ctx)
+    dose = [dose_line] if dose_card and dose_line else []
+    facts = _key_facts(topic, decision, ctx)
+    citations = short_citations(e for s in topic.specs for e in s.evidence)
+    also = [f"- **Also:** {t.lead.summary}" for t in slot.folded]
+    sections = [
+        Section(text, keep=first_paragraph, drop_rank=2),
+        Section(findings, keep=min(len(findings), 1), drop_rank=1),
+        Section(dose, keep=len(dose)),
+        Section(["**Key facts**", *facts] if facts else [], keep=0, drop_rank=0),
+        Section([f"**Sources:** {'; '.join(citations)}"] if citations else [], keep=1),
+        Section(also, keep=len(also)),
     ]
-    parts.append("**Evidence**\n\n" + "\n".join(evidence))
-    parts.append(f"Rule {spec.rule_id}, {spec.ruleset_id} rules version {spec.ruleset_version}.")
-    return "\n\n".join(p for p in parts if p)
+    return fit(sections)
 
 
-def _value(decision: Decision, name: str) -> str:
+def _dose_line(decision: Decision, ctx: CardContext) -> str:
+    dose = decision.dose
+    first = next((o for o in ctx.draft_orders if o.get("id")), None)
+    if dose.action == "withhold":
+        return "**Recommended:** withhold imatinib."
+    if dose.action == "change" and dose.daily_mg and dose.interval_h:
+        return f"**Recommended dose:** {dose_plan(first, dose.daily_mg, dose.interval_h).regimen}."
+    return ""
+
+
+def _key_facts(topic: Topic, decision: Decision, ctx: CardContext) -> list[str]:
+    """The labelled facts the topic's rules read (then unlabelled ones read from the request), at most four."""
+    names: list[str] = []
+    for rule_id in topic.rule_ids:
+        names.extend(n for n in facts_behind(decision, rule_id) if n not in names)
+    vocabulary = ctx.vocabulary
+    shown = [n for n in names if _showable(n, decision)]
+    labelled = [n for n in shown if vocabulary is not None and n in vocabulary and vocabulary[n].label]
+    others = [n for n in shown if n not in labelled and n in ctx.recorded]
+    zone = ZoneInfo(ctx.display_zone)
+    return [f"- {_key_fact(n, decision, ctx).line(zone)}" for n in [*labelled, *others][:MAX_KEY_FACTS]]
+
+
+def _showable(name: str, decision: Decision) -> bool:
     value = decision.facts.get(name)
-    if value is None:
-        return "not recorded"
-    return format_value(value) + (" (derived by the rules)" if name in decision.derived else "")
+    if value is None or isinstance(value, bool) or name.endswith(CENSOR_SUFFIX) or name in decision.derived:
+        return False
+    return not isinstance(value, str) or len(value) <= 40  # long texts (order compositions) are in the template
+
+
+def _key_fact(name: str, decision: Decision, ctx: CardContext) -> KeyFact:
+    vocabulary = ctx.vocabulary
+    spec = vocabulary[name] if vocabulary is not None and name in vocabulary else None
+    label = spec.display_name if spec is not None else "Value"
+    value = decision.facts[name]
+    recorded = ctx.recorded.get(name)
+    side = decision.facts.get(name + CENSOR_SUFFIX)
+    # strings may have come from the request: plain_label leaves nothing markdown or HTML could read as markup
+    shown = plain_label(value) if isinstance(value, str) else CENSOR_SIGN.get(str(side), "") + format_value(value)
+    unit = (recorded.unit if recorded is not None else None) or (spec.unit if spec is not None else None)
+    return KeyFact(label, shown, unit if not isinstance(value, str) else None, recorded.when if recorded else None)
 
 
 def prune(value: Any) -> Any:

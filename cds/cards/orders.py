@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cds.engine.render import format_value
@@ -17,27 +18,60 @@ TABLET_100 = {"system": RXNORM, "code": "403878", "display": "imatinib 100 MG Or
 IMATINIB_LEVEL = {"system": LOINC, "code": "57844-3", "display": "Imatinib [Mass/volume] in Serum or Plasma"}
 
 
+@dataclass(frozen=True)
+class DosePlan:
+    """A daily dose as it is given: mg per dose, doses a day, and the tablets each dose is made of."""
+
+    daily_mg: float
+    per_dose: float
+    per_day: int
+    tablets: int
+    strength: int
+    tablet: dict[str, str] | None  # the product to write on the order (None: keep the ordered one)
+
+    @property
+    def regimen(self) -> str:
+        """ "300 mg once daily: 3 x 100 mg tablets" (twice daily also names the daily total)."""
+        plural = "s" if self.tablets > 1 else ""
+        tablets = f"{self.tablets} x {self.strength} mg tablet{plural}"
+        if self.per_day == 1:
+            return f"{format_value(self.per_dose)} mg once daily: {tablets}"
+        return (
+            f"{format_value(self.per_dose)} mg twice daily ({format_value(self.daily_mg)} mg/day): {tablets} per dose"
+        )
+
+
+def dose_plan(order: Mapping[str, Any] | None, daily_mg: float, interval_h: int) -> DosePlan:
+    """How ``daily_mg`` is given with the ordered tablet when it is a whole number of it, else 400 or 100 mg."""
+    per_dose = daily_mg * interval_h / 24
+    per_dose = int(per_dose) if float(per_dose).is_integer() else per_dose
+    strength, tablet = _tablet(order or {}, per_dose)
+    return DosePlan(daily_mg, per_dose, 24 // interval_h, int(per_dose // strength), strength, tablet)
+
+
 def rewrite_dose(order: Mapping[str, Any], daily_mg: float, interval_h: int) -> dict[str, Any]:
     """The whole draft MedicationRequest with the new dose and frequency; everything else kept as it was.
 
-    The ordered tablet is kept when the new dose is a whole number of it (a client that applies only part of
-    the suggestion then cannot turn "2 tablets" of another strength into another dose), and so are the start
-    date (boundsPeriod/boundsDuration) and, while the doses a day do not change, the clock times."""
-    per_dose = daily_mg * interval_h / 24
-    per_dose = int(per_dose) if float(per_dose).is_integer() else per_dose
-    per_day = 24 // interval_h
-    strength, tablet = _tablet(order, per_dose)
-    tablets = int(per_dose // strength)
+    The ordered tablet is kept when the new dose is a whole number of it, and the whole regimen is written in
+    medicationCodeableConcept.text and dosageInstruction.text: a client that applies only part of the
+    suggestion (the CDS Hooks Sandbox swaps only medicationCodeableConcept) then cannot turn "2 tablets" of
+    another strength into another dose without the regimen in words. The start date (boundsPeriod/
+    boundsDuration) and, while the doses a day do not change, the clock times are kept."""
+    plan = dose_plan(order, daily_mg, interval_h)
     updated = copy.deepcopy(dict(order))
-    if tablet is not None:
+    if plan.tablet is not None:
         updated.pop("medicationReference", None)
-        updated["medicationCodeableConcept"] = {"coding": [dict(tablet)], "text": tablet["display"]}
+        updated["medicationCodeableConcept"] = {"coding": [dict(plan.tablet)]}
+    product = updated.get("medicationCodeableConcept")
+    if isinstance(product, dict):
+        name = plan.tablet["display"] if plan.tablet else f"imatinib {plan.strength} MG Oral Tablet"
+        product["text"] = f"{name} - {plan.regimen}"
     updated["dosageInstruction"] = [
         {
-            "text": _dose_text(per_dose, per_day, tablets, strength),
-            "timing": {"repeat": _repeat(order, per_day)},
+            "text": f"{plan.regimen}, with a meal and a large glass of water",
+            "timing": {"repeat": _repeat(order, plan.per_day)},
             "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}]},
-            "doseAndRate": [{"doseQuantity": {"value": per_dose, "unit": "mg", "system": UCUM, "code": "mg"}}],
+            "doseAndRate": [{"doseQuantity": {"value": plan.per_dose, "unit": "mg", "system": UCUM, "code": "mg"}}],
         }
     ]
     return updated
@@ -69,13 +103,6 @@ def _repeat(order: Mapping[str, Any], per_day: int) -> dict[str, Any]:
     if isinstance(times, list) and len(times) == per_day:
         repeat["timeOfDay"] = list(times)
     return repeat
-
-
-def _dose_text(per_dose: float, per_day: int, tablets: int, strength: int) -> str:
-    how_often = "once daily" if per_day == 1 else "twice daily"
-    plural = "s" if tablets > 1 else ""
-    tablets_text = f"{tablets} x {strength} mg tablet{plural}"
-    return f"{format_value(per_dose)} mg {how_often} ({tablets_text}) with a meal and a large glass of water"
 
 
 def trough_level_order(patient_id: str | None, order_id: str) -> dict[str, Any]:

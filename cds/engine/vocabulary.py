@@ -35,6 +35,15 @@ class FactSpec:
     derived: bool = False
     molar_mass_g_mol: float | None = None
     censorable: bool = False  # may arrive as a bound ("<0.10"); its companion ``<name>_censored`` says the side
+    label: str | None = None  # what a card calls it ("Creatinine clearance"); facts.yaml `labels:`
+
+    @property
+    def display_name(self) -> str:
+        """The label, else the first words of the description (never the internal name)."""
+        if self.label:
+            return self.label
+        words = re.split(r"[(:;,]| that | which | from ", self.description, maxsplit=1)[0].split()
+        return " ".join(words[:6]) or "value"
 
     def accepts(self, value: object) -> bool:
         """Whether ``value`` has this fact's type and lies in its plausible range or value list."""
@@ -74,6 +83,7 @@ def load_vocabulary(path: Path) -> Vocabulary:
         raise RuleError(f"{path}: expected a mapping with a 'facts' mapping")
     specs = {name: _fact_spec(path, name, body) for name, body in raw["facts"].items()}
     specs |= _censoring(path, specs, raw.get("censorable", []))
+    specs |= _labels(path, specs, raw.get("labels") or {})
     _check_prefixes(path, specs)
     return Vocabulary(specs)
 
@@ -124,6 +134,20 @@ def _censoring(path: Path, specs: dict[str, FactSpec], names: Any) -> dict[str, 
         found[name] = replace(spec, censorable=True)
         description = f"{name} was reported only as a bound: the true value lies on this side of it"
         found[companion] = FactSpec(companion, "code", description, values=CENSOR_SIDES, derived=spec.derived)
+    return found
+
+
+def _labels(path: Path, specs: dict[str, FactSpec], labels: Any) -> dict[str, FactSpec]:
+    """The `labels:` block: fact -> the short human name cards show for it."""
+    if not isinstance(labels, dict):
+        raise RuleError(f"{path}: 'labels' must map fact names to short labels")
+    found: dict[str, FactSpec] = {}
+    for name, label in labels.items():
+        if name not in specs:
+            raise RuleError(f"{path}: label for {name!r}, which is not a fact of this vocabulary")
+        if not isinstance(label, str) or not label.strip() or len(label) > 60:
+            raise RuleError(f"{path}: the label of {name!r} must be text of at most 60 characters")
+        found[name] = replace(specs[name], label=label.strip())
     return found
 
 

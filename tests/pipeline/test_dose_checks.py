@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
+from tests.conftest import card_of_rule
 from tests.pipeline.dose_variants import entries, load, set_dose, set_lab
 
 DRAFT = "MedicationRequest/rx-ima-new"
@@ -36,7 +37,7 @@ def chronic_phase_start(daily_mg: float, per_day: int = 1) -> dict[str, Any]:
 
 
 def cards_by_rule(outcome: Outcome) -> dict[str, dict[str, Any]]:
-    return {c["source"]["topic"]["code"]: c for c in outcome.cards}
+    return {spec.rule_id: card_of_rule(outcome, spec.rule_id) for spec in outcome.decision.cards}
 
 
 @pytest.mark.parametrize(
@@ -58,12 +59,16 @@ def test_ordered_doses_outside_the_range_get_a_card_naming_the_order(
     pipeline: Pipeline, daily_mg: float, per_day: int, critical: set[str], warning: set[str]
 ) -> None:
     outcome = pipeline.run(chronic_phase_start(daily_mg, per_day), now=EXAMPLES_EVALUATION_TIME)
+    specs = {s.rule_id: s for s in outcome.decision.cards}
+    checks = {rid for rid in specs if rid.startswith("IMA-DOSE-0")}
+    assert {rid for rid in checks if specs[rid].indicator == "critical"} == critical
+    assert {rid for rid in checks if specs[rid].indicator == "warning"} == warning
     cards = cards_by_rule(outcome)
-    checks = {rid for rid in cards if rid.startswith("IMA-DOSE-0")}
-    assert {rid for rid in checks if cards[rid]["indicator"] == "critical"} == critical
-    assert {rid for rid in checks if cards[rid]["indicator"] == "warning"} == warning
+    sources = outcome.trace()["sources"]
     for rid in critical | warning:
-        assert DRAFT in cards[rid]["detail"], f"{rid} names the draft order in its facts"
+        assert specs[rid].summary in cards[rid]["summary"] + cards[rid].get("detail", ""), f"{rid} is shown"
+        # the order behind the dose is on the explanation page (the facts the rule used and their sources)
+        assert any(DRAFT in s for found in sources.values() for s in found)
 
 
 def renal_variant(example: str, creatinine: float, level: float | None = None) -> dict[str, Any]:

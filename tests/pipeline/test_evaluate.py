@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from cds.cards.schema import request_schema, response_schema
 from cds.cli.main import main
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
-from tests.conftest import ROOT
+from tests.conftest import ROOT, card_of_rule
 
 EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
 NOW = "2026-11-25T12:00:00Z"
@@ -83,11 +83,14 @@ def test_a_non_imatinib_order_gets_no_cards(outcomes: dict[str, Outcome]) -> Non
 def test_moderate_renal_new_start_suggests_half_the_dose(outcomes: dict[str, Outcome]) -> None:
     outcome = outcomes["order-sign-new-start-moderate-renal.json"]
     assert (outcome.decision.dose.action, outcome.decision.dose.daily_mg) == ("change", 200)
-    (card,) = [c for c in outcome.cards if c["source"]["topic"]["code"] == "IMA-RENAL-020"]
-    (action,) = card["suggestions"][0]["actions"]
+    card = card_of_rule(outcome, "IMA-RENAL-020")
+    (suggestion,) = card["suggestions"]
+    (action,) = suggestion["actions"]
+    assert suggestion["label"] == "Change to 200 mg once daily: 2 x 100 mg tablets"
     assert action["type"] == "update" and action["resource"]["id"] == "rx-ima-new"
     assert action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 200
-    assert "renal.crcl" in card["detail"]  # the fact behind the derived renal class is shown
+    # the fact behind the derived renal class is shown with its label, never its id
+    assert "Creatinine clearance: 35 mL/min" in card["detail"] and "renal.crcl" not in card["detail"]
 
 
 def test_evaluate_prints_the_response_and_trace(capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,6 +51,12 @@ def condensed(outcome: Outcome) -> dict[str, Any]:
                 "rule": card["source"]["topic"]["code"],
                 "indicator": card["indicator"],
                 "summary": card["summary"],
+                # topics beyond the third card are folded into it, one line each
+                "also": [
+                    line.removeprefix("- **Also:** ")
+                    for line in card.get("detail", "").splitlines()
+                    if line.startswith("- **Also:** ")
+                ],
                 "suggestions": [
                     {
                         "label": s["label"],
