@@ -23,6 +23,8 @@ HOSTILE = (
     "<img src=x onerror=alert(1)>",
     "<https://evil.example/login>",
     "\n\n# STOP IMATINIB NOW",
+    "see https://evil.example/login or www.evil.example",  # GFM links bare URLs by itself
+    "![x](https://evil.example/pixel.png)",
 )
 EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
 _ESCAPED = re.compile(r"\\.")  # a backslash-escaped character is shown as itself, never read as markup
@@ -55,12 +57,12 @@ def poisoned(node: Any, hostile: str) -> Any:
 def markup_left(text: str) -> list[str]:
     """What a markdown renderer with raw HTML would read as markup in ``text`` (escapes removed first)."""
     bare = _ESCAPED.sub("", text)
-    found = [m for m in ("<script", "<img", "<https", "](") if m in bare]
+    found = [m for m in ("<script", "<img", "<https", "](", "://", "www.") if m in bare]
     found += [line for line in bare.splitlines() if line.lstrip().startswith("#")]
     return found
 
 
-@pytest.mark.parametrize("hostile", HOSTILE, ids=["script", "js-link", "img", "autolink", "heading"])
+@pytest.mark.parametrize("hostile", HOSTILE, ids=["script", "js-link", "img", "autolink", "heading", "bare-url", "image"])
 def test_no_request_markup_reaches_a_card(pipeline: Pipeline, hostile: str) -> None:
     reached = 0
     for path in EXAMPLES:

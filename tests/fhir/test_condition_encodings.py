@@ -8,6 +8,7 @@ seriousness); and what cannot be read is reported, never dropped (clinical-rules
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -390,6 +391,14 @@ def test_plain_label_never_carries_markup(text: str) -> None:
     label = plain_label(text)
     assert len(label) <= LABEL_MAX
     assert not set(label) & set('<>&*_[]`|#!\\"{}~=\n\r\t')
+    assert not re.search(r"://|(?<!\w)www\.", label, re.IGNORECASE)  # GFM would link them without any markup
+
+
+def test_plain_label_breaks_bare_links() -> None:
+    assert (
+        plain_label("oedema see https://evil.example/x or WWW.evil.example")
+        == "oedema see https evil.example/x or evil.example"
+    )
 
 
 # --- policy: a severity without a grade parameter is not a grade ------------------------------------

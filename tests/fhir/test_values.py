@@ -125,6 +125,8 @@ def test_interpretation_is_the_fallback_when_no_value_can_be_read() -> None:
 
 def test_request_text_is_inert_in_markdown() -> None:
     assert escape_markdown("a <b>x</b>\n| *y* [z](u)") == "a \\<b\\>x\\</b\\> \\| \\*y\\* \\[z\\](u)"
+    # headings, images and the bare URLs GFM links by itself are shown as text
+    assert escape_markdown("# a ![i](u) https://e.x www.e.x") == "\\# a \\!\\[i\\](u) https\\://e.x www\\.e.x"
 
 
 # --- through the whole mapper: a value written any of these ways is read as that value ------------------
