@@ -13,7 +13,8 @@ from typing import Any
 from cds.cards import CardContext, build_cards
 from cds.cards.build import RecordedFact
 from cds.cards.settings import display_zone
-from cds.engine.decision import Decision
+from cds.cards.topics import placement
+from cds.engine.decision import CardSpec, Decision
 from cds.engine.evaluate import RuleEngine
 from cds.engine.ruleset import RuleSet, load_rules
 from cds.errors import EngineError, InvalidInput, RuleError
@@ -46,6 +47,9 @@ class Outcome:
     def trace(self) -> dict[str, Any]:
         """What `evaluate --trace` prints and the audit log keeps: why these cards."""
         d = self.decision
+        cards = {spec.rule_id: spec for spec in d.cards}
+        shown = self.relevance.cards if self.relevance is not None else d.cards
+        shown_on = placement(shown, d.dose) if self.cards else {}
         trace: dict[str, Any] = {
             "hookInstance": self.request.hook_instance,
             "ruleset": {"digest": d.ruleset_digest, "version": d.ruleset_version},
@@ -60,6 +64,7 @@ class Outcome:
                     "version": f.ruleset_version,
                     "ruleset": f.ruleset_id,
                     "facts_used": dict(f.facts_used),
+                    **_card_rule(cards.get(f.rule_id), shown_on.get(f.rule_id)),
                 }
                 for f in d.fired
             ],
@@ -96,6 +101,15 @@ def client_scoped(hook_instance: str, client: str) -> str:
     if not client:
         return hook_instance
     return "client-" + hashlib.sha256(json.dumps([client, hook_instance]).encode()).hexdigest()
+
+
+def _card_rule(spec: CardSpec | None, shown_on: str | None) -> dict[str, Any]:
+    """For a rule that made a card: its topic, the card (topic) its finding was shown on, if any, and the evidence
+    it cited, so the explanation page shows them as they were, whatever the rule says later."""
+    if spec is None:
+        return {}
+    evidence = [{k: v for k, v in vars(e).items() if v} for e in spec.evidence]
+    return {"topic": spec.topic, **({"card": shown_on} if shown_on else {}), "evidence": evidence}
 
 
 def utc_now() -> datetime:

@@ -61,6 +61,12 @@ def make_rules_root(tmp_path: Path, *rule_files: Path | tuple[str, str]) -> Path
 def card_of_rule(outcome: Outcome, rule_id: str) -> dict[str, Any]:
     """The card that shows ``rule_id``'s finding: its topic's card, or the last card when that topic was folded
     into it (cards are per topic, not per rule)."""
-    topic = placement(outcome.decision.cards)[rule_id]
+    topic = placement(outcome.decision.cards, outcome.decision.dose)[rule_id]
     (card,) = [c for c in outcome.cards if c["source"]["topic"]["code"] == topic]
     return card
+
+
+def dose_suggestion(card: dict[str, Any]) -> dict[str, Any]:
+    """The card's one suggestion that rewrites or removes the drafts (a trough order beside it creates)."""
+    (found,) = [s for s in card["suggestions"] if any(a["type"] in ("update", "delete") for a in s["actions"])]
+    return found

@@ -63,7 +63,7 @@ class CardContext:
 
 def build_cards(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
     titles = {f.rule_id: f.title for f in decision.fired}
-    placed = slots(decision.cards)
+    placed = slots(decision.cards, decision.dose)
     homes = _suggestion_homes(placed, decision)
     return [
         prune(_card(slot, decision, ctx, titles, {k: label for k, (home, label) in homes.items() if home == index}))
@@ -113,7 +113,8 @@ def _card(
 ) -> dict[str, Any]:
     topic, lead = slot.topic, slot.topic.lead
     card_id = str(uuid.uuid5(_NAMESPACE, f"{ctx.hook_instance}/{topic.code}"))
-    suggestions = [s for kind, label in kinds.items() for s in _suggestion(kind, label, topic.code, decision, ctx)]
+    first = sorted(kinds, key=lambda kind: kind != "dose")  # the dose change leads; the trough to repeat follows
+    suggestions = [s for kind in first for s in _suggestion(kind, kinds[kind], topic.code, decision, ctx)]
     card: dict[str, Any] = {
         "uuid": card_id,
         "summary": lead.summary,
@@ -129,7 +130,8 @@ def _card(
             },
         },
         "suggestions": suggestions,
-        "selectionBehavior": "at-most-one" if suggestions else None,
+        # a dose change and a trough order are meant to be accepted together; alternatives never share a card
+        "selectionBehavior": ("any" if len(suggestions) > 1 else "at-most-one") if suggestions else None,
         "overrideReasons": [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in OVERRIDE_REASONS],
     }
     if ctx.explain_url:
@@ -238,16 +240,16 @@ def _dose_line(decision: Decision, ctx: CardContext) -> str:
 
 
 def _key_facts(topic: Topic, decision: Decision, ctx: CardContext) -> list[str]:
-    """The labelled facts the topic's rules read (then unlabelled ones read from the request), at most four."""
+    """The labelled facts the topic's rules read, at most four."""
     names: list[str] = []
     for rule_id in topic.rule_ids:
         names.extend(n for n in facts_behind(decision, rule_id) if n not in names)
     vocabulary = ctx.vocabulary
     shown = [n for n in names if _showable(n, decision)]
+    # only facts with a clinician's label: the others (methods, codes) are on the explanation page
     labelled = [n for n in shown if vocabulary is not None and n in vocabulary and vocabulary[n].label]
-    others = [n for n in shown if n not in labelled and n in ctx.recorded]
     zone = ZoneInfo(ctx.display_zone)
-    return [f"- {_key_fact(n, decision, ctx).line(zone)}" for n in [*labelled, *others][:MAX_KEY_FACTS]]
+    return [f"- {_key_fact(n, decision, ctx).line(zone)}" for n in labelled[:MAX_KEY_FACTS]]
 
 
 def _showable(name: str, decision: Decision) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cds.engine.compose import DoseDecision
 from cds.engine.decision import CardSpec
 
 MAX_CARDS = 3
@@ -26,16 +27,23 @@ TOPIC_DISPLAY = {
 }
 
 
+# When the composer changes or withholds the dose, the level that led to it and what to monitor are part of the
+# one dose problem: the trough, the proposed dose and the trough to repeat make one card, not three.
+JOINS_THE_DOSE = ("level", "monitoring")
+
+
 @dataclass(frozen=True)
 class Topic:
     """The specs of one clinical problem, in the order the rules fired."""
 
     code: str
     specs: tuple[CardSpec, ...]
+    dose_rules: frozenset[str] = frozenset()  # the rules the composer's dose came from
 
     @property
     def lead(self) -> CardSpec:
-        return max(self.specs, key=lambda s: SEVERITY.get(s.indicator, 0))  # max keeps the first of equals
+        """The most severe spec; among those, one whose rule set the dose, then the first fired."""
+        return max(self.specs, key=lambda s: (SEVERITY.get(s.indicator, 0), s.rule_id in self.dose_rules))
 
     @property
     def indicator(self) -> str:
@@ -63,12 +71,23 @@ class Slot:
         return (self.topic, *self.folded)
 
 
-def group(specs: Sequence[CardSpec]) -> list[Topic]:
-    """One topic per distinct ``CardSpec.topic``, in first-fired order."""
+def group(specs: Sequence[CardSpec], dose: DoseDecision | None = None) -> list[Topic]:
+    """One topic per distinct ``CardSpec.topic``, in first-fired order. When the composer changes or withholds
+    the dose, level and monitoring findings join the dose card; while it withholds, a trough order is no action
+    (no steady state until imatinib is resumed), so a spec that only asks for one is left off the cards."""
+    acting = dose is not None and dose.action in ("change", "withhold") and any(s.topic == "dose" for s in specs)
     by_code: dict[str, list[CardSpec]] = {}
     for spec in specs:
-        by_code.setdefault(spec.topic, []).append(spec)
-    return [Topic(code, tuple(found)) for code, found in by_code.items()]
+        if acting and dose is not None and dose.action == "withhold" and _only_orders_a_level(spec):
+            continue
+        code = "dose" if acting and spec.topic in JOINS_THE_DOSE else spec.topic
+        by_code.setdefault(code, []).append(spec)
+    dose_rules = frozenset(s.rule_id for s in dose.steps if s.rule_id) if dose is not None else frozenset()
+    return [Topic(code, tuple(found), dose_rules) for code, found in by_code.items()]
+
+
+def _only_orders_a_level(spec: CardSpec) -> bool:
+    return bool(spec.suggestions) and all(t.action == "order-level" for t in spec.suggestions)
 
 
 def ordered(topics: Sequence[Topic]) -> list[Topic]:
@@ -81,8 +100,8 @@ def ordered(topics: Sequence[Topic]) -> list[Topic]:
     return sorted(topics, key=rank)  # stable: equal ranks keep first-fired order
 
 
-def slots(specs: Sequence[CardSpec], limit: int = MAX_CARDS) -> list[Slot]:
-    topics = ordered(group(specs))
+def slots(specs: Sequence[CardSpec], dose: DoseDecision | None = None, limit: int = MAX_CARDS) -> list[Slot]:
+    topics = ordered(group(specs, dose))
     if len(topics) <= limit:
         return [Slot(t) for t in topics]
     return [*(Slot(t) for t in topics[: limit - 1]), Slot(topics[limit - 1], tuple(topics[limit:]))]
@@ -93,6 +112,8 @@ def display(topic: str, titles: dict[str, str]) -> str:
     return TOPIC_DISPLAY.get(topic) or titles.get(topic, topic)
 
 
-def placement(specs: Sequence[CardSpec], limit: int = MAX_CARDS) -> dict[str, str]:
+def placement(specs: Sequence[CardSpec], dose: DoseDecision | None = None, limit: int = MAX_CARDS) -> dict[str, str]:
     """rule id -> the topic code of the card its spec is shown on (a folded topic: the last card's)."""
-    return {spec.rule_id: slot.topic.code for slot in slots(specs, limit) for t in slot.topics for spec in t.specs}
+    return {
+        spec.rule_id: slot.topic.code for slot in slots(specs, dose, limit) for t in slot.topics for spec in t.specs
+    }

@@ -253,6 +253,10 @@ def rules_behind(card: Mapping[str, Any], fired: Sequence[Mapping[str, Any]], ru
 
 
 def _topic(fired: Mapping[str, Any], rule_set: RuleSet | None) -> str:
+    """The card the rule's finding was shown on: as recorded (a level finding joins the dose card when the dose
+    changes), else the rule's own topic."""
+    if fired.get("card"):
+        return str(fired["card"])
     if fired.get("topic"):
         return str(fired["topic"])
     rule = _current_rule(str(fired.get("rule", "")), rule_set)

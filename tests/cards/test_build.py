@@ -177,6 +177,20 @@ def test_withholding_removes_the_drafts_and_orders_no_trough() -> None:
     assert "**Recommended:** withhold imatinib." in cards[0]["detail"]
 
 
+def test_a_level_and_its_monitoring_join_the_card_that_changes_the_dose_and_stand_alone_otherwise() -> None:
+    specs = [spec("R-1", "level", "warning", suggestions=(LEVEL,)), spec("R-2", "dose", suggestions=(APPLY,))]
+    changed = build_cards(decision(*specs, dose=DoseDecision("change", 600.0, 24, ())), context(draft(TABLET_400)))
+    assert [c["source"]["topic"]["code"] for c in changed] == ["dose"]
+    assert changed[0]["indicator"] == "warning"  # the most severe finding leads the merged card
+    assert [s["label"].split(":")[0] for s in changed[0]["suggestions"]] == [
+        "Change to 600 mg once daily",
+        LEVEL.label,
+    ]  # the dose change first, the trough to repeat after it
+    assert changed[0]["selectionBehavior"] == "any"
+    kept = build_cards(decision(*specs, dose=DoseDecision("keep", 400.0, 24, ())), context(draft(TABLET_400)))
+    assert [c["source"]["topic"]["code"] for c in kept] == ["level", "dose"]
+
+
 def test_one_trough_order_per_response_however_many_topics_ask() -> None:
     later = Suggestion("Order an imatinib trough from day 8", "order-level")
     specs = [spec("R-1", "monitoring", suggestions=(LEVEL,)), spec("R-2", "level", "warning", suggestions=(later,))]
@@ -224,7 +238,9 @@ def test_detail_stays_within_15_lines_and_keeps_dose_sources_and_also_lines(rule
         assert "**Sources:**" in card["detail"]
     assert "**Recommended dose:** 400 mg once daily: 1 x 400 mg tablet." in cards[0]["detail"]
     assert cards[0]["detail"].startswith("Paragraph 0 of the rule text.")
-    assert cards[2]["detail"].count("**Also:**") == 4  # dose, level, IMA-T-9 are cards; IMA-T-10..13 fold
+    # the level finding joins the card that changes the dose; IMA-T-9 and IMA-T-10 are cards; IMA-T-11..13 fold
+    assert "R-8 finding" not in "".join(c["detail"] for c in cards[1:])
+    assert cards[2]["detail"].count("**Also:**") == 3
 
 
 def test_key_facts_have_labels_units_and_readable_dates(rule_set: RuleSet) -> None:

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from cds.cards.schema import request_schema, response_schema
 from cds.cli.main import main
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
-from tests.conftest import ROOT, card_of_rule
+from tests.conftest import ROOT, card_of_rule, dose_suggestion
 
 EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
 NOW = "2026-11-25T12:00:00Z"
@@ -84,7 +84,7 @@ def test_moderate_renal_new_start_suggests_half_the_dose(outcomes: dict[str, Out
     outcome = outcomes["order-sign-new-start-moderate-renal.json"]
     assert (outcome.decision.dose.action, outcome.decision.dose.daily_mg) == ("change", 200)
     card = card_of_rule(outcome, "IMA-RENAL-020")
-    (suggestion,) = card["suggestions"]
+    suggestion = dose_suggestion(card)
     (action,) = suggestion["actions"]
     assert suggestion["label"] == "Change to 200 mg once daily: 2 x 100 mg tablets"
     assert action["type"] == "update" and action["resource"]["id"] == "rx-ima-new"

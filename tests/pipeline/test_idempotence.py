@@ -43,7 +43,7 @@ def test_the_variations_reach_every_dose_rule(pipeline: Pipeline) -> None:
     for variant in VARIANTS:
         outcome = pipeline.run(variant.request, now=EXAMPLES_EVALUATION_TIME)
         if updates(outcome):
-            suggested |= {c["source"]["topic"]["code"] for c in outcome.cards if c.get("suggestions")}
+            suggested |= {spec.rule_id for spec in outcome.decision.cards if spec.topic == "dose"}
     expected = {"IMA-RENAL-020", "IMA-HEP-010", "IMA-CYP-010", "IMA-HTX-020", "IMA-HEME-011", "IMA-NONHEME-020"}
     expected |= {"IMA-RENAL-010", "IMA-RENAL-021"}
     assert expected <= suggested

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
-from tests.conftest import ROOT
+from tests.conftest import ROOT, card_of_rule, dose_suggestion
 from tests.fhir.helpers import example, find
 from tests.pipeline.dose_variants import apply_actions
 
@@ -28,8 +28,7 @@ def run(pipeline: Pipeline, body: dict[str, Any]) -> Outcome:
 
 
 def card(outcome: Outcome, rule: str) -> dict[str, Any]:
-    (found,) = [c for c in outcome.cards if c["source"]["topic"]["code"] == rule]
-    return found
+    return card_of_rule(outcome, rule)
 
 
 def test_the_split_regimen_meets_the_moderate_renal_ceiling(pipeline: Pipeline) -> None:
@@ -37,16 +36,18 @@ def test_the_split_regimen_meets_the_moderate_renal_ceiling(pipeline: Pipeline) 
     assert outcome.decision.facts["regimen.daily_mg"] == 600.0  # read as 400 before: the ceiling was missed
     assert {"IMA-REGIMEN-001", "IMA-RENAL-021"} <= set(outcome.decision.fired_ids)
     assert (outcome.decision.dose.action, outcome.decision.dose.daily_mg) == ("change", 400)
-    info = card(outcome, "IMA-REGIMEN-001")
-    assert "MedicationRequest/rx-ima-400 400 mg/day" in info["detail"]
-    assert "MedicationRequest/rx-ima-2x100 200 mg/day" in info["detail"]
+    # the card on the dose says the orders were added up; the orders themselves are on the explanation page
+    assert "several orders taken together" in card(outcome, "IMA-REGIMEN-001")["detail"]
+    (spec,) = [c for c in outcome.decision.cards if c.rule_id == "IMA-REGIMEN-001"]
+    assert "MedicationRequest/rx-ima-400 400 mg/day" in spec.detail
+    assert "MedicationRequest/rx-ima-2x100 200 mg/day" in spec.detail
     assert outcome.trace()["dose_history"]["drafts"] == list(outcome.record.draft_parts)
 
 
 def test_accepting_the_suggestion_yields_exactly_the_suggested_regimen(pipeline: Pipeline) -> None:
     body = example(SPLIT)
     outcome = run(pipeline, body)
-    (suggestion,) = card(outcome, "IMA-RENAL-021")["suggestions"]
+    suggestion = dose_suggestion(card(outcome, "IMA-RENAL-021"))
     kinds = [(a["type"], a.get("resourceId") or a["resource"]["id"]) for a in suggestion["actions"]]
     assert kinds == [("delete", "MedicationRequest/rx-ima-2x100"), ("update", "rx-ima-400")]
     after = run(pipeline, apply_actions(body, suggestion["actions"]))
@@ -135,10 +136,10 @@ def test_identical_active_orders_get_the_duplicate_card_on_patient_view(pipeline
     entries.append(twin)
     outcome = run(pipeline, body)
     assert outcome.decision.facts["regimen.daily_mg"] == 400.0
-    assert (
-        "MedicationRequest/rx-ima-twin and MedicationRequest/rx-ima-active"
-        in card(outcome, "IMA-REGIMEN-010")["detail"]
-    )
+    # the duplicate is one line on the card that changes the dose; its rule text (on the explanation page) names both
+    assert "- Possible duplicate imatinib order" in card(outcome, "IMA-REGIMEN-010")["detail"]
+    (spec,) = [s for s in outcome.decision.cards if s.rule_id == "IMA-REGIMEN-010"]
+    assert "MedicationRequest/rx-ima-twin and MedicationRequest/rx-ima-active" in spec.detail
 
 
 @pytest.mark.parametrize(("comparator", "egfr"), [(">", 90), ("<", 15), (">", 30)])

@@ -197,12 +197,22 @@ def test_a_record_from_before_pk_inputs_were_kept_renders_without_a_plot(site: S
 
 def test_rules_changed_since_the_decision_are_flagged(site: Site, rule_set: RuleSet) -> None:
     payload = stored_payload(site, LOW)
+    carded = next(f for f in payload["fired"] if f.get("evidence"))
+    recorded = carded["evidence"][0]["citation"]
     for fired in payload["fired"]:
         fired["version"] = "0.9.0"
     payload["fired"].append({"rule": "IMA-GONE-001", "version": "0.1.0", "ruleset": "gone", "facts_used": {}})
     text = text_of(site.client.get(record(site, "old-decision-2", payload)).text)
-    # a rule that made a card: title and evidence from the recorded card
-    assert "Title and evidence as shown on the card this rule produced." in text
+    # a rule that made a card records the evidence it cited: shown as it was, whatever the rule says now
+    assert recorded in text
+    # a decision recorded before evidence was (one card per rule): title and evidence from the card it made
+    for fired in payload["fired"]:
+        fired.pop("evidence", None)
+        fired.pop("topic", None)
+    payload["cards"][0]["source"]["topic"]["code"] = carded["rule"]
+    payload["cards"][0]["source"]["url"] = "https://www.accessdata.fda.gov/drugsatfda_docs/label/2020/021588s057lbl.pdf"
+    older = text_of(site.client.get(record(site, "old-decision-2b", payload)).text)
+    assert "Title and evidence as shown on the card this rule produced." in older
     # a rule without a card: current text, flagged
     now = rule_set.rule("IMA-SAMP-001").ruleset_version  # fired without a card
     assert f"The rule has changed since this decision (now version {now})" in text
@@ -229,8 +239,10 @@ def test_each_card_shows_what_the_card_builder_leaves_off_it(site: Site, rule_se
     decision = site.decisions[LOW]
     articles = card_articles(site.client.get(decision.link).text)
     assert len(articles) == len(decision.response["cards"])
-    by_rule = {card["source"]["topic"]["code"]: a for card, a in zip(decision.response["cards"], articles, strict=True)}
-    dose_card = by_rule["IMA-TROUGH-050"]
+    by_topic = {
+        card["source"]["topic"]["code"]: a for card, a in zip(decision.response["cards"], articles, strict=True)
+    }
+    dose_card = by_topic["dose"]
     version = rule_set.rule("IMA-TROUGH-050").ruleset_version
     assert '<a href="#rule-IMA-TROUGH-050"><code>IMA-TROUGH-050</code></a>' in dose_card
     assert f"(trough rules version {version})" in dose_card
@@ -241,9 +253,13 @@ def test_each_card_shows_what_the_card_builder_leaves_off_it(site: Site, rule_se
     assert "How the dose was composed" in dose_card and "set to 600 mg/day (IMA-TROUGH-050)" in dose_card
     note = " ".join(rule_set.rule("IMA-TROUGH-050").evidence[0].note.split())
     assert note in unescape(text_of(dose_card))
+    # the low trough that led to the change is on the same card
+    assert '<a href="#rule-IMA-TROUGH-020">' in dose_card
     # a card that does not change the dose carries no composition
-    assert "How the dose was composed" not in by_rule["IMA-TROUGH-020"]
-    assert '<a href="#rule-IMA-TROUGH-020">' in by_rule["IMA-TROUGH-020"]
+    random_level = site.decisions[WITH_PK[2]]
+    (level_card,) = card_articles(site.client.get(random_level.link).text)
+    assert random_level.response["cards"][0]["source"]["topic"]["code"] == "level"
+    assert "How the dose was composed" not in level_card and '<a href="#rule-IMA-' in level_card
 
 
 def test_a_card_on_a_topic_lists_every_rule_of_that_topic(site: Site) -> None:
@@ -252,6 +268,7 @@ def test_a_card_on_a_topic_lists_every_rule_of_that_topic(site: Site) -> None:
     payload["cards"] = [payload["cards"][0]]
     payload["cards"][0]["source"]["topic"] = {"code": "level", "display": "Level"}
     for fired in payload["fired"]:
+        fired.pop("card", None)  # a record from before cards recorded their placement: the rule's topic decides
         if fired["rule"] in ("IMA-TROUGH-020", "IMA-DOSE-050"):
             fired["topic"] = "level"
     (article,) = card_articles(site.client.get(record(site, "topic-card-1", payload)).text)
