@@ -1,8 +1,9 @@
 """Text that came from the request, made safe for cards (EHRs render card markdown with raw HTML).
 
 Two forms, for two places: a short label for a card summary (plain text, bounded so the summary fits 139
-characters), where markup characters (and what would start a bare link) become spaces; and a value shown in detail markdown, where they are
-backslash-escaped so the page shows the text as written (cds/web/markdown.py un-escapes them).
+characters), where markup characters (and what would start a bare link) become spaces; and a value shown in
+detail markdown, where they are backslash-escaped so the page shows the text as written (cds/web/markdown.py
+un-escapes them).
 """
 
 from __future__ import annotations
