@@ -5,10 +5,12 @@
   has nothing to do with imatinib, whatever the patient's TDM status.
 - order-select acts on the drafts named in ``context.selections`` only: the other drafts of the session are not
   what the clinician is looking at.
-- patient-view shows what is actionable now. Cards are kept by topic (cds/engine/schema.py CARD_TOPICS): a level
-  is interpreted only while it is recent enough to act on (policy.actionable_level_max_age_days); monitoring (TDM
-  due or overdue), dose (toxicity and other dose actions), interaction (a drug to stop or watch), missing-data and
-  scope stay. A critical card and a card whose topic is not in the vocabulary are never dropped here.
+- patient-view shows what is actionable now. Cards are kept by topic (cds/engine/schema.py CARD_TOPICS): an
+  informational level card (on target, no action) is shown only while the level is recent enough to act on
+  (policy.actionable_level_max_age_days); a level finding that asks for action (warning or critical) stays however
+  old, since a dose card may rest on it; monitoring (TDM due or overdue), dose (toxicity and other dose actions),
+  interaction (a drug to stop or watch), missing-data and scope stay, as does a card whose topic is not in the
+  vocabulary.
 
 A request that is not relevant answers no cards. The decision is still made and audited; the trace says why.
 The stage reads the record's plain draft descriptions and the decision, never FHIR; only the pipeline calls it.
@@ -125,7 +127,7 @@ def _patient_view(facts: Mapping[str, FactValue], cards: tuple[CardSpec, ...], p
     kept: list[CardSpec] = []
     dropped: list[DroppedCard] = []
     for card in cards:
-        if stale is not None and card.topic == "level" and card.indicator != "critical":
+        if stale is not None and card.topic == "level" and card.indicator == "info":
             dropped.append(DroppedCard(card.rule_id, card.topic, stale))
         else:
             kept.append(card)

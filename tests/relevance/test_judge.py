@@ -110,6 +110,14 @@ def test_patient_view_keeps_every_other_topic_on_an_old_level(topic: str) -> Non
     assert [c.rule_id for c in verdict.cards] == ["R"]
 
 
+@pytest.mark.parametrize(("indicator", "shown"), [("info", False), ("warning", True), ("critical", True)])
+def test_an_old_level_hides_only_the_cards_that_ask_for_nothing(indicator: str, shown: bool) -> None:
+    """A below-target level that nobody acted on is still the reason for a dose card: never hidden by age."""
+    old_level = {**ON_IMATINIB, "level.age_days": 60.0}
+    verdict = judge("patient-view", [], old_level, [card("R", "level", indicator)], POLICY)
+    assert bool(verdict.cards) is shown
+
+
 def test_patient_view_keeps_a_critical_level_card_and_one_without_a_known_age() -> None:
     critical = card("R-CRIT", "level", "critical")
     old = judge("patient-view", [], {**ON_IMATINIB, "level.age_days": 90.0}, [critical], POLICY)
