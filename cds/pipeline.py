@@ -195,7 +195,7 @@ class RecordedFacts(Mapping[str, RecordedFact]):
     def __getitem__(self, name: str) -> RecordedFact:
         fact = self._facts[name]
         times = [s.effective for s in fact.sources if s.effective is not None]
-        return RecordedFact(fact.value, fact.unit, max(times) if times else None)
+        return RecordedFact(fact.value, fact.unit, max(times) if times else None, fact.reported)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._facts)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from cds.cards.orders import dose_plan, rewrite_dose, trough_level_order
 from cds.cards.text import KeyFact, Section, fit, reflow, short_citations
 from cds.cards.topics import TOPIC_ORDER, Slot, Topic, display, slots
+from cds.engine.compose import DoseDecision
 from cds.engine.conditions import CENSOR_SUFFIX, FactValue
 from cds.engine.decision import Decision
 from cds.engine.render import CENSOR_SIGN, format_value
@@ -48,6 +49,7 @@ class RecordedFact:
     value: FactValue
     unit: str | None = None
     when: datetime | None = None
+    reported: str = ""  # as the laboratory wrote it, when its unit was converted (request text: not yet escaped)
 
 
 @dataclass(frozen=True)
@@ -235,8 +237,17 @@ def _dose_line(decision: Decision, ctx: CardContext) -> str:
     if dose.action == "withhold":
         return "**Recommended:** withhold imatinib."
     if dose.action == "change" and dose.daily_mg and dose.interval_h:
-        return f"**Recommended dose:** {dose_plan(first, dose.daily_mg, dose.interval_h).regimen}."
+        return f"**Recommended dose:** {dose_plan(first, dose.daily_mg, dose.interval_h).regimen}{_arithmetic(dose)}."
     return ""
+
+
+def _arithmetic(dose: DoseDecision) -> str:
+    """ " (400 mg/day x 0.5 x 1.5)" when label factors were applied to a dose base: how the findings on the card
+    add up to the dose; "" when the dose is simply set."""
+    parts = [s.arithmetic for s in dose.steps if s.arithmetic]
+    if len(parts) < 2 or not parts[0].endswith("mg/day"):
+        return ""
+    return f" ({' '.join(parts)})"
 
 
 def _key_facts(topic: Topic, decision: Decision, ctx: CardContext) -> list[str]:
@@ -269,7 +280,10 @@ def _key_fact(name: str, decision: Decision, ctx: CardContext) -> KeyFact:
     # strings may have come from the request: plain_label leaves nothing markdown or HTML could read as markup
     shown = plain_label(value) if isinstance(value, str) else CENSOR_SIGN.get(str(side), "") + format_value(value)
     unit = (recorded.unit if recorded is not None else None) or (spec.unit if spec is not None else None)
-    return KeyFact(label, shown, unit if not isinstance(value, str) else None, recorded.when if recorded else None)
+    reported = plain_label(recorded.reported) if recorded is not None and recorded.reported else ""
+    return KeyFact(
+        label, shown, unit if not isinstance(value, str) else None, recorded.when if recorded else None, reported
+    )
 
 
 def prune(value: Any) -> Any:

@@ -51,8 +51,11 @@ class Topic:
 
     @property
     def others(self) -> tuple[CardSpec, ...]:
+        """The supporting findings: first those the dose came from (they explain the recommended dose), then by
+        severity, then in fired order; a card over budget drops the last ones."""
         lead = self.lead
-        return tuple(s for s in self.specs if s is not lead)
+        rest = [s for s in self.specs if s is not lead]
+        return tuple(sorted(rest, key=lambda s: (s.rule_id not in self.dose_rules, -SEVERITY.get(s.indicator, 0))))
 
     @property
     def rule_ids(self) -> tuple[str, ...]:

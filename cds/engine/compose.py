@@ -27,6 +27,7 @@ from cds.engine.render import format_value
 class DoseStep:
     text: str
     rule_id: str | None = None
+    arithmetic: str = ""  # the step as the card shows it ("400 mg/day", "x 0.5", "capped at 400"); "" for notes
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,13 @@ def compose_dose(
     for rid, effect in applied:
         if effect.factor is not None:
             dose *= effect.factor
-            steps.append(DoseStep(f"x {format_value(effect.factor)} ({rid}) -> {format_value(dose)} mg/day", rid))
+            text = f"x {format_value(effect.factor)} ({rid}) -> {format_value(dose)} mg/day"
+            steps.append(DoseStep(text, rid, f"x {format_value(effect.factor)}"))
     cap, cap_rule = _lowest_cap(applied, known, policy)
     if dose > cap:
         dose = cap
-        steps.append(DoseStep(f"capped at {format_value(cap)} mg/day ({cap_rule or 'label maximum'})", cap_rule))
+        text = f"capped at {format_value(cap)} mg/day ({cap_rule or 'label maximum'})"
+        steps.append(DoseStep(text, cap_rule, f"capped at {format_value(cap)}"))
     factors = [e.factor for _, e in applied if e.factor is not None]
     # only a pure increase rounds up; with a reduction in play the conservative tie-break stands
     increase = bool(factors) and all(f > 1 for f in factors)
@@ -133,7 +136,7 @@ def _reference_dose(
     if named:
         value, fact, rid = named[0]
         text = f"start from {format_value(value)} mg/day, the {fact} ({rid}), not the ordered dose"
-        steps.append(DoseStep(text, rid))
+        steps.append(DoseStep(text, rid, f"{format_value(value)} mg/day"))
         if len({f for _, f, _ in named}) > 1:
             steps.append(DoseStep("rules name different dose bases; the lowest is taken"))
         reference = value
@@ -186,5 +189,6 @@ def _round_to_tablets(dose: float, cap: float, policy: DosePolicy, steps: list[D
     rounded = upper if (up or closer_above) and upper <= cap else lower
     rounded = max(rounded, unit)
     if not math.isclose(rounded, dose):
-        steps.append(DoseStep(f"rounded to {format_value(rounded)} mg/day (100 mg and 400 mg tablets)"))
+        text = f"rounded to {format_value(rounded)} mg/day (100 mg and 400 mg tablets)"
+        steps.append(DoseStep(text, None, f"rounded to {format_value(rounded)}"))
     return rounded

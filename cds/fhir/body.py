@@ -90,7 +90,11 @@ class BodyMapper:
         self._check("creatinine", want_cr, "creatinine")
         creatinine = self.labs.latest(self.terms["creatinine"], want_cr)
         if creatinine is not None and not self.sink.put(
-            "renal.creatinine", creatinine.value, [creatinine.source], side=creatinine.side
+            "renal.creatinine",
+            creatinine.value,
+            [creatinine.source],
+            side=creatinine.side,
+            reported=creatinine.reported,
         ):
             creatinine = None
         egfr = self.labs.latest(self.terms["egfr"], self._want("renal.egfr"))
@@ -199,7 +203,7 @@ class BodyMapper:
             self._check(group, self._want(name), group)
             reading = self.labs.latest(self.terms[group], self._want(name))
             if reading is not None:
-                self.sink.put(name, reading.value, [reading.source], side=reading.side)
+                self.sink.put(name, reading.value, [reading.source], side=reading.side, reported=reading.reported)
 
 
 _Ratio = tuple[float, Source, str | None]  # multiple of ULN, its source, its censoring side

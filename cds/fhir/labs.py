@@ -7,6 +7,7 @@ else it is unreadable; ``newest`` tells the mappers when the newest result of a 
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Reading:
     uln: float | None  # referenceRange.high in the same unit as value
     side: str | None = None  # censored: the true value lies on this side of ``value`` (below, above, ...)
     note: str = ""
+    reported: str = ""  # the result as the laboratory wrote it, when converting its unit changed the number
 
     @property
     def shown(self) -> str:
@@ -164,7 +166,8 @@ class Labs:
             self.index.warnings.append(f"{key[0]}/{key[1]}: {found.note}")
         if found.side is not None:
             self.index.warnings.append(f"{key[0]}/{key[1]}: reported as {found.shown!r}, kept as a bound")
-        return Reading(value, when, src, _uln(obs.high, want, found.unit), found.side, found.note)
+        reported = found.shown if not math.isclose(value, found.value, rel_tol=1e-9) else ""
+        return Reading(value, when, src, _uln(obs.high, want, found.unit), found.side, found.note, reported)
 
     def _in_window(self, key: tuple[str, str], when: datetime, max_age_days: float | None) -> bool:
         if when > self.now + _CLOCK_SKEW:

@@ -339,7 +339,7 @@ class RegimenMapper:
         if not readings:
             return samples
         latest = readings[0]
-        if not self.sink.put("level.conc", latest.value, [latest.source], side=latest.side):
+        if not self.sink.put("level.conc", latest.value, [latest.source], side=latest.side, reported=latest.reported):
             return samples
         self.sink.put("level.age_days", _days(self.now - latest.time), [latest.source])
         started = self.sink.facts.get("comed.cyp3a4_days_since_start")

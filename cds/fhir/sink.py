@@ -17,18 +17,26 @@ class FactSink:
         self.facts: dict[str, SourcedFact] = {}
 
     def put(
-        self, name: str, value: FactValue, sources: Sequence[Source], note: str = "", *, side: str | None = None
+        self,
+        name: str,
+        value: FactValue,
+        sources: Sequence[Source],
+        note: str = "",
+        *,
+        side: str | None = None,
+        reported: str = "",
     ) -> bool:
         """Record a fact; returns False (with a warning) when the vocabulary rejects the value. ``side``: the
-        value is a bound (censored) and the true value lies on that side; recorded as ``<name>_censored``."""
+        value is a bound (censored) and the true value lies on that side; recorded as ``<name>_censored``.
+        ``reported``: the value as the source wrote it, when it was converted to the vocabulary's unit."""
         if side is not None and not self.vocabulary[name].censorable:
             raise AssertionError(f"{name} is not censorable: the mapper must not give it a bound")
         self.facts.pop(censor_companion(name), None)
-        if not self._put(name, value, sources, note):
+        if not self._put(name, value, sources, note, reported):
             return False
         return side is None or self._put(censor_companion(name), side, sources, note)
 
-    def _put(self, name: str, value: FactValue, sources: Sequence[Source], note: str) -> bool:
+    def _put(self, name: str, value: FactValue, sources: Sequence[Source], note: str, reported: str = "") -> bool:
         spec = self.vocabulary[name]
         if spec.derived:
             raise AssertionError(f"{name} is derived: the FHIR mapper must not set it")
@@ -39,7 +47,7 @@ class FactSink:
         if not spec.accepts(value):
             return self._drop(name, value, sources, f"outside the plausible {spec.expected()}")
         unique = tuple(sources) if len(sources) < 2 else tuple(dict.fromkeys(sources))
-        self.facts[name] = SourcedFact(name, value, spec.unit, unique, note)
+        self.facts[name] = SourcedFact(name, value, spec.unit, unique, note, reported)
         return True
 
     def value(self, name: str) -> FactValue | None:

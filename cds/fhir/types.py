@@ -31,6 +31,7 @@ class SourcedFact:
     unit: str | None
     sources: tuple[Source, ...]
     note: str = ""
+    reported: str = ""  # the source's own value and unit when the unit conversion changed the number
 
 
 @dataclass(frozen=True)

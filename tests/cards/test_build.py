@@ -15,7 +15,7 @@ from cds.cards.build import RecordedFact
 from cds.cards.orders import TABLET_100, TABLET_400
 from cds.cards.text import MAX_DETAIL_LINES, readable_time, short_citation
 from cds.cards.topics import placement
-from cds.engine.compose import DoseDecision
+from cds.engine.compose import DoseDecision, DoseStep
 from cds.engine.decision import CardSpec, Decision, FiredRule
 from cds.engine.model import Evidence, Suggestion
 from cds.engine.ruleset import RuleSet
@@ -191,6 +191,25 @@ def test_a_level_and_its_monitoring_join_the_card_that_changes_the_dose_and_stan
     assert [c["source"]["topic"]["code"] for c in kept] == ["level", "dose"]
 
 
+def test_the_dose_line_shows_the_label_arithmetic_only_when_factors_were_applied() -> None:
+    applied = DoseDecision(
+        "change",
+        300.0,
+        24,
+        (
+            DoseStep("start from 400", "R-1", "400 mg/day"),
+            DoseStep("x 0.5", "R-1", "x 0.5"),
+            DoseStep("x 1.5", "R-2", "x 1.5"),
+        ),
+    )
+    specs = (spec("R-1", "dose", "warning", suggestions=(APPLY,)), spec("R-2", "dose", "warning"))
+    (card,) = build_cards(decision(*specs, dose=applied), context(draft(TABLET_100)))
+    assert "**Recommended dose:** 300 mg once daily: 3 x 100 mg tablets (400 mg/day x 0.5 x 1.5)." in card["detail"]
+    set_dose = DoseDecision("change", 600.0, 24, (DoseStep("set to 600 mg/day (R-1)", "R-1"),))
+    (card,) = build_cards(decision(*specs, dose=set_dose), context(draft(TABLET_100)))
+    assert "**Recommended dose:** 600 mg once daily: 6 x 100 mg tablets." in card["detail"]
+
+
 def test_one_trough_order_per_response_however_many_topics_ask() -> None:
     later = Suggestion("Order an imatinib trough from day 8", "order-level")
     specs = [spec("R-1", "monitoring", suggestions=(LEVEL,)), spec("R-2", "level", "warning", suggestions=(later,))]
@@ -255,6 +274,9 @@ def test_key_facts_have_labels_units_and_readable_dates(rule_set: RuleSet) -> No
     assert "- Neutrophils (ANC): <0.1 x10^9/L (20 Nov 2026)" in card["detail"]
     for internal in ("renal.crcl", "+00:00", "tdm.sample_is_trough", "_censored", "R-1", "§", "clinical-rules.md"):
         assert internal not in card["detail"]
+    converted = {"heme.anc": RecordedFact(0.1, "10*9/L", datetime(2026, 11, 20, tzinfo=UTC), "100 /uL <b>")}
+    (card,) = build_cards(made, context(rule_set=rule_set, recorded=converted))
+    assert "- Neutrophils (ANC): <0.1 x10^9/L (reported as 100 /uL b; 20 Nov 2026)" in card["detail"]
     zurich = build_cards(made, context(rule_set=rule_set, recorded=recorded, display_zone="Europe/Zurich"))
     assert "(23 Nov 2026 09:30 CET)" in zurich[0]["detail"]
 

@@ -49,6 +49,6 @@ def test_bad_labels_are_refused(tmp_path: Path, labels: str, error: str) -> None
 
 def test_the_project_labels_name_facts_of_the_vocabulary(rule_set: RuleSet) -> None:
     labelled = {name: spec.label for name, spec in rule_set.vocabulary.facts.items() if spec.label}
-    assert labelled["level.conc"] == "Imatinib level (as reported)"
+    assert labelled["level.conc"] == "Imatinib level (laboratory)"
     assert "(derived)" in labelled["pk.loglinear_cmin"]  # a derived trough is labelled as such (issue 14)
     assert all("." not in label.split(" ")[0] for label in labelled.values())

@@ -12,7 +12,7 @@ from cds.fhir.derive import age_years, cockcroft_gault, mosteller_bsa, odwg_clas
 from cds.fhir.quantities import is_tablet_count, to_unit
 from cds.fhir.settings import load_settings
 from cds.units import UnitError
-from tests.fhir.helpers import NOW, add_observation, clone, example, find, observation, values_of
+from tests.fhir.helpers import NOW, add_observation, clone, example, find, observation, record_of, values_of
 
 BASE = "order-sign-new-start-moderate-renal.json"
 
@@ -113,3 +113,12 @@ def test_weight_in_lb_and_level_in_umol() -> None:
     assert values["level.conc"] == pytest.approx(1234.0)
     assert values["heme.anc"] == pytest.approx(2.9)
     assert values["hepatic.bilirubin_xuln"] == pytest.approx(12 / 21)
+
+
+def test_a_converted_result_keeps_what_the_laboratory_wrote() -> None:
+    """Cards quote the number as the laboratory reported it beside the converted one (issue 14 review)."""
+    facts = record_of(example("order-sign-units-umol-lb.json")).facts
+    assert facts["level.conc"].reported == "2.5 umol/L"  # 1234 ng/mL
+    assert facts["heme.anc"].reported == "2900 /uL"  # 2.9 x10^9/L
+    plain = record_of(example("patient-view-low-trough-cml.json")).facts
+    assert plain["level.conc"].reported == ""  # sent in ng/mL: nothing to add

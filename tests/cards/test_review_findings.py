@@ -1,0 +1,70 @@
+"""Misses of the independent pharmacist review of issue 14 (requests written from the reference alone, kept in
+tests/cards/review/), each a test on the cards the clinician sees."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cds.pipeline import Outcome, Pipeline
+from tests.conftest import ROOT
+
+REVIEW = ROOT / "tests" / "cards" / "review"
+REVIEWED_AT = datetime(2026, 11, 24, 9, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    return Pipeline()
+
+
+def run(pipeline: Pipeline, name: str) -> Outcome:
+    return pipeline.run(json.loads((REVIEW / f"{name}.json").read_text(encoding="utf-8")), now=REVIEWED_AT)
+
+
+def only_card(outcome: Outcome) -> dict[str, Any]:
+    (card,) = outcome.cards
+    return card
+
+
+def test_a_sixty_day_old_low_trough_asks_for_a_current_trough_not_a_dose_change(pipeline: Pipeline) -> None:
+    """r09: 'consider 600 mg/day' from a level of 25 Sep, while the level card itself was hidden as too old."""
+    outcome = run(pipeline, "r09-pv-cml-level-60-days-old")
+    assert outcome.decision.dose.action == "none"
+    card = only_card(outcome)
+    assert "below the CML target" in card["summary"]
+    assert "drawn 60 days ago: no dose change on it; draw a current trough" in card["detail"]
+    assert "(25 Sep 2026 08:30)" in card["detail"]  # the level's date is on the card
+    assert [s["label"] for s in card["suggestions"]] == ["Draw a current trough"]
+
+
+def test_an_on_target_trough_from_before_rifampin_is_not_called_on_target(pipeline: Pipeline) -> None:
+    """r02: 'reaches the CML target' beside 'raise to 600 mg', the level having been drawn before rifampin."""
+    outcome = run(pipeline, "r02-os-cml-trough-before-rifampin")
+    assert (outcome.decision.dose.action, outcome.decision.dose.daily_mg) == ("change", 600)
+    card = only_card(outcome)
+    assert "on target before rifampin began, does not show its effect" in card["detail"]
+    assert "reaches the CML target" not in card["detail"]
+
+
+def test_the_renal_start_and_the_inducer_show_how_they_add_up(pipeline: Pipeline) -> None:
+    """r05: a summary about 50% of the start beside a 300 mg suggestion, the inducer below two level lines."""
+    card = only_card(run(pipeline, "r05-os-newstart-renal-carbamazepine"))
+    findings = [line for line in card["detail"].splitlines() if line.startswith("- ")]
+    assert findings[0].startswith("- Strong CYP3A4 inducer carbamazepine")  # what the dose came from comes first
+    assert "**Recommended dose:** 300 mg once daily: 3 x 100 mg tablets (400 mg/day x 0.5 x 1.5)." in card["detail"]
+
+
+def test_a_level_in_umol_per_litre_is_quoted_as_the_laboratory_wrote_it(pipeline: Pipeline) -> None:
+    """r11: 1.3 umol/L shown only as 642 ng/mL, labelled 'as reported'."""
+    card = only_card(run(pipeline, "r11-os-cml-trough-umol"))
+    assert "- Imatinib level (laboratory): 642 ng/mL (reported as 1.3 umol/L; 20 Nov 2026 08:30)" in card["detail"]
+
+
+def test_an_escalation_summary_quotes_the_trough_and_how_it_was_obtained(pipeline: Pipeline) -> None:
+    """r01: 'below the trough target on 400 mg/day: consider 600 mg/day' without the level."""
+    card = only_card(run(pipeline, "r01-os-cml-low-trough-renewal"))
+    assert card["summary"].startswith("Chronic-phase CML trough 637 ng/mL (corrected for sampling time) below target")
