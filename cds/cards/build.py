@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cds.cards.orders import dose_plan, rewrite_dose, trough_level_order
-from cds.cards.text import KeyFact, Section, fit, reflow, short_citations
+from cds.cards.text import KeyFact, Section, fit, merge_reasons, reflow, short_citations
 from cds.cards.topics import TOPIC_ORDER, Slot, Topic, display, slots
 from cds.engine.compose import DoseDecision
 from cds.engine.conditions import CENSOR_SUFFIX, FactValue
@@ -214,7 +214,7 @@ def _detail(slot: Slot, decision: Decision, ctx: CardContext, dose_card: bool) -
     topic = slot.topic
     text = reflow(topic.lead.detail)
     first_paragraph = text.index("") if "" in text else len(text)
-    findings = [f"- {spec.summary}" for spec in topic.others]
+    findings = [f"- {line}" for line in merge_reasons([spec.summary for spec in topic.others])]
     dose_line = _dose_line(decision, ctx)
     dose = [dose_line] if dose_card and dose_line else []
     facts = _key_facts(topic, decision, ctx)

@@ -104,6 +104,37 @@ def _top_level(text: str) -> str:
     return "".join(kept)
 
 
+_REASONED = re.compile(r"(?P<head>[^()]+?) \((?P<why>[^()]+)\): (?P<rest>.+)")
+
+
+def merge_reasons(lines: Sequence[str]) -> list[str]:
+    """Findings that say the same thing for different reasons are one line: "Imatinib level recommended (CYP3A4
+    interacting drug): trough ..." and "Imatinib level recommended (renal impairment): trough ..." read
+    "Imatinib level recommended (CYP3A4 interacting drug; renal impairment): trough ...", at the place of the
+    first, with the longest of their instructions. Lines of any other shape are kept as they are.
+
+    >>> merge_reasons(["A (x): do it", "B", "A (y): do it now"])
+    ['A (x; y): do it now', 'B']
+    """
+    groups: dict[str, list[re.Match[str]]] = {}
+    for line in lines:
+        found = _REASONED.fullmatch(line)
+        if found:
+            groups.setdefault(found["head"], []).append(found)
+    merged: list[str] = []
+    for line in lines:
+        found = _REASONED.fullmatch(line)
+        if found is None:
+            merged.append(line)
+            continue
+        same = groups.pop(found["head"], None)
+        if same is not None:
+            reasons = "; ".join(dict.fromkeys(m["why"] for m in same))
+            rest = max((m["rest"] for m in same), key=len)
+            merged.append(f"{found['head']} ({reasons}): {rest}")
+    return merged
+
+
 def reflow(markdown: str) -> list[str]:
     """Template text with each paragraph on one line (a hard-wrapped paragraph is one paragraph in markdown);
     list items and headings keep their own lines, paragraphs stay separated by a blank line."""

@@ -13,7 +13,7 @@ import pytest
 from cds.cards import CardContext, build_cards
 from cds.cards.build import RecordedFact
 from cds.cards.orders import TABLET_100, TABLET_400
-from cds.cards.text import MAX_DETAIL_LINES, readable_time, short_citation
+from cds.cards.text import MAX_DETAIL_LINES, merge_reasons, readable_time, short_citation
 from cds.cards.topics import placement
 from cds.engine.compose import DoseDecision, DoseStep
 from cds.engine.decision import CardSpec, Decision, FiredRule
@@ -318,3 +318,21 @@ def test_readable_time() -> None:
 
     assert readable_time(datetime(2026, 11, 25, 8, 0, tzinfo=UTC), ZoneInfo("UTC")) == "25 Nov 2026 08:00"
     assert readable_time(datetime(2026, 11, 5, tzinfo=UTC), ZoneInfo("UTC")) == "5 Nov 2026"
+
+
+def test_findings_that_differ_only_in_their_reason_are_one_line() -> None:
+    same = [
+        "Imatinib level recommended (CYP3A4 interacting drug): trough just before the next dose, at steady state",
+        "Strong CYP3A4 inducer carbamazepine: avoid",
+        "Imatinib level recommended (CrCl 34.8 mL/min, renal impairment): trough before the next dose",
+    ]
+    assert merge_reasons(same) == [
+        "Imatinib level recommended (CYP3A4 interacting drug; CrCl 34.8 mL/min, renal impairment): trough just "
+        "before the next dose, at steady state",
+        "Strong CYP3A4 inducer carbamazepine: avoid",
+    ]
+    different_heads = ["Trough below target (CML): raise", "Level recommended (CML): draw"]
+    assert merge_reasons(different_heads) == different_heads
+    nested = ["Level (drug (brand)): draw", "Level (renal): draw"]  # a name with parentheses is not taken apart
+    assert merge_reasons(nested) == nested
+    assert merge_reasons(["A (x): do", "A (x): do"]) == ["A (x): do"]  # the same finding twice is one line

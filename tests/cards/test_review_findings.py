@@ -56,6 +56,9 @@ def test_the_renal_start_and_the_inducer_show_how_they_add_up(pipeline: Pipeline
     findings = [line for line in card["detail"].splitlines() if line.startswith("- ")]
     assert findings[0].startswith("- Strong CYP3A4 inducer carbamazepine")  # what the dose came from comes first
     assert "**Recommended dose:** 300 mg once daily: 3 x 100 mg tablets (400 mg/day x 0.5 x 1.5)." in card["detail"]
+    level_lines = [line for line in findings if line.startswith("- Imatinib level recommended")]
+    assert len(level_lines) == 1, findings  # one level, two reasons
+    assert "CYP3A4 interacting drug" in level_lines[0] and "renal impairment" in level_lines[0]
 
 
 def test_a_level_in_umol_per_litre_is_quoted_as_the_laboratory_wrote_it(pipeline: Pipeline) -> None:
