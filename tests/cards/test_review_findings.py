@@ -71,3 +71,18 @@ def test_an_escalation_summary_quotes_the_trough_and_how_it_was_obtained(pipelin
     """r01: 'below the trough target on 400 mg/day: consider 600 mg/day' without the level."""
     card = only_card(run(pipeline, "r01-os-cml-low-trough-renewal"))
     assert card["summary"].startswith("Chronic-phase CML trough 637 ng/mL (corrected for sampling time) below target")
+
+
+def test_a_measured_trough_outside_the_model_domain_is_used_without_asking_for_another(pipeline: Pipeline) -> None:
+    """r06: a 130 kg patient (the model was built on 44-110 kg) with a measured trough was told to draw one."""
+    request = json.loads((REVIEW / "r01-os-cml-low-trough-renewal.json").read_text(encoding="utf-8"))
+    for entry in request["prefetch"]["observations"]["entry"]:
+        if entry["resource"]["code"]["coding"][0]["code"] == "29463-7":  # body weight
+            entry["resource"]["valueQuantity"]["value"] = 130.0
+    outcome = pipeline.run(request, now=REVIEWED_AT)
+    fired = set(outcome.decision.fired_ids)
+    assert {"IMA-TROUGH-006", "IMA-TROUGH-007"} <= fired
+    assert not {"IMA-TROUGH-004", "IMA-DOSE-050", "IMA-TROUGH-041"} & fired
+    card = only_card(outcome)
+    assert "draw a timed trough" not in card["detail"] and "PK model: reaching the target" not in card["detail"]
+    assert [s["label"] for s in card["suggestions"]] == ["Change to 600 mg once daily: 6 x 100 mg tablets"]
