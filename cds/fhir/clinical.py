@@ -48,6 +48,7 @@ _FLAG_SETS = tuple(name for name, _ in _FLAGS)
 _NOTED_SETS = (*_FLAG_SETS, "grapefruit", "cytopenia-leukaemia-related")
 # Conditions that are adverse events the rules act on (label §2.13): without a grade they are reported.
 _AE_KINDS = ("fluid-retention", "hepatotoxicity-events", "imatinib-adverse-reactions")
+_RECORDED_IN = {"Condition": "problem list", "AdverseEvent": "adverse event entry"}  # where an entry is, in words
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ class ClinicalMapper:
         if not events:
             return
         first = events[0]
-        value = plain_label(f"{first.source.resource_type}/{first.source.id} ({_event_name(first.event)})")
+        # the clinician's words for the entry; its resource reference stays on the fact's source (explanation page)
+        value = plain_label(f"{_event_name(first.event)} ({_RECORDED_IN.get(first.source.resource_type, 'record')})")
         others = [f"{e.source.resource_type}/{e.source.id}" for e in events[1:]]
         note = first.missing + (f"; also ungraded: {', '.join(others)}" if others else "")
         self.sink.put("ae.ungraded_event", value, [e.source for e in events], note)

@@ -53,6 +53,14 @@ class UnreadableResult:
     def describe(self) -> str:
         return f"{self.source.resource_type}/{self.source.id}: {self.reason.describe()}"
 
+    def for_clinician(self) -> str:
+        """The result by its date, not its resource id (which stays on the fact's source for reviewers)."""
+        when = self.source.effective
+        dated = (
+            f"Result of {when.astimezone(UTC):%d %b %Y %H:%M} UTC".replace("of 0", "of ") if when else "Undated result"
+        )
+        return f"{dated}: {self.reason.describe()}"
+
 
 @dataclass(frozen=True)
 class Want:

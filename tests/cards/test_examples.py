@@ -1,5 +1,5 @@
 """Issue 14 acceptance over every fhir_examples request at the examples' evaluation time: at most 3 cards, no
-duplicate suggestion, detail at most 15 lines, no reference-file names or rule ids added by the card builder,
+duplicate suggestion, detail at most 15 lines, no reference-file names, rule ids or FHIR references on a card,
 and every dose suggestion's label states the resulting daily dose."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
 from tests.conftest import ROOT
 
 EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
-INTERNAL = re.compile(r"clinical-rules\.md|pk\.md|§|\bIMA-[A-Z]+-\d+")
+FHIR_REFERENCE = r"\b(?:Patient|Condition|AdverseEvent|Observation|Medication[A-Za-z]*)/[A-Za-z0-9.-]+"
+INTERNAL = re.compile(rf"clinical-rules\.md|pk\.md|§|\bIMA-[A-Z]+-\d+|{FHIR_REFERENCE}")
 
 
 @pytest.fixture(scope="module")

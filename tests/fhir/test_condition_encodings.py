@@ -335,12 +335,12 @@ def test_severity_on_a_condition_that_is_no_adverse_event_is_not_a_grade() -> No
 @pytest.mark.parametrize(
     ("edit", "named"),
     [
-        (lambda body: _oedema(body).pop("severity"), "Condition/cond-oedema (Bilateral leg oedema)"),
-        (_severity({"text": "see notes"}), "Condition/cond-oedema (Bilateral leg oedema)"),
-        (_adverse_event(), "AdverseEvent/ae-oedema (Leg oedema)"),
+        (lambda body: _oedema(body).pop("severity"), "Bilateral leg oedema (problem list)"),
+        (_severity({"text": "see notes"}), "Bilateral leg oedema (problem list)"),
+        (_adverse_event(), "Leg oedema (adverse event entry)"),
         (
             _adverse_event(seriousness={"coding": [{"system": AE_SERIOUSNESS, "code": "non-serious"}]}),
-            "AdverseEvent/ae-oedema (Leg oedema)",
+            "Leg oedema (adverse event entry)",
         ),
     ],
 )
@@ -358,7 +358,7 @@ def test_hepatotoxicity_condition_without_a_grade_is_named() -> None:
         _oedema(body).pop("severity")
         _oedema(body)["code"] = {"text": "Drug-induced liver injury"}
 
-    assert values_of(edited(SEVERE_OEDEMA, edit))["ae.ungraded_event"].startswith("Condition/cond-oedema")
+    assert values_of(edited(SEVERE_OEDEMA, edit))["ae.ungraded_event"].endswith("(problem list)")
 
 
 def test_ungraded_haematological_event_is_left_to_table_1() -> None:
@@ -414,7 +414,7 @@ def test_without_the_policy_parameter_a_severity_is_reported_ungraded(tmp_path: 
         parse_request(example(SEVERE_OEDEMA)), now=NOW, settings=settings, terminology=default_terminology()
     )
     assert "ae.fluid_retention_grade" not in record.facts
-    assert record.facts["ae.ungraded_event"].value.startswith("Condition/cond-oedema")  # type: ignore[union-attr]
+    assert record.facts["ae.ungraded_event"].value.endswith("(problem list)")  # type: ignore[union-attr]
 
 
 def test_policy_grades_are_checked(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ def test_a_newer_unreadable_anc_is_reported_while_the_older_value_is_still_used(
     add_observation(body, newer)
     facts = record_of(body).facts
     assert facts["heme.anc"].value == 0.8  # the older readable count
-    assert facts["lab.anc_unreadable"].value == "Observation/anc-new: valueString 'clotted' is not a number"
+    assert facts["lab.anc_unreadable"].value == "Result of 25 Nov 2026 08:00 UTC: valueString 'clotted' is not a number"
+    assert [str(s) for s in facts["lab.anc_unreadable"].sources] == ["Observation/anc-new (2026-11-25T08:00:00+00:00)"]
 
 
 def test_an_older_unreadable_anc_is_not_reported_when_a_newer_one_reads() -> None:
@@ -53,7 +54,7 @@ def test_unit_problems_are_unreadable_and_named(value: dict[str, Any], reason: s
     anc.update(value)
     facts = record_of(body).facts
     assert "heme.anc" not in facts
-    assert str(facts["lab.anc_unreadable"].value).startswith("Observation/lab-anc")
+    assert facts["lab.anc_unreadable"].sources[0].id == "lab-anc"
     assert reason in str(facts["lab.anc_unreadable"].value)
 
 
@@ -113,5 +114,6 @@ def test_a_value_element_of_the_wrong_datatype_is_reported_not_dropped() -> None
     facts = record_of(body).facts
     assert "heme.anc" not in facts
     assert (
-        facts["lab.anc_unreadable"].value == "Observation/lab-anc: valueString: expected a non-empty string, got float"
+        facts["lab.anc_unreadable"].value
+        == "Result of 24 Nov 2026 08:00 UTC: valueString: expected a non-empty string, got float"
     )
