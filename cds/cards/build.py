@@ -259,8 +259,24 @@ def _key_facts(topic: Topic, decision: Decision, ctx: CardContext) -> list[str]:
     shown = [n for n in names if _showable(n, decision)]
     # only facts with a clinician's label: the others (methods, codes) are on the explanation page
     labelled = [n for n in shown if vocabulary is not None and n in vocabulary and vocabulary[n].label]
+    labelled = _first_of_each_text(labelled, decision)
     zone = ZoneInfo(ctx.display_zone)
     return [f"- {_key_fact(n, decision, ctx).line(zone)}" for n in labelled[:MAX_KEY_FACTS]]
+
+
+def _first_of_each_text(names: list[str], decision: Decision) -> list[str]:
+    """One line per text value: the inducer's name read as "strong inducer" and as "inducer" is one fact to the
+    reader. Numbers are kept, since two facts may share a value and still mean different things."""
+    seen: set[str] = set()
+    kept = []
+    for name in names:
+        value = decision.facts[name]
+        if isinstance(value, str):
+            if value in seen:
+                continue
+            seen.add(value)
+        kept.append(name)
+    return kept
 
 
 def _showable(name: str, decision: Decision) -> bool:

@@ -86,3 +86,13 @@ def test_a_measured_trough_outside_the_model_domain_is_used_without_asking_for_a
     card = only_card(outcome)
     assert "draw a timed trough" not in card["detail"] and "PK model: reaching the target" not in card["detail"]
     assert [s["label"] for s in card["suggestions"]] == ["Change to 600 mg once daily: 6 x 100 mg tablets"]
+
+
+def test_an_inducer_drafted_without_a_creatinine_is_advised_against(pipeline: Pipeline) -> None:
+    """Second review, r05: carbamazepine drafted beside an on-target trough from before it, no creatinine on
+    record: no card said to avoid it. Its name is one key fact, not two."""
+    outcome = run(pipeline, "r16-05-os-carbamazepine-drafted-no-creatinine")
+    assert "IMA-CYP-014" in outcome.decision.fired_ids
+    (inducer,) = [c for c in outcome.cards if "carbamazepine: avoid" in c["summary"]]
+    assert inducer["indicator"] == "warning"
+    assert inducer["detail"].count("carbamazepine (") == 1  # one key-fact line for the drug
