@@ -24,6 +24,7 @@ class Dosage:
     as_needed: bool
     dose: Quantity | None  # doseAndRate[0].doseQuantity (or doseRange.low); an administration's dose
     timing: Timing | None
+    text: str | None = None  # the sig as written, only to check it against the dose fields
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def _dosage(dosage: Element) -> Dosage:
         if dose is None and low is not None:
             dose = low.quantity("low")
     timing = dosage.child("timing")
-    return Dosage(as_needed, dose, _timing(timing) if timing else None)
+    text = dosage.get("text")
+    return Dosage(as_needed, dose, _timing(timing) if timing else None, text if isinstance(text, str) else None)
 
 
 def _timing(timing: Element) -> Timing:

@@ -15,6 +15,7 @@ from cds.fhir.labs import Labs, Want
 from cds.fhir.medication import read_administration, read_request, read_statement
 from cds.fhir.settings import MappingSettings
 from cds.fhir.sink import FactSink
+from cds.fhir.stated_dose import disagrees, stated_daily_mg
 from cds.fhir.terminology import Concept, Terminology
 from cds.fhir.therapy import (
     CURRENT,
@@ -173,11 +174,22 @@ class RegimenMapper:
         self.sink.put("regimen.whole_tablets", math.isclose(per_dose / _TABLET_MG, round(per_dose / _TABLET_MG)), src)
 
     def _draft_facts(self, ordered: DraftRegimen) -> None:
-        """How many drafts make the regimen and how they add up."""
+        """How many drafts make the regimen and how they add up; a draft whose text states another dose."""
         src = [p.therapy.source for p in ordered.parts]
         self.sink.put("regimen.draft_count", float(len(ordered.parts)), src)
         if len(ordered.parts) > 1 or ordered.continuing:
             self.sink.put("regimen.draft_parts", ordered.composition(), [*src, *ordered.sources])
+        for part in ordered.parts:
+            therapy = part.therapy
+            concept = self.index.products[therapy.key].concept
+            stated = stated_daily_mg([concept.text if concept else None, *(d.text for d in therapy.dosages)])
+            if disagrees(stated, therapy.dosing.daily_mg):
+                conflict = (
+                    f"its text says {format_number(stated or 0)} mg/day, "
+                    f"its dose fields give {format_number(therapy.dosing.daily_mg or 0)} mg/day"
+                )
+                self.sink.put("regimen.text_dose_conflict", conflict, [therapy.source])
+                return
 
     def _duplicate_facts(self, duplicates: list[tuple[tuple[str, str], tuple[str, str]]], src: list[Source]) -> None:
         """Possible duplicates, each counted once, named for the card (IMA-REGIMEN-010)."""

@@ -122,6 +122,22 @@ def apply_actions(request: Mapping[str, Any], actions: Sequence[Mapping[str, Any
     return accepted
 
 
+def apply_medication_only(request: Mapping[str, Any], actions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the CDS Hooks Sandbox does with an accepted update (cds-hooks.md §13): the draft takes the suggested
+    medicationCodeableConcept and keeps its own dosage; deletes and creates are applied as sent."""
+    accepted = copy.deepcopy(dict(request))
+    bundle = accepted["context"]["draftOrders"]
+    entries = {(e["resource"]["resourceType"], e["resource"]["id"]): e for e in bundle["entry"]}
+    for action in actions:
+        if action["type"] == "delete":
+            del entries[tuple(action["resourceId"].split("/"))]
+        elif action["type"] == "update" and action["resource"]["resourceType"] == "MedicationRequest":
+            draft = entries[("MedicationRequest", action["resource"]["id"])]["resource"]
+            draft["medicationCodeableConcept"] = copy.deepcopy(action["resource"]["medicationCodeableConcept"])
+    bundle["entry"] = list(entries.values())
+    return accepted
+
+
 def examples() -> Iterator[Variant]:
     for path in sorted(EXAMPLES.glob("*.json")):
         yield Variant(path.stem, load(path.name))

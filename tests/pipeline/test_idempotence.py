@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Outcome, Pipeline
-from tests.pipeline.dose_variants import Variant, all_variants, apply_actions
+from tests.pipeline.dose_variants import Variant, all_variants, apply_actions, apply_medication_only
 
 VARIANTS = all_variants()
 
@@ -62,3 +62,20 @@ def test_an_accepted_suggestion_signed_again_keeps_its_dose(pipeline: Pipeline, 
         assert again.decision.facts.get("regimen.daily_mg") == dose.daily_mg, "the rewritten order reads back"
         assert again.decision.dose.action in ("keep", "none"), [s.text for s in again.decision.dose.steps]
         assert updates(again) == []
+        assert "IMA-REGIMEN-020" not in again.decision.fired_ids  # the text we wrote agrees with its dose fields
+
+
+def test_a_suggestion_applied_in_part_is_named_before_signing(pipeline: Pipeline) -> None:
+    """A client that takes only the suggested medication (and its text) keeps the old dose fields: when they then
+    give another dose than the suggestion, the next call says so instead of letting it be signed silently."""
+    wrong, named = [], []
+    for variant in VARIANTS:
+        first = pipeline.run(variant.request, now=EXAMPLES_EVALUATION_TIME)
+        for actions in updates(first):
+            again = pipeline.run(apply_medication_only(variant.request, actions), now=EXAMPLES_EVALUATION_TIME)
+            if again.decision.facts.get("regimen.daily_mg") != first.decision.dose.daily_mg:
+                wrong.append(variant.name)
+                if "IMA-REGIMEN-020" in again.decision.fired_ids:
+                    named.append(variant.name)
+    assert len(wrong) >= 5  # not vacuous: product switches do leave other doses behind
+    assert named == wrong

@@ -70,14 +70,14 @@ def test_internal_references_in_card_text_are_reported_where_they_are(tmp_path: 
         ("patient-view-random-level-3h-after-dose.json", "715", "estimated by the PK model", "2450"),
     ],
 )
-def test_a_derived_trough_says_how_it_was_obtained_beside_the_laboratory_value(
+def test_a_derived_trough_says_how_it_was_obtained_beside_the_measured_value(
     pipeline: Pipeline, name: str, trough: str, basis: str, level: str
 ) -> None:
     decision = pipeline.run((EXAMPLES / name).read_bytes(), now=EXAMPLES_EVALUATION_TIME).decision
     assert decision.derived["tdm.trough_basis"] == basis
     (card,) = [c for c in decision.cards if c.rule_id == "IMA-TROUGH-020"]
     assert f"trough {trough} ng/mL ({basis})" in card.summary
-    assert f"Laboratory level: {level} ng/mL" in card.detail
+    assert f"Measured level: {level} ng/mL" in card.detail  # in ng/mL; the key facts add the unit it was reported in
 
 
 def test_review_notes_are_in_the_catalogue_not_on_cards(rule_set: RuleSet) -> None:
