@@ -195,7 +195,9 @@ class RecordedFacts(Mapping[str, RecordedFact]):
     def __getitem__(self, name: str) -> RecordedFact:
         fact = self._facts[name]
         times = [s.effective for s in fact.sources if s.effective is not None]
-        return RecordedFact(fact.value, fact.unit, max(times) if times else None, fact.reported)
+        # a computed value is as recent as the result it was computed from (the first source), not its weight
+        when = (times[0] if fact.computed else max(times)) if times else None
+        return RecordedFact(fact.value, fact.unit, when, fact.reported, fact.computed)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._facts)

@@ -26,7 +26,7 @@ from cds.engine.conditions import CENSOR_SUFFIX, FactValue
 from cds.engine.decision import Decision
 from cds.engine.render import CENSOR_SIGN, format_value
 from cds.engine.vocabulary import Vocabulary
-from cds.fhir.request_text import plain_label
+from cds.fhir.request_text import escape_markdown, plain_label
 
 TOPIC_SYSTEM = "https://imatinib-cds.example/CodeSystem/card-topic"
 RULE_SYSTEM = "https://imatinib-cds.example/rules"  # a topic that is still a rule id (rule names no topic yet)
@@ -50,6 +50,7 @@ class RecordedFact:
     unit: str | None = None
     when: datetime | None = None
     reported: str = ""  # as the laboratory wrote it, when its unit was converted (request text: not yet escaped)
+    computed: str = ""  # how a computed value was made (may quote request text: not yet escaped)
 
 
 @dataclass(frozen=True)
@@ -297,8 +298,14 @@ def _key_fact(name: str, decision: Decision, ctx: CardContext) -> KeyFact:
     shown = plain_label(value) if isinstance(value, str) else CENSOR_SIGN.get(str(side), "") + format_value(value)
     unit = (recorded.unit if recorded is not None else None) or (spec.unit if spec is not None else None)
     reported = plain_label(recorded.reported) if recorded is not None and recorded.reported else ""
+    computed = escape_markdown(recorded.computed) if recorded is not None and recorded.computed else ""
     return KeyFact(
-        label, shown, unit if not isinstance(value, str) else None, recorded.when if recorded else None, reported
+        label,
+        shown,
+        unit if not isinstance(value, str) else None,
+        recorded.when if recorded else None,
+        reported,
+        computed,
     )
 
 

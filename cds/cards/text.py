@@ -34,13 +34,15 @@ class KeyFact:
     unit: str | None = None
     when: datetime | None = None
     reported: str = ""  # the laboratory's own value and unit when the unit was converted (already safe)
+    computed: str = ""  # how a computed value was made (already safe)
 
     def line(self, zone: ZoneInfo) -> str:
         shown = display_unit(self.unit)
         if shown in _PLURAL_ONE and self.value == "1":
             shown = _PLURAL_ONE[shown]
         text = f"{self.label}: {self.value}" + (f" {shown}" if shown else "")
-        notes = [f"reported as {self.reported}"] if self.reported else []
+        notes = [self.computed] if self.computed else []
+        notes += [f"reported as {self.reported}"] if self.reported else []
         notes += [readable_time(self.when, zone)] if self.when else []
         return text + (f" ({'; '.join(notes)})" if notes else "")
 

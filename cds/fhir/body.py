@@ -129,7 +129,8 @@ class BodyMapper:
             crcl, method, sources = egfr.value, "egfr", [egfr.source]
             why = "no height or weight for BSA" if self.settings.egfr_deindex_by_bsa else "de-indexing switched off"
             note = f"eGFR {format_number(egfr.value)} mL/min/1.73 m2 used as reported ({why}; local policy)"
-        if self.sink.put("renal.crcl", crcl, sources, note):
+        how = f"from eGFR {format_number(egfr.value)} mL/min/1.73 m2" + (" and BSA" if method == "egfr-bsa" else "")
+        if self.sink.put("renal.crcl", crcl, sources, note, computed=how):
             self.sink.put("renal.crcl_method", method, sources, note)
 
     def _cockcroft_gault(self, creatinine: Reading) -> None:
@@ -158,7 +159,9 @@ class BodyMapper:
         crcl = derive.cockcroft_gault(age, weight.value, creatinine.value, str(sex))
         sources = [creatinine.source, weight.source, *([self.patient_source] if self.patient_source else [])]
         note = f"Cockcroft-Gault, actual body weight {weight.value:.1f} kg, SCr {format_number(creatinine.value)} mg/dL"
-        if self.sink.put("renal.crcl", crcl, sources, note):
+        scr = creatinine.reported or f"{format_number(creatinine.value)} mg/dL"
+        how = f"Cockcroft-Gault: creatinine {scr}, weight {weight.value:.1f} kg, age {format_number(age)}"
+        if self.sink.put("renal.crcl", crcl, sources, note, computed=how):
             self.sink.put("renal.crcl_method", "cockcroft-gault", sources)
 
     def _recent(self, reading: Reading, days: float) -> bool:

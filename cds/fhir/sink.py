@@ -25,18 +25,22 @@ class FactSink:
         *,
         side: str | None = None,
         reported: str = "",
+        computed: str = "",
     ) -> bool:
         """Record a fact; returns False (with a warning) when the vocabulary rejects the value. ``side``: the
         value is a bound (censored) and the true value lies on that side; recorded as ``<name>_censored``.
-        ``reported``: the value as the source wrote it, when it was converted to the vocabulary's unit."""
+        ``reported``: the value as the source wrote it, when it was converted to the vocabulary's unit.
+        ``computed``: how a value computed from other results was made, for the clinician."""
         if side is not None and not self.vocabulary[name].censorable:
             raise AssertionError(f"{name} is not censorable: the mapper must not give it a bound")
         self.facts.pop(censor_companion(name), None)
-        if not self._put(name, value, sources, note, reported):
+        if not self._put(name, value, sources, note, reported, computed):
             return False
         return side is None or self._put(censor_companion(name), side, sources, note)
 
-    def _put(self, name: str, value: FactValue, sources: Sequence[Source], note: str, reported: str = "") -> bool:
+    def _put(
+        self, name: str, value: FactValue, sources: Sequence[Source], note: str, reported: str = "", computed: str = ""
+    ) -> bool:
         spec = self.vocabulary[name]
         if spec.derived:
             raise AssertionError(f"{name} is derived: the FHIR mapper must not set it")
@@ -47,7 +51,7 @@ class FactSink:
         if not spec.accepts(value):
             return self._drop(name, value, sources, f"outside the plausible {spec.expected()}")
         unique = tuple(sources) if len(sources) < 2 else tuple(dict.fromkeys(sources))
-        self.facts[name] = SourcedFact(name, value, spec.unit, unique, note, reported)
+        self.facts[name] = SourcedFact(name, value, spec.unit, unique, note, reported, computed)
         return True
 
     def value(self, name: str) -> FactValue | None:

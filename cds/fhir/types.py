@@ -32,6 +32,7 @@ class SourcedFact:
     sources: tuple[Source, ...]
     note: str = ""
     reported: str = ""  # the source's own value and unit when the unit conversion changed the number
+    computed: str = ""  # a value computed from others: how, in words ("Cockcroft-Gault: creatinine 150 umol/L, ...")
 
 
 @dataclass(frozen=True)

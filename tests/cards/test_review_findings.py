@@ -96,3 +96,15 @@ def test_an_inducer_drafted_without_a_creatinine_is_advised_against(pipeline: Pi
     (inducer,) = [c for c in outcome.cards if "carbamazepine: avoid" in c["summary"]]
     assert inducer["indicator"] == "warning"
     assert inducer["detail"].count("carbamazepine (") == 1  # one key-fact line for the drug
+
+
+def test_a_computed_creatinine_clearance_says_how_and_from_which_result(pipeline: Pipeline) -> None:
+    """Second review, r03: "Creatinine clearance: 28.7 mL/min" dated with the weight's time, never saying it was
+    computed, nor from which creatinine (150 umol/L)."""
+    card = only_card(run(pipeline, "r16-03-os-ap-cml-twice-daily-start-moderate-renal"))
+    line = next(x for x in card["detail"].splitlines() if x.startswith("- Creatinine clearance:"))
+    assert line == (
+        "- Creatinine clearance: 28.7 mL/min (Cockcroft-Gault: creatinine 150 umol/L, weight 59.9 kg, age 71; "
+        "23 Nov 2026 07:45)"
+    )
+    assert "**Recommended dose:** 300 mg once daily: 3 x 100 mg tablets (600 mg/day x 0.5)." in card["detail"]
