@@ -19,7 +19,7 @@ from cds.fhir.element import Quantity
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.observation import read_observation, read_observed_value
 from cds.fhir.quantities import to_unit
-from cds.fhir.terminology import ValueSet
+from cds.fhir.terminology import Concept, ValueSet
 from cds.fhir.types import Source
 from cds.fhir.values import SIDE_SIGN, Unreadable
 from cds.units import UnitError
@@ -86,14 +86,24 @@ class Labs:
         self._times: dict[tuple[str, str], datetime] = {}
         # a result is read once per wanted unit: the never-silent check and the readings scan the same results
         self._results: dict[tuple[tuple[str, str], Want], Reading | UnreadableResult | None] = {}
+        self._uncoded: list[tuple[tuple[str, str], Concept]] = []  # text only: matched by name where a set allows
         for key, found in index.coded("Observation"):
-            for coding in found.codings:
-                if coding.system and coding.code:
-                    self._by_code[(coding.system, coding.code.strip())].append(key)
+            coded = [(c.system, c.code.strip()) for c in found.codings if c.system and c.code]
+            for code in coded:
+                self._by_code[code].append(key)
+            if not coded:
+                self._uncoded.append((key, found))
+
+    def _keys(self, group: ValueSet) -> list[tuple[str, str]]:
+        """The results of ``group``: by code, and by name for a text-only result where the set matches names."""
+        keys = [k for code, found in self._by_code.items() if code in group.by_code for k in found]
+        if group.names is not None:
+            keys += [k for k, concept in self._uncoded if group.match(concept) is not None]
+        return list(dict.fromkeys(keys))
 
     def readings(self, group: ValueSet, want: Want, *, limit: int | None = None) -> list[Reading]:
         """Usable readings of ``group``, newest first; at most ``limit`` of them."""
-        keys = {k for code, found in self._by_code.items() if code in group.by_code for k in found}
+        keys = self._keys(group)
         if not keys:
             return []
         oldest = self.now - timedelta(days=want.max_age_days) if want.max_age_days is not None else None
@@ -108,8 +118,7 @@ class Labs:
 
     def newest_unreadable(self, group: ValueSet, want: Want) -> UnreadableResult | None:
         """The newest usable-status result of ``group`` in the window, if its value cannot be read."""
-        keys = [k for code, found in self._by_code.items() if code in group.by_code for k in found]
-        results = [r for r in (self._reading(k, want) for k in dict.fromkeys(keys)) if r is not None]
+        results = [r for r in (self._reading(k, want) for k in self._keys(group)) if r is not None]
         if not results:
             return None
         newest = max(results, key=lambda r: (r.source.effective or _EPOCH, isinstance(r, Reading)))

@@ -81,6 +81,7 @@ class ValueSet:
     by_prefix: tuple[tuple[str, str, Member], ...] = ()
     by_word: Mapping[str, Member] = field(default_factory=dict)
     words: Words | None = None  # for a quick "no name can match" before the search
+    names_uncoded_only: bool = False  # match_names: uncoded - names only for a concept that carries no code
 
     def match(self, concept: Concept | None) -> Match | None:
         """The member a concept belongs to: by code first, then (if enabled) by a whole-word name."""
@@ -104,6 +105,8 @@ class ValueSet:
     def _by_name(self, concept: Concept) -> Match | None:
         if self.names is None:
             return None
+        if self.names_uncoded_only and any(c.code for c in concept.codings):
+            return None  # a coded result is what its code says ("AST/ALT ratio" is not AST)
         # one search over the lines (the pattern's word boundaries hold at a newline) finds the first text
         # in order that names a member, and in it the leftmost name, as searching each text in turn would
         if self.words is not None and not self.words.may_occur(concept):
@@ -193,12 +196,15 @@ def _value_set(path: Path, name: str, body: Any, systems: Mapping[str, str]) -> 
         raise RuleError(f"{path}: value set {name!r} needs a 'members' list")
     members = tuple(_member(path, name, raw, systems) for raw in body["members"])
     words = sorted({w for m in members for w in m.words}, key=len, reverse=True)
-    pattern = _names_pattern(words) if body.get("match_names") else None
+    mode = body.get("match_names")
+    if mode not in (None, False, True, "uncoded"):
+        raise RuleError(f"{path}: value set {name!r}: match_names is true, false or 'uncoded', not {mode!r}")
+    pattern = _names_pattern(words) if mode else None
     by_code = {code: m for m in reversed(members) for code in m.codes}  # first listed member wins
     by_prefix = tuple((s, p, m) for m in members for s, p in m.prefixes)
     by_word = {w: m for m in reversed(members) for w in m.words}
     description = str(body.get("description", ""))
-    return ValueSet(name, description, members, pattern, by_code, by_prefix, by_word, _words(words))
+    return ValueSet(name, description, members, pattern, by_code, by_prefix, by_word, _words(words), mode == "uncoded")
 
 
 def _union(name: str, sets: list[ValueSet]) -> ValueSet:

@@ -108,3 +108,11 @@ def test_a_computed_creatinine_clearance_says_how_and_from_which_result(pipeline
         "23 Nov 2026 07:45)"
     )
     assert "**Recommended dose:** 300 mg once daily: 3 x 100 mg tablets (600 mg/day x 0.5)." in card["detail"]
+
+
+def test_a_liver_test_sent_as_text_only_is_read(pipeline: Pipeline) -> None:
+    """Second review, r04b: AST 410 U/L (ULN 40) coded only as text "AST (SGOT)" before a new start: no card."""
+    outcome = run(pipeline, "r16-04b-os-gist-start-ast-text-only-10x")
+    assert outcome.decision.facts["hepatic.ast_xuln"] == pytest.approx(10.25)
+    (card,) = outcome.cards
+    assert card["indicator"] == "critical" and "do not start" in card["summary"]

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cds.errors import RuleError
 from cds.fhir import default_terminology
-from cds.fhir.terminology import Coding, Concept
+from cds.fhir.terminology import Coding, Concept, load_terminology
 from tests.fhir.helpers import ROOT, RXNORM
 
 LABEL_NAMED = ["dexamethasone", "phenytoin", "carbamazepine", "rifampin", "rifabutin", "rifapentine", "phenobarbital"]
@@ -49,6 +50,24 @@ def test_name_fallback_and_topical_forms() -> None:
     assert terms["topical-forms"].match(Concept((), "ketoconazole 2% shampoo")) is not None
     assert terms["topical-forms"].match(Concept((), "ketoconazole 200 MG Oral Tablet")) is None
     assert terms["cyp3a4-strong-inhibitors"].match(Concept((), "imatinib")) is None
+
+
+def test_lab_names_match_only_results_sent_as_text() -> None:
+    """match_names: uncoded - "AST (SGOT)" without a code is AST; a coded AST/ALT ratio is not, by its name."""
+    ast = default_terminology()["ast"]
+    assert ast.match(Concept((), "AST (SGOT)")) is not None
+    assert ast.match(Concept((), "Aspartate aminotransferase")) is not None
+    ratio = "Aspartate aminotransferase/Alanine aminotransferase [Enzymatic activity ratio] in Serum or Plasma"
+    assert ast.match(_concept("http://loinc.org", "16325-3", ratio)) is None
+    assert ast.match(Concept((), "Last dose")) is None
+    assert default_terminology()["alt"].match(Concept((), "ALT (SGPT)")) is not None
+
+
+def test_match_names_takes_true_false_or_uncoded(tmp_path: Path) -> None:
+    (tmp_path / "systems.yaml").write_text("systems: {}\n")
+    (tmp_path / "labs.yaml").write_text("value_sets:\n  x:\n    match_names: sometimes\n    members: []\n")
+    with pytest.raises(RuleError, match="match_names is true, false or 'uncoded'"):
+        load_terminology(tmp_path)
 
 
 def test_icd10_prefixes() -> None:
