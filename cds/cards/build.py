@@ -236,7 +236,10 @@ def _dose_line(decision: Decision, ctx: CardContext) -> str:
     dose = decision.dose
     first = next((o for o in ctx.draft_orders if o.get("id")), None)
     if dose.action == "withhold":
-        return "**Recommended:** withhold imatinib."
+        # removing the drafts does not stop an active order: it is held in the EHR, which a suggestion cannot do
+        active = decision.facts.get("regimen.active_order") is True
+        stop = ": put the active order on hold and tell the patient to stop taking it." if active else "."
+        return "**Recommended:** withhold imatinib" + stop
     if dose.action == "change" and dose.daily_mg and dose.interval_h:
         return f"**Recommended dose:** {dose_plan(first, dose.daily_mg, dose.interval_h).regimen}{_arithmetic(dose)}."
     return ""

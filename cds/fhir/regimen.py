@@ -201,6 +201,8 @@ class RegimenMapper:
     def _hold_facts(self, regimen: Therapy, active: Therapy | None) -> None:
         held = active is not None and active.status == "on-hold"
         self.sink.put("regimen.on_hold", held, [(active or regimen).source])
+        if active is not None:
+            self.sink.put("regimen.active_order", active.status == "active", [active.source])
         if held and active is not None and active.dosing.daily_mg is not None:
             self.sink.put("regimen.pre_hold_mg", active.dosing.daily_mg, [active.source], "dose of the order on hold")
         if held and active is not None and active.status_reason is not None:

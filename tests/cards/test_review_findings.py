@@ -116,3 +116,12 @@ def test_a_liver_test_sent_as_text_only_is_read(pipeline: Pipeline) -> None:
     assert outcome.decision.facts["hepatic.ast_xuln"] == pytest.approx(10.25)
     (card,) = outcome.cards
     assert card["indicator"] == "critical" and "do not start" in card["summary"]
+
+
+def test_withholding_renewal_drafts_says_to_hold_the_active_orders(pipeline: Pipeline) -> None:
+    """Second review, r10: ALT 5.5x ULN while two 600 mg/day renewal drafts are signed; the only suggestion removes
+    the drafts, and nothing said that the active orders they renew go on."""
+    card = only_card(run(pipeline, "r16-10-os-ap-cml-split-renewal-alt-5x"))
+    assert card["indicator"] == "critical"
+    assert "**Recommended:** withhold imatinib: put the active order on hold" in card["detail"]
+    assert [s["label"] for s in card["suggestions"]] == ["Withhold imatinib: remove the draft orders"]
