@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import time
 
 from cds.fhir.dosing import Dosing, combine_dosing
@@ -45,14 +45,14 @@ class DraftPart:
     renews_why: str = ""  # "priorPrescription" | "same product and dose"
     duplicate_of: Key | None = None
 
-    def describe(self) -> str:
+    def describe(self, names: Mapping[Key, str]) -> str:
         mg = self.therapy.dosing.daily_mg
         dose = f"{format_number(mg)} mg/day" if mg is not None else "dose not read"
-        text = f"{order_name(self.therapy.key)} {dose}"
+        text = f"{_named(self.therapy.key, names)} {dose}"
         if self.duplicate_of is not None and not self.counted:
-            text += f", not counted: possible duplicate of {order_name(self.duplicate_of)}"
+            text += f", not counted: possible duplicate of {_named(self.duplicate_of, names)}"
         if self.renews is not None:
-            text += f", renews {order_name(self.renews)} ({self.renews_why})"
+            text += f", renews {_named(self.renews, names)} ({self.renews_why})"
         return text
 
 
@@ -62,6 +62,7 @@ class DraftRegimen:
     dosing: Dosing  # the counted drafts (and continuing orders) combined
     duplicates: tuple[tuple[Key, Key], ...]  # (draft, the other order), each pair once
     continuing: tuple[Therapy, ...] = ()  # orders signed with a renewed one and not renewed themselves
+    names: Mapping[Key, str] = field(default_factory=dict)  # each order as a clinician knows it (clinician_name)
 
     @property
     def counted(self) -> list[DraftPart]:
@@ -75,16 +76,19 @@ class DraftRegimen:
     def renewals(self) -> str:
         """Which drafts renew which orders (each replaces the order it renews; the doses are not added)."""
         return "; ".join(
-            f"{order_name(p.therapy.key)} renews {order_name(p.renews)} ({p.renews_why}) and replaces it"
+            f"{self.name(p.therapy.key)} renews {self.name(p.renews)} ({p.renews_why}) and replaces it"
             for p in self.parts
             if p.renews is not None
         )
 
+    def name(self, key: Key) -> str:
+        return _named(key, self.names)
+
     def composition(self) -> str:
-        """How the total was made, for the fact note and the trace."""
-        described = [p.describe() for p in self.parts]
+        """How the total was made, for card text, the fact note and the trace (the sources name the resources)."""
+        described = [p.describe(self.names) for p in self.parts]
         described += [
-            f"{order_name(t.key)} {_mg(t.dosing)} continues (signed with a renewed order)" for t in self.continuing
+            f"{self.name(t.key)} {_mg(t.dosing)} continues (signed with a renewed order)" for t in self.continuing
         ]
         if len(self.counted) + len(self.continuing) < 2:
             return "; ".join(described)
@@ -122,7 +126,8 @@ def compose(
         if order.key not in renewed
     ]
     dosing = _combined([*(p.therapy for p in parts if p.counted), *continuing])
-    return DraftRegimen(tuple(parts), dosing, tuple(dict.fromkeys(duplicates)), tuple(continuing))
+    names = {t.key: clinician_name(t) for t in (*drafts, *current)}
+    return DraftRegimen(tuple(parts), dosing, tuple(dict.fromkeys(duplicates)), tuple(continuing), names)
 
 
 def _combined(counted: list[Therapy]) -> Dosing:
@@ -179,6 +184,19 @@ def _duplicates(a: Therapy, b: Therapy) -> bool:
 
 def _times(dosing: Dosing) -> set[time]:
     return {clock for clock, _ in dosing.schedule}
+
+
+def clinician_name(therapy: Therapy) -> str:
+    """ "draft imatinib 400 MG Oral Tablet", "active order imatinib 100 MG Oral Tablet of 2 Feb 2026": how the
+    prescriber knows an order (its resource id is on the fact's sources, for reviewers)."""
+    record = "order" if therapy.key[0] == "MedicationRequest" else "medication statement"
+    kind = "draft" if therapy.status == "draft" else f"{therapy.status} {record}"
+    since = f" of {therapy.start:%d %b %Y}".replace(" of 0", " of ") if therapy.start and kind != "draft" else ""
+    return f"{kind} {therapy.product_name or 'imatinib'}{since}"
+
+
+def _named(key: Key, names: Mapping[Key, str]) -> str:
+    return names.get(key) or order_name(key)
 
 
 def order_name(key: Key) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from cds.fhir import parse
 from cds.fhir.dosing import dose_mg, product
-from cds.fhir.drafts import Concurrent, DraftRegimen, compose, merge_concurrent, order_name
+from cds.fhir.drafts import Concurrent, DraftRegimen, clinician_name, compose, merge_concurrent, order_name
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.labs import Labs, Want
 from cds.fhir.medication import read_administration, read_request, read_statement
@@ -68,19 +68,19 @@ class RegimenMapper:
 
     def run(self, labs: Labs) -> RegimenResult:
         drafts = self._drafts()
-        together = merge_concurrent(
-            history(self._therapies("MedicationRequest"), self._therapies("MedicationStatement"))
-        )
+        requests, statements = self._therapies("MedicationRequest"), self._therapies("MedicationStatement")
+        together = merge_concurrent(history(requests, statements))
+        names = {t.key: clinician_name(t) for t in (*requests, *statements, *drafts)}
         records = together.records
         runs = segments(records, self.now, self.lookback)
         active = current(records)
         ordered = compose(drafts, records, together.members) if drafts else None
-        self._regimen_facts(ordered, together, runs, active)
+        self._regimen_facts(ordered, together, runs, active, names)
         doses = self._dose_history(records)
         if doses.source == "none" and (drafts or records):
             self.sink.put("regimen.dose_times_known", False, [r.source for r in records[-1:]], doses.note)
         levels = self._levels(labs, doses, runs, active)
-        parts = (*together.parts, *(p.describe() for p in ordered.parts)) if ordered else together.parts
+        parts = (*together.parts, *(p.describe({}) for p in ordered.parts)) if ordered else together.parts
         return RegimenResult(tuple(dict(self.index.raw(d.key)) for d in drafts), doses, levels, parts)
 
     # --- records ------------------------------------------------------------------------------------
@@ -121,7 +121,12 @@ class RegimenMapper:
     # --- regimen facts ------------------------------------------------------------------------------
 
     def _regimen_facts(
-        self, ordered: DraftRegimen | None, together: Concurrent, runs: list[Segment], active: Therapy | None
+        self,
+        ordered: DraftRegimen | None,
+        together: Concurrent,
+        runs: list[Segment],
+        active: Therapy | None,
+        names: dict[Key, str],
     ) -> None:
         records = together.records
         regimen = self._ordered_regimen(ordered) if ordered else active
@@ -134,7 +139,7 @@ class RegimenMapper:
             self._dosing_facts(regimen, "draft", ordered.sources, ordered.composition(), ordered.renewals())
             self._draft_facts(ordered)
             src = [p.therapy.source for p in ordered.parts]
-        self._duplicate_facts([*(ordered.duplicates if ordered else ()), *together.duplicates], src)
+        self._duplicate_facts([*(ordered.duplicates if ordered else ()), *together.duplicates], src, names)
         self._hold_facts(regimen, active)
         new_start = ordered is not None and not self._recent_therapy(records)
         self.sink.put("regimen.new_start", new_start, [regimen.source, *[r.source for r in records[-1:]]])
@@ -191,12 +196,15 @@ class RegimenMapper:
                 self.sink.put("regimen.text_dose_conflict", conflict, [therapy.source])
                 return
 
-    def _duplicate_facts(self, duplicates: list[tuple[tuple[str, str], tuple[str, str]]], src: list[Source]) -> None:
-        """Possible duplicates, each counted once, named for the card (IMA-REGIMEN-010)."""
+    def _duplicate_facts(self, duplicates: list[tuple[Key, Key]], src: list[Source], names: dict[Key, str]) -> None:
+        """Possible duplicates, each counted once, named for the card as the prescriber knows them
+        (IMA-REGIMEN-010); the note keeps the resource ids for reviewers."""
         self.sink.put("regimen.duplicate_order", bool(duplicates), src)
         if duplicates:
-            pairs = "; ".join(f"{order_name(a)} and {order_name(b)}" for a, b in dict.fromkeys(duplicates))
-            self.sink.put("regimen.duplicate_orders", pairs, src, "same product and dose")
+            pairs = dict.fromkeys(duplicates)
+            shown = "; ".join(f"{names.get(a) or order_name(a)} and {names.get(b) or order_name(b)}" for a, b in pairs)
+            ids = "; ".join(f"{order_name(a)} and {order_name(b)}" for a, b in pairs)
+            self.sink.put("regimen.duplicate_orders", shown, src, f"same product and dose: {ids}")
 
     def _hold_facts(self, regimen: Therapy, active: Therapy | None) -> None:
         held = active is not None and active.status == "on-hold"

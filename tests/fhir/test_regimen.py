@@ -167,7 +167,9 @@ def test_identical_drafts_otherwise_are_a_possible_duplicate_counted_once(
     record = record_of(body)
     assert record.facts["regimen.daily_mg"].value == 400.0  # never silently 800
     assert record.facts["regimen.duplicate_order"].value is True
-    assert record.facts["regimen.duplicate_orders"].value == "MedicationRequest/x2 and MedicationRequest/x1"
+    duplicates = record.facts["regimen.duplicate_orders"]
+    assert duplicates.value == "draft imatinib 400 MG Oral Tablet and draft imatinib 400 MG Oral Tablet"
+    assert duplicates.note == "same product and dose: MedicationRequest/x2 and MedicationRequest/x1"
     assert (
         record.draft_parts[1]
         == "MedicationRequest/x2 400 mg/day, not counted: possible duplicate of MedicationRequest/x1"
@@ -181,7 +183,10 @@ def test_a_draft_identical_to_an_active_order_it_does_not_renew_is_a_possible_du
     assert record.facts["regimen.daily_mg"].value == 400.0
     assert record.facts["regimen.duplicate_order"].value is True
     assert record.facts["regimen.duplicate_orders"].value == (
-        "MedicationRequest/rx-ima-renewal and MedicationRequest/rx-ima-current"
+        "draft imatinib 400 MG Oral Tablet and active order imatinib 400 MG Oral Tablet of 12 May 2026"
+    )  # as the prescriber knows them; the resource ids are in the note
+    assert "MedicationRequest/rx-ima-renewal and MedicationRequest/rx-ima-current" in (
+        record.facts["regimen.duplicate_orders"].note
     )
 
 
@@ -190,8 +195,9 @@ def test_an_id_that_is_not_a_fhir_id_is_not_put_into_card_text() -> None:
     active = body["prefetch"]["medications"]["entry"][-1]["resource"]
     active["id"] = "<b>x</b>"
     drafts(body)[0]["priorPrescription"] = {"reference": "MedicationRequest/rx-ima-older"}
-    value = str(record_of(body).facts["regimen.duplicate_orders"].value)
-    assert "<" not in value and "id not shown" in value
+    duplicates = record_of(body).facts["regimen.duplicate_orders"]
+    assert "<" not in str(duplicates.value) and "MedicationRequest" not in str(duplicates.value)
+    assert "<" not in duplicates.note and "id not shown" in duplicates.note
 
 
 # --- renewals --------------------------------------------------------------------------------------------
@@ -265,7 +271,8 @@ def test_identical_active_orders_started_together_are_a_possible_duplicate() -> 
     assert record.facts["regimen.daily_mg"].value == 400.0
     assert record.facts["regimen.duplicate_order"].value is True
     assert record.facts["regimen.duplicate_orders"].value == (
-        "MedicationRequest/rx-ima-second and MedicationRequest/rx-ima-active"
+        "active order imatinib 400 MG Oral Tablet of 1 May 2026 and "
+        "active order imatinib 400 MG Oral Tablet of 1 May 2026"
     )
 
 
@@ -352,7 +359,9 @@ def test_renewing_part_of_a_regimen_signed_together_keeps_the_other_part(prior: 
     daily = record.facts["regimen.daily_mg"]
     assert daily.value == 600.0  # 400 mg continuing + 200 mg renewed, not a change to 200 mg
     assert [s.id for s in daily.sources] == ["rx-ima-100-renewal", "rx-ima-active"]
-    assert "MedicationRequest/rx-ima-active 400 mg/day continues (signed with a renewed order)" in daily.note
+    assert "active order imatinib 400 MG Oral Tablet of 1 May 2026 400 mg/day continues (signed with a renewed" in (
+        daily.note
+    )
     assert "regimen.previous_daily_mg" not in record.facts  # no dose change
     assert record.facts["regimen.duplicate_order"].value is False
     assert record.facts["regimen.draft_parts"].value == daily.note  # for the card IMA-REGIMEN-001

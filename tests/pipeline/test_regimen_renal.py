@@ -39,8 +39,8 @@ def test_the_split_regimen_meets_the_moderate_renal_ceiling(pipeline: Pipeline) 
     # the card on the dose says the orders were added up; the orders themselves are on the explanation page
     assert "several orders taken together" in card(outcome, "IMA-REGIMEN-001")["detail"]
     (spec,) = [c for c in outcome.decision.cards if c.rule_id == "IMA-REGIMEN-001"]
-    assert "MedicationRequest/rx-ima-400 400 mg/day" in spec.detail
-    assert "MedicationRequest/rx-ima-2x100 200 mg/day" in spec.detail
+    assert "draft imatinib 400 MG Oral Tablet 400 mg/day" in spec.detail  # orders as the prescriber knows them
+    assert "draft imatinib 100 MG Oral Tablet 200 mg/day" in spec.detail and "MedicationRequest/" not in spec.detail
     assert outcome.trace()["dose_history"]["drafts"] == list(outcome.record.draft_parts)
 
 
@@ -64,7 +64,7 @@ def test_a_possible_duplicate_gets_a_card_naming_both_orders(pipeline: Pipeline)
     assert outcome.decision.facts["regimen.daily_mg"] == 400.0  # counted once, never silently 800
     warning = card(outcome, "IMA-REGIMEN-010")
     assert warning["indicator"] == "warning"
-    assert "MedicationRequest/rx-ima-400-again and MedicationRequest/rx-ima-400" in warning["detail"]
+    assert "draft imatinib 400 MG Oral Tablet and draft imatinib 400 MG Oral Tablet" in warning["detail"]
 
 
 # --- eGFR ---------------------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_identical_active_orders_get_the_duplicate_card_on_patient_view(pipeline
     # the duplicate is one line on the card that changes the dose; its rule text (on the explanation page) names both
     assert "- Possible duplicate imatinib order" in card(outcome, "IMA-REGIMEN-010")["detail"]
     (spec,) = [s for s in outcome.decision.cards if s.rule_id == "IMA-REGIMEN-010"]
-    assert "MedicationRequest/rx-ima-twin and MedicationRequest/rx-ima-active" in spec.detail
+    assert "active order imatinib 400 MG Oral Tablet of 1 May 2026 and active order" in spec.detail
 
 
 @pytest.mark.parametrize(("comparator", "egfr"), [(">", 90), ("<", 15), (">", 30)])
