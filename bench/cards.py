@@ -35,22 +35,11 @@ from markdown_it import MarkdownIt
 
 from cds.errors import CdsError
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Pipeline
+from cds.web.browser import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "fhir_examples"
 DEFAULT_OUT = ROOT / "build" / "cards-review"
-# Debian's chromium, launched as tests/browser/conftest.py launches it (never a browser downloaded by playwright)
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PANEL_WIDTH = 400
 COLUMNS = (
     "request",

@@ -17,20 +17,10 @@ import pytest
 
 from cds.audit import AuditStore
 from cds.service.config import ServiceConfig
+from cds.web.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import ROOT
 from tests.web.helpers import WITH_PK, WITHOUT_PK, example, explain_links, pinned_app, service_path
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error", "cds", "cds.service", "cds.web")
 CAPTURED = ("uvicorn", "cds")  # every line of the server and the service ends up in these two

@@ -16,16 +16,8 @@ import pytest
 
 from cds.pipeline import EXAMPLES_EVALUATION_TIME, Pipeline
 from tests.conftest import ROOT
+from tests.hostile import HOSTILE, HOSTILE_IDS
 
-HOSTILE = (
-    "<script>alert(1)</script>",
-    "[x](javascript:alert(1))",
-    "<img src=x onerror=alert(1)>",
-    "<https://evil.example/login>",
-    "\n\n# STOP IMATINIB NOW",
-    "see https://evil.example/login or www.evil.example",  # GFM links bare URLs by itself
-    "![x](https://evil.example/pixel.png)",
-)
 EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
 _ESCAPED = re.compile(r"\\.")  # a backslash-escaped character is shown as itself, never read as markup
 
@@ -60,9 +52,6 @@ def markup_left(text: str) -> list[str]:
     found = [m for m in ("<script", "<img", "<https", "](", "://", "www.") if m in bare]
     found += [line for line in bare.splitlines() if line.lstrip().startswith("#")]
     return found
-
-
-HOSTILE_IDS = ["script", "js-link", "img", "autolink", "heading", "bare-url", "image"]
 
 
 @pytest.mark.parametrize("hostile", HOSTILE, ids=HOSTILE_IDS)

@@ -12,22 +12,9 @@ from hypothesis import strategies as st
 
 from cds.fhir.request_text import escape_markdown
 from cds.web.markdown import render_markdown
+from tests.hostile import HOSTILE
 
 CITED = "https://dailymed.nlm.nih.gov/dailymed/drugInfo.cfm?setid=211ef2da"
-# what an attacker puts in FHIR text (issue 15 item 2), raw: the page must be safe even if a card did not escape it
-HOSTILE = (
-    "<script>alert(1)</script>",
-    "[x](javascript:alert(1))",
-    "<img src=x onerror=alert(1)>",
-    "<https://evil.example/login>",
-    "\n\n# STOP IMATINIB NOW",
-    "[login](https://evil.example/login)",
-    "![i](https://evil.example/pixel.png)",
-    "https://evil.example/bare www.evil.example",
-    "<a href='https://evil.example'>x</a>",
-    "[x]: https://evil.example/ref\n\n[x]",
-    "<JAVASCRIPT:alert(1)>",
-)
 
 
 def inert(html: str) -> bool:
