@@ -125,3 +125,12 @@ def test_withholding_renewal_drafts_says_to_hold_the_active_orders(pipeline: Pip
     assert card["indicator"] == "critical"
     assert "**Recommended:** withhold imatinib: put the active order on hold" in card["detail"]
     assert [s["label"] for s in card["suggestions"]] == ["Withhold imatinib: remove the draft orders"]
+
+
+def test_a_cml_cytopenia_card_does_not_speak_of_gist(pipeline: Pipeline) -> None:
+    """Second review, r06: a chronic-phase CML stop card said "In GIST this row is the EU label's" and cited
+    "current US Table 1 has no GIST row"; the GIST note is now IMA-HEME-002's, which fires for GIST only."""
+    outcome = run(pipeline, "r16-06-pv-cml-anc-per-microlitre")
+    card = only_card(outcome)
+    assert card["indicator"] == "critical" and "GIST" not in card["summary"] + card["detail"]
+    assert "Neutrophils (ANC): 0.6 x10^9/L (reported as 600 /uL; 23 Nov 2026 09:30)" in card["detail"]
