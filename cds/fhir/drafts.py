@@ -98,10 +98,14 @@ class DraftRegimen:
 
 
 def compose(
-    drafts: Sequence[Therapy], records: Sequence[Therapy], members: Mapping[Key, tuple[Therapy, ...]] | None = None
+    drafts: Sequence[Therapy],
+    records: Sequence[Therapy],
+    members: Mapping[Key, tuple[Therapy, ...]] | None = None,
+    names: Mapping[Key, str] | None = None,
 ) -> DraftRegimen:
     """The drafts of one request as one regimen. ``records`` are the patient's non-draft therapy records, orders
-    signed together merged (merge_concurrent); ``members`` gives the orders each merged record was made of."""
+    signed together merged (merge_concurrent); ``members`` gives the orders each merged record was made of;
+    ``names`` each order as the prescriber knows it (clinician_name), for card text."""
     groups = [(r, (members or {}).get(r.key, (r,))) for r in records if r.status in CURRENT]
     current = [order for _, group in groups for order in group]
     parts: list[DraftPart] = []
@@ -126,8 +130,7 @@ def compose(
         if order.key not in renewed
     ]
     dosing = _combined([*(p.therapy for p in parts if p.counted), *continuing])
-    names = {t.key: clinician_name(t) for t in (*drafts, *current)}
-    return DraftRegimen(tuple(parts), dosing, tuple(dict.fromkeys(duplicates)), tuple(continuing), names)
+    return DraftRegimen(tuple(parts), dosing, tuple(dict.fromkeys(duplicates)), tuple(continuing), names or {})
 
 
 def _combined(counted: list[Therapy]) -> Dosing:

@@ -74,7 +74,7 @@ class RegimenMapper:
         records = together.records
         runs = segments(records, self.now, self.lookback)
         active = current(records)
-        ordered = compose(drafts, records, together.members) if drafts else None
+        ordered = compose(drafts, records, together.members, names) if drafts else None
         self._regimen_facts(ordered, together, runs, active, names)
         doses = self._dose_history(records)
         if doses.source == "none" and (drafts or records):
