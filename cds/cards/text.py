@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from cds.dates import day, day_and_time
 from cds.engine.model import Evidence
 
 MAX_DETAIL_LINES = 15  # issue 14: a card is read in seconds; the rest is behind the link
@@ -57,8 +58,8 @@ def readable_time(when: datetime, zone: ZoneInfo) -> str:
     """ "25 Nov 2026 08:00" in the display zone; a date without a time of day (midnight UTC) as "25 Nov 2026"."""
     local = when.astimezone(zone) if when.tzinfo else when
     if when.tzinfo is not None and (when.hour, when.minute, when.second) == (0, 0, 0) and not when.utcoffset():
-        return when.strftime("%d %b %Y").lstrip("0")
-    text = local.strftime("%d %b %Y %H:%M").lstrip("0")
+        return day(when)
+    text = day_and_time(local)
     return text if zone.key == "UTC" else f"{text} {local.tzname()}"
 
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import time
 
+from cds.dates import day
 from cds.fhir.dosing import Dosing, combine_dosing
 from cds.fhir.therapy import CURRENT, Therapy
 from cds.fhir.types import Source
@@ -48,11 +49,11 @@ class DraftPart:
     def describe(self, names: Mapping[Key, str]) -> str:
         mg = self.therapy.dosing.daily_mg
         dose = f"{format_number(mg)} mg/day" if mg is not None else "dose not read"
-        text = f"{_named(self.therapy.key, names)} {dose}"
+        text = f"{named(self.therapy.key, names)} {dose}"
         if self.duplicate_of is not None and not self.counted:
-            text += f", not counted: possible duplicate of {_named(self.duplicate_of, names)}"
+            text += f", not counted: possible duplicate of {named(self.duplicate_of, names)}"
         if self.renews is not None:
-            text += f", renews {_named(self.renews, names)} ({self.renews_why})"
+            text += f", renews {named(self.renews, names)} ({self.renews_why})"
         return text
 
 
@@ -82,7 +83,7 @@ class DraftRegimen:
         )
 
     def name(self, key: Key) -> str:
-        return _named(key, self.names)
+        return named(key, self.names)
 
     def composition(self) -> str:
         """How the total was made, for card text, the fact note and the trace (the sources name the resources)."""
@@ -194,11 +195,12 @@ def clinician_name(therapy: Therapy) -> str:
     prescriber knows an order (its resource id is on the fact's sources, for reviewers)."""
     record = "order" if therapy.key[0] == "MedicationRequest" else "medication statement"
     kind = "draft" if therapy.status == "draft" else f"{therapy.status} {record}"
-    since = f" of {therapy.start:%d %b %Y}".replace(" of 0", " of ") if therapy.start and kind != "draft" else ""
+    since = f" of {day(therapy.start)}" if therapy.start and kind != "draft" else ""
     return f"{kind} {therapy.product_name or 'imatinib'}{since}"
 
 
-def _named(key: Key, names: Mapping[Key, str]) -> str:
+def named(key: Key, names: Mapping[Key, str]) -> str:
+    """The order as the prescriber knows it when ``names`` has it, else its resource reference."""
     return names.get(key) or order_name(key)
 
 

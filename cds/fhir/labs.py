@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from cds.dates import day_and_time
 from cds.fhir import parse
 from cds.fhir.element import Quantity
 from cds.fhir.index import ResourceIndex, source
@@ -56,9 +57,7 @@ class UnreadableResult:
     def for_clinician(self) -> str:
         """The result by its date, not its resource id (which stays on the fact's source for reviewers)."""
         when = self.source.effective
-        dated = (
-            f"Result of {when.astimezone(UTC):%d %b %Y %H:%M} UTC".replace("of 0", "of ") if when else "Undated result"
-        )
+        dated = f"Result of {day_and_time(when.astimezone(UTC))} UTC" if when else "Undated result"
         return f"{dated}: {self.reason.describe()}"
 
 

@@ -9,7 +9,15 @@ from typing import Any
 
 from cds.fhir import parse
 from cds.fhir.dosing import dose_mg, product
-from cds.fhir.drafts import Concurrent, DraftRegimen, clinician_name, compose, merge_concurrent, order_name
+from cds.fhir.drafts import (
+    Concurrent,
+    DraftRegimen,
+    clinician_name,
+    compose,
+    merge_concurrent,
+    named,
+    order_name,
+)
 from cds.fhir.index import ResourceIndex, source
 from cds.fhir.labs import Labs, Want
 from cds.fhir.medication import read_administration, read_request, read_statement
@@ -202,7 +210,7 @@ class RegimenMapper:
         self.sink.put("regimen.duplicate_order", bool(duplicates), src)
         if duplicates:
             pairs = dict.fromkeys(duplicates)
-            shown = "; ".join(f"{names.get(a) or order_name(a)} and {names.get(b) or order_name(b)}" for a, b in pairs)
+            shown = "; ".join(f"{named(a, names)} and {named(b, names)}" for a, b in pairs)
             ids = "; ".join(f"{order_name(a)} and {order_name(b)}" for a, b in pairs)
             self.sink.put("regimen.duplicate_orders", shown, src, f"same product and dose: {ids}")
 
