@@ -7,8 +7,11 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from cds.cards import CardContext, build_cards
 from cds.cards.build import RecordedFact
@@ -19,6 +22,7 @@ from cds.engine.evaluate import RuleEngine
 from cds.engine.ruleset import RuleSet, load_rules
 from cds.errors import EngineError, InvalidInput, RuleError
 from cds.fhir import HookRequest, PatientRecord, extract_record, fact_values, parse_request
+from cds.fhir.record_json import record_from_json, record_to_json
 from cds.fhir.settings import load_settings
 from cds.fhir.terminology import load_terminology
 from cds.paediatric import paediatric_facts
@@ -39,6 +43,7 @@ class Outcome:
     cards: list[dict[str, Any]]
     service_warnings: tuple[str, ...] = ()  # e.g. prefetch keys that could not be had
     relevance: Relevance | None = None  # which of the decision's cards this hook shows, and why
+    mapping_digest: str = ""  # the mapping configuration that read the record (Pipeline.mapping_digest)
 
     @property
     def response(self) -> dict[str, Any]:
@@ -94,6 +99,18 @@ class Outcome:
             trace["pk"] = self.pk.summary
         return trace
 
+    def inputs(self, request_body: Mapping[str, Any]) -> dict[str, Any]:
+        """What the audit log keeps so that `audit replay` can recompute this decision: the request as the
+        mapper read it (``request_body``, credentials already removed), the record it made, and "now"."""
+        return {
+            "now": self.record.now.isoformat(),
+            "request": dict(request_body),
+            "record": record_to_json(self.record),
+            "pk": self.pk.recorded,
+            "mapping": self.mapping_digest,
+            "version": package_version(),
+        }
+
 
 def client_scoped(hook_instance: str, client: str) -> str:
     """What card ids derive from: the hookInstance alone for an unauthenticated (loopback) service, else a digest
@@ -110,6 +127,21 @@ def _card_rule(spec: CardSpec | None, shown_on: str | None) -> dict[str, Any]:
         return {}
     evidence = [{k: v for k, v in vars(e).items() if v} for e in spec.evidence]
     return {"topic": spec.topic, **({"card": shown_on} if shown_on else {}), "evidence": evidence}
+
+
+def mapping_digest(rules_dir: Path) -> str:
+    """sha256 over what the mapper reads besides the request (fact vocabulary, mapping settings, terminology),
+    parsed, so that formatting-only edits keep it: equal digests map a request to the same record."""
+    files = [rules_dir / "facts.yaml", rules_dir / "mapping.yaml", *sorted((rules_dir / "terminology").glob("*.yaml"))]
+    parts = {str(f.relative_to(rules_dir)): yaml.safe_load(f.read_text(encoding="utf-8")) for f in files if f.is_file()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("imatinib-cds")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def utc_now() -> datetime:
@@ -135,6 +167,7 @@ class Pipeline:
         self.terminology = load_terminology(rules_dir / "terminology")
         self.explain_url = explain_url
         self.display_zone = display_zone(rules_dir / "mapping.yaml")
+        self.mapping_digest = mapping_digest(rules_dir)
         self._rule_derived = frozenset(d.fact for rule in self.rule_set.rules for d in rule.derive)
         level_recency_days(self.rule_set.policy)  # the relevance stage's parameter: fail at start, not per call
         missing = [n for n in self.settings.relevance_interacting_value_sets if n not in self.terminology.value_sets]
@@ -153,6 +186,33 @@ class Pipeline:
         the explanation link belong to (client, hookInstance), so two clients never share them."""
         request = parse_request(raw if not isinstance(raw, Mapping) else dict(raw))
         record, pk, facts = self.facts_for(request, now or self.clock())
+        return self._decide(request, record, pk, facts, client, tuple(extra_warnings))
+
+    def rerun(self, inputs: Mapping[str, Any], *, client: str = "") -> Outcome:
+        """A recorded decision (``Outcome.inputs``) evaluated again with this pipeline's rules, at its own "now".
+        The recorded patient record is used as it is when this pipeline maps requests as the one that made it
+        did; otherwise the recorded request is mapped again (e.g. a candidate that adds a terminology code)."""
+        try:
+            raw, now = inputs["request"], datetime.fromisoformat(inputs["now"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput("inputs", f"not the recorded inputs of a decision: {exc!r}") from exc
+        request = parse_request(raw)
+        if inputs.get("mapping") == self.mapping_digest and "record" in inputs:
+            record = record_from_json(inputs["record"])
+            pk, facts = self.enrich(record, inputs.get("pk"))
+        else:
+            record, pk, facts = self.facts_for(request, now)
+        return self._decide(request, record, pk, facts, client, ())
+
+    def _decide(
+        self,
+        request: HookRequest,
+        record: PatientRecord,
+        pk: PkStep,
+        facts: dict[str, Any],
+        client: str,
+        extra_warnings: tuple[str, ...],
+    ) -> Outcome:
         decision = self.engine.evaluate(facts, request.hook)
         relevance = judge(request.hook, record.drafts, decision.facts, decision.cards, self.rule_set.policy)
         shown = replace(decision, cards=relevance.cards)
@@ -166,18 +226,25 @@ class Pipeline:
             display_zone=self.display_zone,
         )
         cards = build_cards(shown, context)
-        return Outcome(request, record, pk, decision, cards, tuple(extra_warnings), relevance)
+        return Outcome(request, record, pk, decision, cards, extra_warnings, relevance, self.mapping_digest)
 
     def facts_for(self, request: HookRequest, now: datetime) -> tuple[PatientRecord, PkStep, dict[str, Any]]:
         """The patient's record, the PK step and the facts the rules will see."""
         record = extract_record(
             request, now=now, vocabulary=self.rule_set.vocabulary, settings=self.settings, terminology=self.terminology
         )
-        pk = estimate_for_record(record, self.rule_set.policy)
+        return (record, *self.enrich(record))
+
+    def enrich(
+        self, record: PatientRecord, recorded_pk: Mapping[str, Any] | None = None
+    ) -> tuple[PkStep, dict[str, Any]]:
+        """The PK step on the record (reusing ``recorded_pk`` when its inputs are the same), and the facts the
+        rules will see."""
+        pk = estimate_for_record(record, self.rule_set.policy, recorded_pk)
         facts: dict[str, Any] = {**fact_values(record), **pk.facts}
         facts.update(paediatric_facts(facts, self.rule_set.policy))
         self._check_inputs(facts)
-        return record, pk, facts
+        return pk, facts
 
     def _check_inputs(self, facts: Mapping[str, Any]) -> None:
         """Facts the rules derive must come from the rules, never from the mapper or the estimator."""

@@ -41,6 +41,13 @@ class PkStep:
     inputs: Mapping[str, Any] = field(default_factory=dict)  # plain inputs, so a plot can be redrawn later
 
     @property
+    def recorded(self) -> dict[str, Any] | None:
+        """What ``estimate_for_record`` can reuse later: the estimator's inputs, facts and warnings."""
+        if self.estimate is None:
+            return None
+        return {"inputs": dict(self.inputs), "facts": pk_facts(self.estimate), "warnings": list(self.warnings)}
+
+    @property
     def summary(self) -> dict[str, Any] | None:
         e = self.estimate
         if e is None:
@@ -93,7 +100,11 @@ class PkStep:
         return lines
 
 
-def estimate_for_record(record: PatientRecord, policy: Policy) -> PkStep:
+def estimate_for_record(record: PatientRecord, policy: Policy, recorded: Mapping[str, Any] | None = None) -> PkStep:
+    """The PK step for a record. ``recorded`` is an earlier step on the same record (``PkStep.recorded``, kept
+    in the audit log): when the estimator would get the very same inputs, its facts are taken instead of
+    estimating again (the estimate is a deterministic function of its inputs), which is what makes replaying
+    a month of decisions with candidate rules fast."""
     censored = record.facts.get(censor_companion("level.conc"))
     if censored is not None:
         # An older level must not stand in for a newer one below the LLOQ (or above the ULOQ): no estimate,
@@ -122,10 +133,13 @@ def estimate_for_record(record: PatientRecord, policy: Policy) -> PkStep:
             proposal_threshold=float(policy.get("pk_target_probability", 0.5)),
             now=record.now,
         )
+        plain = inputs.plain()
+        if recorded is not None and recorded.get("inputs") == plain:
+            return PkStep(None, {**recorded["facts"], **_history_facts(record)}, tuple(recorded["warnings"]), plain)
         estimate = run_estimate(inputs)
     except EstimationError as exc:
         return PkStep(warnings=(f"PK estimate not run: {exc}",))
-    return PkStep(estimate, {**pk_facts(estimate), **_history_facts(record)}, estimate.warnings, inputs.plain())
+    return PkStep(estimate, {**pk_facts(estimate), **_history_facts(record)}, estimate.warnings, plain)
 
 
 def _history_facts(record: PatientRecord) -> dict[str, bool]:

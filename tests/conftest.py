@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,31 @@ def examples_clock() -> datetime:
 
 
 RULES = ROOT / "rules"
+POSTGRES_ENV = "IMATINIB_CDS_TEST_POSTGRES_URL"
+
+
+@contextmanager
+def postgres_schema(schema: str, backend: str, folder: Path) -> Iterator[str]:
+    """An audit database URL: a SQLite file in ``folder``, or a fresh PostgreSQL schema of its own (dropped
+    afterwards); PostgreSQL tests are skipped unless $IMATINIB_CDS_TEST_POSTGRES_URL is set (CI sets it)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder}/audit.sqlite3"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it)")
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

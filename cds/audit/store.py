@@ -206,13 +206,20 @@ class AuditStore:
         with self.engine.connect() as conn:
             return [_decoded(r) for r in conn.execute(query).mappings()]
 
-    def export(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    def export(self, since: datetime | None = None, kind: str | None = None) -> Iterator[dict[str, Any]]:
+        """Entries in chain order, streamed (PostgreSQL: a server-side cursor), so memory stays flat."""
         query = self._select_entries().order_by(entries.c.seq)
         if since is not None:
             query = query.where(entries.c.created_at >= since.astimezone(UTC).isoformat(timespec="microseconds"))
-        with self.engine.connect() as conn:
-            for row in conn.execute(query).mappings():
-                yield _decoded(row)
+        if kind is not None:
+            query = query.where(entries.c.kind == kind)
+        with self.engine.connect().execution_options(stream_results=True, yield_per=_STREAM_ROWS) as conn:
+            result = conn.execute(query)
+            try:
+                for row in result.mappings():
+                    yield _decoded(row)
+            finally:  # a reader that stops early must not leave the server-side cursor to the collector
+                result.close()
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -294,6 +301,7 @@ class AuditStore:
         self.engine.dispose()
 
 
+_STREAM_ROWS = 200  # rows fetched at a time when streaming entries
 _LINK_CARDS = link_cards(postgresql)  # SQLite appends through cds.audit.sqlite
 _PAGE_PRAGMAS = ("page_size", "page_count", "max_page_count")  # read by probe()
 

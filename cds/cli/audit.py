@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cds.cli import audit_replay
 from cds.errors import InvalidInput
 
 DATABASE_ENV = "IMATINIB_CDS_DATABASE_URL"
@@ -21,11 +22,9 @@ CHECKPOINT_FILE_ENV = "IMATINIB_CDS_CHECKPOINT_FILE"
 
 def register(sub: Any) -> None:
     audit = sub.add_parser("audit", help="verify, show and export the audit log")
-    audit.add_argument(
-        "--db", default=None, help=f"database URL (default: ${DATABASE_ENV} or sqlite:///var/audit.sqlite3)"
-    )
+    with_db(audit, default=None)
     commands = audit.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    verify = commands.add_parser("verify", help="check the hash chain; names the first broken entry")
+    verify = with_db(commands.add_parser("verify", help="check the hash chain; names the first broken entry"))
     verify.add_argument("--checkpoints", type=Path, help="signed checkpoints (JSON lines) the chain must meet")
     verify.add_argument(
         "--public-key",
@@ -36,11 +35,11 @@ def register(sub: Any) -> None:
     )
     verify.add_argument("--allow-empty", action="store_true", help="an empty log is not an error")
     verify.set_defaults(func=run_verify)
-    show = commands.add_parser("show", help="print a decision with its feedback")
+    show = with_db(commands.add_parser("show", help="print a decision with its feedback"))
     show.add_argument("hook_instance")
     show.add_argument("--client", help="the issuer of the client whose decision to show (default: the latest)")
     show.set_defaults(func=run_show)
-    checkpoint = commands.add_parser("checkpoint", help="append a signed checkpoint of the chain head now")
+    checkpoint = with_db(commands.add_parser("checkpoint", help="append a signed checkpoint of the chain head now"))
     checkpoint.add_argument("--key", type=Path, help=f"Ed25519 private key (PEM; default ${CHECKPOINT_KEY_ENV})")
     checkpoint.add_argument("--checkpoints", type=Path, help=f"file to append to (default ${CHECKPOINT_FILE_ENV})")
     checkpoint.set_defaults(func=run_checkpoint)
@@ -48,9 +47,19 @@ def register(sub: Any) -> None:
     keygen.add_argument("--private-key", type=Path, required=True, help="where to write the private key (0600)")
     keygen.add_argument("--public-key", type=Path, required=True, help="where to write the public key")
     keygen.set_defaults(func=run_keygen)
-    export = commands.add_parser("export", help="write entries as JSON lines")
+    export = with_db(commands.add_parser("export", help="write entries as JSON lines"))
     export.add_argument("--since", help="ISO 8601 date-time with offset; default: everything")
     export.set_defaults(func=run_export)
+    audit_replay.register(commands, with_db)
+
+
+def with_db(parser: Any, default: Any = argparse.SUPPRESS) -> Any:
+    """``--db`` before or after the command (``audit --db URL verify`` and ``audit verify --db URL``); the
+    command's own option, when given, wins."""
+    parser.add_argument(
+        "--db", default=default, help=f"database URL (default: ${DATABASE_ENV} or sqlite:///var/audit.sqlite3)"
+    )
+    return parser
 
 
 def open_store(args: argparse.Namespace) -> Any:
@@ -138,15 +147,20 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        since = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput("--since", f"not an ISO 8601 date-time: {text!r}") from exc
+    if since.tzinfo is None:
+        raise InvalidInput("--since", "needs a UTC offset, e.g. 2026-11-25T00:00:00Z")
+    return since
+
+
 def run_export(args: argparse.Namespace) -> int:
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise InvalidInput("--since", f"not an ISO 8601 date-time: {args.since!r}") from exc
-        if since.tzinfo is None:
-            raise InvalidInput("--since", "needs a UTC offset, e.g. 2026-11-25T00:00:00Z")
+    since = parse_since(args.since)
     for entry in open_store(args).export(since):
         sys.stdout.write(json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":")) + "\n")
     return 0

@@ -26,6 +26,7 @@ def decision_payload(
     http_status: int,
     latency_ms: float,
     outcome: Outcome | None = None,
+    completed: dict[str, Any] | None = None,
     error: str | None = None,
     fetched: tuple[str, ...] = (),
     body: dict[str, Any] | None = None,
@@ -57,6 +58,9 @@ def decision_payload(
                 "warnings": trace["warnings"],
                 "relevance": trace.get("relevance"),  # why this hook shows these cards (cds/relevance.py)
                 "cards": outcome.cards,
+                # what `audit replay` and shadow evaluation recompute the decision from: the request as the
+                # mapper read it (prefetch completed, credentials removed), its record and "now"
+                "inputs": outcome.inputs(redacted(completed if completed is not None else request or {})),
             }
         )
     if body is not None and outcome is None:

@@ -161,7 +161,7 @@ class _Call:
         """The decision and its audit entry; the entry is committed here too while commits are quick
         (AuditStore.record)."""
         outcome = pipeline.run(body, extra_warnings=warnings, client=self.issuer)
-        payload = self.payload("ok", 200, outcome=outcome, fetched=fetched)
+        payload = self.payload("ok", 200, outcome=outcome, completed=body, fetched=fetched)
         cards = tuple(c["uuid"] for c in outcome.cards)
         entry = Pending.of("decision", outcome.request.hook_instance, self.service_id, payload, cards, self.issuer)
         return outcome, entry, self.state.audit.record(entry)

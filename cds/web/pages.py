@@ -18,6 +18,7 @@ from markupsafe import Markup
 from cds.engine.ruleset import RuleSet
 from cds.web.catalogue import build_catalogue
 from cds.web.explain import Explanation, build_explanation, data_uri
+from cds.web.markdown import render_markdown
 
 
 @cache
@@ -29,6 +30,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["breakable"] = breakable
+    env.filters["markdown"] = render_markdown  # card detail: no links (none are on the allow-list)
     env.globals["css"] = Markup(resources.files("cds.web").joinpath("static/web.css").read_text(encoding="utf-8"))
     return env
 

@@ -8,7 +8,6 @@ runs on SQLite and, when IMATINIB_CDS_TEST_POSTGRES_URL is set (CI), on PostgreS
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import time
@@ -26,30 +25,17 @@ from cds.audit.checkpoint import Checkpoint, Checkpoints, CheckpointSigner, read
 from cds.cli.main import main
 from cds.service.app import create_app
 from cds.service.config import ServiceConfig
-from tests.conftest import examples_clock
+from tests.conftest import examples_clock, postgres_schema
 from tests.service.conftest import example, service_for
 
-POSTGRES_ENV = "IMATINIB_CDS_TEST_POSTGRES_URL"
 SCHEMA = "audit_anchor_test"
 LEGACY = Path(__file__).parent / "data" / "audit-before-client-scoping.sqlite3"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/audit.sqlite3"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it)")
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{SCHEMA}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-    admin.dispose()
+    with postgres_schema(SCHEMA, request.param, tmp_path) as database:
+        yield database
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Rule governance on the audit log: replay recorded decisions with candidate rules, shadow evaluation."""
