@@ -86,7 +86,7 @@ def _rules(diff: RuleDiff) -> list[str]:
         lines.append(f"- Added: {_codes(diff.added)}")
     if diff.removed:
         lines.append(f"- Removed: {_codes(diff.removed)}")
-    lines += [f"- Moved: `{m.rule}` from {m.old} to {m.new} (the rule itself is compared below)" for m in diff.moved]
+    lines += [f"- Moved: `{m.rule}` from {m.old} to {m.new} (a move alone is no change)" for m in diff.moved]
     for change in diff.changed:
         lines += ["", f"### {change.rule} ({_rule_version(change.version)})", ""]
         lines += [line for field in change.fields for line in _rule_field(change, field)]
@@ -94,7 +94,7 @@ def _rules(diff: RuleDiff) -> list[str]:
 
 
 def _rule_version(version: OldNew) -> str:
-    """ "trough 1.8.0 -> 1.9.0"; a rule that moved to another file names both."""
+    """The rule's file and version, "trough 1.8.0 -> 1.9.0"; a rule that moved to another file names both."""
     (old_file, old), (new_file, new) = (str(v).split("@", 1) for v in (version.old, version.new))
     if old_file != new_file:
         return f"{old_file} {old} -> {new_file} {new}"
@@ -106,6 +106,8 @@ def _rule_field(change: RuleChange, field: str) -> list[str]:
     lines = [_threshold(t) for t in change.thresholds] if field == "when" else []
     if isinstance(detail, ListChange):
         return [*lines, f"- `{field}`: {_list_change(detail)}"]
+    if isinstance(detail.old, str) and isinstance(detail.new, str) and detail.old.split() == detail.new.split():
+        return [*lines, f"- `{field}`: line breaks or spacing only"]  # the text shown below collapses them
     if isinstance(detail.old, str) and isinstance(detail.new, str) and (len(detail.old) + len(detail.new)) > 80:
         return [*lines, f"- `{field}`:", f"  - old: {_text(detail.old)}", f"  - new: {_text(detail.new)}"]
     return [*lines, f"- `{field}`: {_inline(detail.old)} -> {_inline(detail.new)}"]
@@ -119,7 +121,8 @@ def _threshold(threshold: Threshold) -> str:
 def _operand(threshold: Threshold, side: str) -> str:
     text, value = (threshold.old, threshold.old_value) if side == "old" else (threshold.new, threshold.new_value)
     if text.startswith("policy."):
-        return f"`{text}` ({number_text(value)} {threshold.unit or ''})".replace(" )", ")")
+        unit = f" {threshold.unit}" if threshold.unit else ""
+        return f"`{text}` ({number_text(value)}{unit})"
     return text
 
 
