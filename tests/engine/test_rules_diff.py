@@ -7,6 +7,7 @@ the edits are the ones a pharmacist would make, tests included.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -626,3 +627,64 @@ No changes.
 
 No changes.
 """
+
+
+def test_markdown_of_the_documented_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The example in docs/rule-language.md (digests aside, which follow the shipped rules)."""
+    root = copy_rules(tmp_path)
+    renal = root / "imatinib/renal.yaml"
+    severe, not_severe = "expect: {fired: [IMA-RENAL-003]}}", "expect: {not_fired: [IMA-RENAL-003]}}"
+    replace_once(renal, "when: {lt: [renal.crcl, 20 mL/min]}", "when: {lt: [renal.crcl, 15 mL/min]}")
+    replace_once(
+        renal,
+        "{name: CrCl 19 is severe, facts: {renal.crcl: 19 mL/min}, " + severe,
+        "{name: CrCl 14 is severe, facts: {renal.crcl: 14 mL/min}, " + severe,
+    )
+    replace_once(
+        renal,
+        "{name: CrCl 20 is not severe, facts: {renal.crcl: 20 mL/min}, " + not_severe,
+        "{name: CrCl 15 is not severe, facts: {renal.crcl: 15 mL/min}, " + not_severe,
+    )
+    replace_once(
+        root / "terminology/imatinib.yaml",
+        '{name: "Glivec", status: U,',
+        '{name: "Glivec", rxnorm: "999999", status: U,',
+    )
+    replace_once(root / "models/imatinib-petain2008.yaml", "typical: 7.29", "typical: 7.5")
+    assert main(["rules", "diff", str(RULES), str(root)]) == 0
+    out = capsys.readouterr().out
+    documented = (RULES.parent / "docs/rule-language.md").read_text(encoding="utf-8")
+    example = documented.split("$ imatinib-cds rules diff rules rules-new\n", 1)[1].split("```", 1)[0]
+    shown = out.replace(f"`{RULES}`", "`rules`").replace(f"`{root}`", "`rules-new`")
+    assert _without_digests(shown) == _without_digests(example)
+
+
+def _without_digests(text: str) -> str:
+    return re.sub(r"digest `[0-9a-f]{12}`", "digest `...`", text)
+
+
+def test_markdown_names_a_policy_reference_and_a_re_wrapped_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_rules(tmp_path)
+    trough = root / "imatinib/trough.yaml"
+    replace_once(
+        trough,
+        "        - {eq: [dx.indication, CML]}\n        - {lt: [tdm.trough, policy.cml_trough_target]}\n",
+        "        - {eq: [dx.indication, CML]}\n        - {lt: [tdm.trough, 1000 ng/mL]}\n",
+    )
+    replace_once(
+        trough,
+        "taken just before a dose.\n    tests:\n      - name: 999 is below",
+        "taken\n          just before a dose.\n    tests:\n      - name: 999 is below",
+    )
+    assert main(["rules", "diff", str(RULES), str(root)]) == 0
+    out = capsys.readouterr().out
+    rule = out.split("### IMA-TROUGH-020 (trough 1.8.0, version not bumped)\n\n", 1)[1].split("\n\n", 1)[0]
+    assert rule.splitlines() == [
+        "- threshold `tdm.trough` < `policy.cml_trough_target` (1000 ng/mL) -> 1000 ng/mL",
+        "- `when`: `{all: [{eq: [dx.indication, CML]}, {lt: [tdm.trough, policy.cml_trough_target]}]}` -> "
+        "`{all: [{eq: [dx.indication, CML]}, {lt: [tdm.trough, 1000 ng/mL]}]}`",
+        "- `then.card.detail`: line breaks or spacing only",
+    ]
+    assert "`cml_trough_target`" not in out  # the policy itself did not change
