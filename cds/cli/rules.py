@@ -1,4 +1,4 @@
-"""``imatinib-cds rules check | test | schema | show``: the pharmacist's tools for rule files."""
+"""``imatinib-cds rules check | test | schema | show | diff``: the pharmacist's tools for rule files."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import yaml
 
 from cds.cli import rules_review
 from cds.engine.ruleset import check_rules, load_rules
+from cds.errors import CdsError, InvalidInput
 
 DEFAULT_RULES = Path("rules")
+EXIT_DIFFERENT = 1  # with --exit-code, as diff(1) and git diff; trouble is 2 (InvalidInput), so never ambiguous
 
 
 def register(sub: Any) -> None:
@@ -38,6 +40,19 @@ def register(sub: Any) -> None:
     show.add_argument("--markdown", action="store_true", help="the catalogue as markdown, with evidence and tests")
     show.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     show.set_defaults(func=run_show)
+
+    diff = commands.add_parser(
+        "diff",
+        help="what changed between two rule directories, by meaning (rules, policy, terminology, PK models)",
+        description="Compare two rules directories as loaded: formatting, comments and YAML anchors never show "
+        "as changes. Markdown for the committee, or --json. Exit status: 0 (also when they differ, unless "
+        "--exit-code), 1 with --exit-code when they differ, 2 when a side is missing or does not load.",
+    )
+    diff.add_argument("old", type=Path, metavar="OLD_DIR")
+    diff.add_argument("new", type=Path, metavar="NEW_DIR")
+    diff.add_argument("--json", action="store_true", help="the differences as JSON")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when the rule sets differ (as git diff)")
+    diff.set_defaults(func=run_diff)
 
     rules_review.register(commands)  # committee tools: trace, audit, catalogue
 
@@ -106,3 +121,18 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"# {rule.file}:{rule.line}  ruleset {rule.ruleset_id}@{rule.ruleset_version}")
     print(yaml.safe_dump(dict(rule.source), sort_keys=False, allow_unicode=True, width=110), end="")
     return 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from cds.engine.diff import diff_snapshots, load_snapshot
+    from cds.engine.diff_render import render_json, render_markdown
+
+    snapshots = []
+    for name, path in (("OLD_DIR", args.old), ("NEW_DIR", args.new)):
+        try:
+            snapshots.append(load_snapshot(path))
+        except CdsError as exc:  # exit 2, so that --exit-code's 1 only ever means "they differ"
+            raise InvalidInput(name, str(exc)) from exc
+    diff = diff_snapshots(*snapshots)
+    print(render_json(diff) if args.json else render_markdown(diff), end="")
+    return EXIT_DIFFERENT if args.exit_code and not diff.empty else 0
