@@ -186,14 +186,14 @@ class AuditStore:
             .order_by(entries.c.seq.desc())
             .limit(1)
         )
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(query).mappings().first()
         return _decoded(row) if row else None
 
     def card(self, card_uuid: str, client: str | None = None) -> tuple[str, int] | None:
         """The hookInstance and decision that showed a card, if ``client`` was shown it (None: any client)."""
         query = select(cards.c.hook_instance, cards.c.seq).where(cards.c.card_uuid == card_uuid, *_of(cards, client))
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(query).first()
         return (str(row[0]), int(row[1])) if row else None
 
@@ -203,7 +203,7 @@ class AuditStore:
             .where(entries.c.hook_instance == hook_instance, entries.c.kind == "feedback", *_of(entries, client))
             .order_by(entries.c.seq)
         )
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return [_decoded(r) for r in conn.execute(query).mappings()]
 
     def export(self, since: datetime | None = None, kind: str | None = None) -> Iterator[dict[str, Any]]:
@@ -213,7 +213,7 @@ class AuditStore:
             query = query.where(entries.c.created_at >= since.astimezone(UTC).isoformat(timespec="microseconds"))
         if kind is not None:
             query = query.where(entries.c.kind == kind)
-        with self.engine.connect().execution_options(stream_results=True, yield_per=_STREAM_ROWS) as conn:
+        with self.reading(stream=True) as conn:
             result = conn.execute(query)
             try:
                 for row in result.mappings():
@@ -222,12 +222,12 @@ class AuditStore:
                 result.close()
 
     def count(self) -> int:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return int(conn.execute(select(head.c.seq).where(head.c.id == 1)).scalar_one())
 
     def head(self) -> tuple[int, str]:
         """The sequence number and hash of the last committed entry (what a checkpoint signs)."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             seq, digest = conn.execute(READ_HEAD).one()
         return int(seq), str(digest)
 
@@ -243,7 +243,7 @@ class AuditStore:
         shown: dict[str, tuple[str, int, str | None]] = {}
         if anchors.get(0, GENESIS) != GENESIS:
             return ChainReport(False, 0, 0, "a checkpoint at entry 0 does not name the empty chain")
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             for row in conn.execute(self._select_entries().order_by(entries.c.seq)).mappings():
                 problem = _broken(row, prev, expected_seq) or _unanchored(row, anchors)
                 if problem:
@@ -287,6 +287,14 @@ class AuditStore:
         if database and database != ":memory:" and shutil.disk_usage(Path(database).parent).free < headroom_bytes:
             raise OSError(errno.ENOSPC, "no room left on the audit database's file system")
 
+    def reading(self, stream: bool = False) -> Connection:
+        """A connection for reads only (SQLite: no write lock); ``stream`` fetches rows a batch at a time
+        (PostgreSQL: a server-side cursor), for reads whose memory must stay flat."""
+        options: dict[str, Any] = {_READING: True}
+        if stream:
+            options.update(stream_results=True, yield_per=_STREAM_ROWS)
+        return self.engine.connect().execution_options(**options)
+
     def _select_entries(self) -> Any:
         return select(*self._entry_columns)
 
@@ -302,6 +310,7 @@ class AuditStore:
 
 
 _STREAM_ROWS = 200  # rows fetched at a time when streaming entries
+_READING = "cds_reading"  # execution option of a connection that only reads
 _LINK_CARDS = link_cards(postgresql)  # SQLite appends through cds.audit.sqlite
 _PAGE_PRAGMAS = ("page_size", "page_count", "max_page_count")  # read by probe()
 
@@ -423,6 +432,8 @@ def _make_engine(url: str, *, create: bool = True) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time: appends form one chain
+        # one writer at a time: appends form one chain. A reader (AuditStore.reading) takes no lock: under WAL
+        # it reads a snapshot, so a replay or a verify of a busy log never holds up the service's appends.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READING) else "BEGIN IMMEDIATE")
 
     return engine

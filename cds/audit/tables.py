@@ -63,3 +63,24 @@ write_probe = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("written_at", Float, nullable=False),
 )
+
+# Shadow evaluations (`serve --shadow-rules`): what a candidate rule set would have advised on each live decision,
+# kept apart from the chain: never shown, never sent, and not evidence of what the service advised.
+shadow = Table(
+    "audit_shadow",
+    metadata,
+    Column("candidate", String(64), primary_key=True),  # the candidate rule set's digest
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # the live decision's chain entry
+    Column("hook_instance", String(128), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("outcome", Text, nullable=False),  # JSON: candidate version, live and shadow advice, what differs
+)
+
+# How far the shadow evaluator of each candidate has read the chain (updated with its rows, in one transaction).
+shadow_progress = Table(
+    "audit_shadow_progress",
+    metadata,
+    Column("candidate", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("started_at", String(40), nullable=False),
+)

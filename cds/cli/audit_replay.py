@@ -19,6 +19,10 @@ def register(commands: Any, with_db: Any) -> None:
     replay.add_argument("--json", action="store_true", help="the whole report as JSON on stdout")
     replay.add_argument("--html", type=Path, metavar="OUT.html", help="also write the committee's report here")
     replay.set_defaults(func=run_replay)
+    report = with_db(commands.add_parser("shadow-report", help="compare live and shadow advice (serve --shadow-rules)"))
+    report.add_argument("--candidate", help="digest (or its start) of the shadow rule set; default: the latest")
+    report.add_argument("--json", action="store_true", help="the report as JSON on stdout")
+    report.set_defaults(func=run_shadow_report)
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -48,4 +52,22 @@ def run_replay(args: argparse.Namespace) -> int:
     finally:
         report.close()
         store.dispose()
+    return 0
+
+
+def run_shadow_report(args: argparse.Namespace) -> int:
+    import json
+
+    from cds.cli.audit import open_store
+    from cds.governance.shadow_report import shadow_report, write_text
+
+    store = open_store(args)
+    try:
+        report = shadow_report(store, args.candidate)
+    finally:
+        store.dispose()
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        write_text(report, sys.stdout)
     return 0

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,13 @@ def register(sub: Any) -> None:
     parser.add_argument("--host", help="bind address (default from the configuration: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default from the configuration: 8080)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (share the audit database)")
+    parser.add_argument(
+        "--shadow-rules",
+        type=Path,
+        metavar="DIR",
+        help="candidate rules evaluated on every live decision after it is answered, never shown; compare with "
+        "`imatinib-cds audit shadow-report` (docs/governance.md)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,19 +55,57 @@ def run(args: argparse.Namespace) -> int:
             "imatinib-cds: warning: no trusted clients configured: client JWTs are not checked (loopback only)",
             file=sys.stderr,
         )
+    candidate = _checked_shadow_rules(args.shadow_rules) if args.shadow_rules is not None else None
+    if candidate == "":
+        return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        "cds.service.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=config.port,
-        workers=args.workers,
-        log_level="info",
-        # uvicorn's access log prints query strings and explanation links carry a token there;
-        # the app writes its own access line (logger cds.access) without them
-        access_log=False,
-    )
+    with _shadow(config.database_url, args.shadow_rules, candidate):
+        uvicorn.run(
+            "cds.service.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=config.port,
+            workers=args.workers,
+            log_level="info",
+            # uvicorn's access log prints query strings and explanation links carry a token there;
+            # the app writes its own access line (logger cds.access) without them
+            access_log=False,
+        )
     return 0
+
+
+def _checked_shadow_rules(rules_dir: Path) -> str:
+    """The digest of a shadow candidate that passes `rules check`; else its linter messages and "" (the
+    service does not start)."""
+    from cds.engine.ruleset import check_rules
+    from cds.errors import RuleError
+
+    if not rules_dir.is_dir():
+        print(f"imatinib-cds: --shadow-rules: not a rule directory: {rules_dir}", file=sys.stderr)
+        return ""
+    try:
+        rule_set, diagnostics = check_rules(rules_dir)
+    except RuleError as exc:
+        print(f"imatinib-cds: --shadow-rules: {exc}", file=sys.stderr)
+        return ""
+    errors = [d for d in diagnostics if d.severity == "error"]
+    for diagnostic in errors:
+        print(diagnostic, file=sys.stderr)
+    if rule_set is None:
+        print(
+            f"imatinib-cds: --shadow-rules {rules_dir} fails `rules check` ({len(errors)} error(s)); not started",
+            file=sys.stderr,
+        )
+        return ""
+    return rule_set.digest
+
+
+def _shadow(database_url: str, rules_dir: Path | None, candidate: str | None) -> AbstractContextManager[None]:
+    if rules_dir is None or not candidate:
+        return nullcontext()
+    from cds.governance.shadow import shadow_process
+
+    return shadow_process(database_url, rules_dir.resolve(), candidate)
 
 
 def _is_loopback(host: str) -> bool:

@@ -69,6 +69,7 @@ class ServerProcess:
     workers: int = 1
     config_file: Path | None = None
     public_url: str | None = None  # what clients put in the JWT audience; behind a proxy, shared by all
+    extra_args: tuple[str, ...] = ()  # more `serve` options
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -87,6 +88,7 @@ class ServerProcess:
         command = [sys.executable, "-m", "cds.cli.main", "serve", "--workers", str(self.workers)]
         if self.config_file is not None:
             command += ["--config", str(self.config_file)]
+        command += self.extra_args
         log = (self.workdir / f"server-{self.port}.log").open("ab")
         self.process = subprocess.Popen(command, env=env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
         log.close()
