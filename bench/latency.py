@@ -132,7 +132,9 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def running_server(workers: int, database_url: str | None, workdir: Path) -> Iterator[Server]:
+def running_server(
+    workers: int, database_url: str | None, workdir: Path, shadow_rules: Path | None = None
+) -> Iterator[Server]:
     port = free_port()
     url = database_url or f"sqlite:///{workdir}/audit-{workers}w-{port}.sqlite3"
     env = dict(
@@ -144,7 +146,8 @@ def running_server(workers: int, database_url: str | None, workdir: Path) -> Ite
     )
     log = (workdir / f"server-{port}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cds.cli.main", "serve", "--workers", str(workers)],
+        [sys.executable, "-m", "cds.cli.main", "serve", "--workers", str(workers)]
+        + (["--shadow-rules", str(shadow_rules)] if shadow_rules else []),
         env=env,
         cwd=workdir,
         stdout=log,
@@ -302,15 +305,16 @@ async def load(port: int, mix: list[tuple[str, dict[str, Any]]], concurrency: in
 # --- main ---------------------------------------------------------------------------------------------------
 
 
-def bench_workers(args: argparse.Namespace, workers: int, workdir: Path) -> bool:
+def bench_workers(args: argparse.Namespace, workers: int, workdir: Path, shadow: Path | None = None) -> bool:
     mix = load_mix()
     ok = True
-    with running_server(workers, args.database, workdir) as server:
+    with running_server(workers, args.database, workdir, shadow) as server:
         pids = server.worker_pids()
         warm = asyncio.run(load(server.port, mix, max(2, workers * 2), len(mix) * 4 * workers))
         ok &= not warm.failures
         rss_start = {p: rss_mib(p) for p in pids}
-        print(f"\n{workers} worker(s), pids {pids}, RSS after warm-up " + _rss(rss_start))
+        mode = f", shadowing {shadow.name}" if shadow else ""
+        print(f"\n{workers} worker(s){mode}, pids {pids}, RSS after warm-up " + _rss(rss_start))
         for concurrency in args.concurrency:
             speed = calibration_ms()
             before = cpu_s(pids)
@@ -324,7 +328,25 @@ def bench_workers(args: argparse.Namespace, workers: int, workdir: Path) -> bool
         if args.memory:
             ok &= memory_run(server, mix, args.memory, pids)
         ok &= verify_chain(server.database_url)
+        if shadow:
+            print(
+                f"  shadow evaluation caught up {shadow_lag_s(server.database_url, shadow):.1f} s after the last answer"
+            )
     return ok
+
+
+def shadow_lag_s(database_url: str, rules: Path) -> float:
+    from cds.audit import AuditStore
+    from cds.engine.ruleset import load_rules
+    from cds.governance.shadow import wait_until_caught_up
+
+    store, started = AuditStore(database_url, create=False), time.perf_counter()
+    try:
+        if not wait_until_caught_up(store, load_rules(rules).digest, timeout_s=300):
+            print("  shadow evaluation did not catch up within 300 s")
+    finally:
+        store.dispose()
+    return time.perf_counter() - started
 
 
 def memory_run(server: Server, mix: list[tuple[str, dict[str, Any]]], total: int, pids: list[int]) -> bool:
@@ -367,6 +389,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600, help="requests per concurrency level")
     parser.add_argument("--memory", type=int, default=0, help="then this many more requests, printing RSS")
     parser.add_argument("--database", help="audit database URL (default: a fresh SQLite file per server)")
+    parser.add_argument(
+        "--shadow-rules",
+        type=Path,
+        help="also run each server shadowing these rules, alternately with a plain one, --rounds times",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="plain/shadow pairs with --shadow-rules")
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -374,7 +402,8 @@ def main() -> None:
     ok = True
     with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp:
         for workers in args.workers:
-            ok &= bench_workers(args, workers, Path(tmp))
+            for shadow in [None, args.shadow_rules] * args.rounds if args.shadow_rules else [None]:
+                ok &= bench_workers(args, workers, Path(tmp), shadow)
     sys.exit(0 if ok else 1)
 
 
