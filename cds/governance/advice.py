@@ -7,10 +7,11 @@ label (which names rule-file versions) are left out: they differ without the adv
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cds.cards.topics import placement
 from cds.pipeline import Outcome
 
 _NOT_ADVICE = frozenset({"uuid", "links"})  # ids derive from the hookInstance; links carry a signed token
@@ -23,6 +24,7 @@ class Advice:
     interval_h: float | None
     fired: tuple[str, ...]
     cards: tuple[Mapping[str, Any], ...]
+    shown_on: Mapping[str, str]  # rule -> the topic code of the card its finding was shown on
 
     @property
     def summaries(self) -> list[str]:
@@ -47,7 +49,8 @@ def recorded_advice(payload: Mapping[str, Any]) -> Advice:
         daily_mg=dose.get("daily_mg"),
         interval_h=dose.get("interval_h"),
         fired=tuple(str(f.get("rule")) for f in payload.get("fired") or ()),
-        cards=tuple(_as_shown(c) for c in payload.get("cards") or ()),
+        cards=tuple(_as_shown(c) for c in payload.get("cards") or () if isinstance(c, Mapping)),
+        shown_on={str(f.get("rule")): str(f["card"]) for f in payload.get("fired") or () if f.get("card")},
     )
 
 
@@ -59,6 +62,7 @@ def advice_of(outcome: Outcome) -> Advice:
         interval_h=dose.interval_h,
         fired=outcome.decision.fired_ids,
         cards=tuple(_as_shown(c) for c in outcome.cards),
+        shown_on=placement(outcome.relevance.cards, dose) if outcome.relevance and outcome.cards else {},
     )
 
 
@@ -75,20 +79,30 @@ def differences(before: Advice, after: Advice) -> list[str]:
 
 
 def rules_behind(before: Advice, after: Advice) -> list[str]:
-    """The rules a change is filed under: those that fired on one side only, else every rule that fired
-    (the same rules gave other text or another dose)."""
+    """The rules a change is filed under: those that fired on one side only, and those whose findings are on
+    a card that reads differently; failing both (the dose alone moved), every rule that fired."""
     only = set(before.fired) ^ set(after.fired)
-    ordered: Sequence[str] = [*after.fired, *(r for r in before.fired if r not in after.fired)]
-    return [r for r in dict.fromkeys(ordered) if r in only] if only else list(dict.fromkeys(ordered))
+    mine = {_topic(c): c for c in before.cards}, {_topic(c): c for c in after.cards}
+    moved = {t for t in mine[0].keys() | mine[1].keys() if mine[0].get(t) != mine[1].get(t)}
+    on_moved = {r for side in (before, after) for r, topic in side.shown_on.items() if topic in moved}
+    ordered = dict.fromkeys([*after.fired, *before.fired])
+    return [r for r in ordered if r in only | on_moved] or list(ordered)
 
 
-def _as_shown(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        out = {k: _as_shown(v) for k, v in value.items() if k not in _NOT_ADVICE}
-        source = out.get("source")
-        if isinstance(source, Mapping):
-            out["source"] = {k: v for k, v in source.items() if k != "label"}
-        return out
-    if isinstance(value, list | tuple):
-        return [_as_shown(v) for v in value]
-    return value
+def _topic(card: Mapping[str, Any]) -> str:
+    source = card.get("source")
+    topic = source.get("topic") if isinstance(source, Mapping) else None
+    return str(topic.get("code")) if isinstance(topic, Mapping) else ""
+
+
+def _as_shown(card: Mapping[str, Any]) -> dict[str, Any]:
+    """A card without what differs when the advice does not: its id and links, its suggestions' ids, and the
+    source label (it names rule-file versions)."""
+    shown = {k: v for k, v in card.items() if k not in _NOT_ADVICE}
+    if isinstance(shown.get("source"), Mapping):
+        shown["source"] = {k: v for k, v in shown["source"].items() if k != "label"}
+    if isinstance(shown.get("suggestions"), list):
+        shown["suggestions"] = [
+            {k: v for k, v in s.items() if k != "uuid"} if isinstance(s, Mapping) else s for s in shown["suggestions"]
+        ]
+    return shown

@@ -81,8 +81,8 @@ class ReplayReport:
 
     def write_text(self, out: TextIO, examples: int = 10) -> None:
         out.write(
-            f"{self.decisions} decisions replayed with {self.candidate.version} ({self.candidate.digest[:12]}): "
-            f"{self.changed} would change"
+            f"{self.decisions} decisions replayed with the rules in {self.candidate.root} "
+            f"(digest {self.candidate.digest[:12]}): {self.changed} would change"
             + (f", {self.not_replayable} could not be recomputed" if self.not_replayable else "")
             + "\n"
         )
@@ -119,6 +119,7 @@ class ReplayReport:
             groups={rule: items for rule, items in groups.items() if items},
             counts=counts,
             per_rule=HTML_PER_RULE,
+            root=self.candidate.root,
             titles={r.id: r.title for f in self.candidate.files for r in f.rules},
             show_nav=False,
         )
