@@ -29,6 +29,7 @@ class Replayed:
     after: Advice | None  # None: it could not be recomputed (``problem`` says why)
     problem: str = ""
     outcome: Outcome | None = field(default=None, compare=False)
+    made_by: str = ""  # the imatinib-cds version that made the recorded decision
 
     @property
     def differs(self) -> list[str]:
@@ -54,4 +55,4 @@ def rerun_entry(pipeline: Pipeline, entry: Mapping[str, Any]) -> Replayed:
         outcome = pipeline.rerun(inputs, client=entry.get("client") or "")
     except CdsError as exc:  # e.g. a candidate whose rules derive a fact the mapper gives
         return Replayed(*head, before, None, f"{type(exc).__name__}: {exc}")
-    return Replayed(*head, before, advice_of(outcome), outcome=outcome)
+    return Replayed(*head, before, advice_of(outcome), outcome=outcome, made_by=str(inputs.get("version", "")))

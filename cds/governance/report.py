@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from cds.engine.ruleset import RuleSet
 from cds.governance.advice import Advice, rules_behind
 from cds.governance.replay import Replayed
+from cds.pipeline import package_version
 
 MAX_PROBLEMS = 20  # decisions that could not be recomputed, listed by example (all are counted)
 HTML_PER_RULE = 100  # changed decisions shown under one rule on the HTML page (all are in the JSON)
@@ -29,7 +30,7 @@ class ReplayReport:
     changed: int = 0
     not_replayable: int = 0
     fired: dict[str, list[int]] = field(default_factory=dict)  # rule -> [before, after]
-    recorded_rulesets: Counter[str] = field(default_factory=Counter)
+    made_by: Counter[str] = field(default_factory=Counter)  # imatinib-cds versions that made the decisions
     problems: list[dict[str, Any]] = field(default_factory=list)
     _spool: TextIO = field(default_factory=lambda: tempfile.TemporaryFile("w+", encoding="utf-8"))
 
@@ -42,6 +43,7 @@ class ReplayReport:
                     {"seq": replayed.seq, "hookInstance": replayed.hook_instance, "problem": replayed.problem}
                 )
             return
+        self.made_by[replayed.made_by] += 1
         for side, advice in enumerate((replayed.before, replayed.after)):
             for rule in set(advice.fired):
                 self.fired.setdefault(rule, [0, 0])[side] += 1
@@ -56,6 +58,9 @@ class ReplayReport:
             "changed": self.changed,
             "not_replayable": self.not_replayable,
             "candidate": {"version": self.candidate.version, "digest": self.candidate.digest},
+            # replayed with this version's code: decisions another version made may differ for that reason too
+            "replayed_by": package_version(),
+            "made_by": dict(self.made_by),
             "by_rule": {
                 rule: {"fired_before": before, "fired_after": after}
                 for rule, (before, after) in sorted(self.fired.items())
@@ -86,6 +91,10 @@ class ReplayReport:
             + (f", {self.not_replayable} could not be recomputed" if self.not_replayable else "")
             + "\n"
         )
+        other = {v or "unknown": n for v, n in sorted(self.made_by.items()) if v != package_version()}
+        if other:
+            made = ", ".join(f"{n} by {v}" for v, n in other.items())
+            out.write(f"note: decisions made by another imatinib-cds version ({made}) may change for that reason too\n")
         moved = {r: c for r, c in sorted(self.fired.items()) if c[0] != c[1]}
         if moved:
             out.write("\nrules firing differently    before  after\n")
