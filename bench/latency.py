@@ -22,7 +22,6 @@ import json
 import math
 import os
 import platform
-import re
 import socket
 import subprocess
 import sys
@@ -32,12 +31,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from redated import EXAMPLES, load_mix  # bench/redated.py: the examples moved to today
+
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "fhir_examples").glob("*.json"))
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -216,36 +215,6 @@ class Connection:
             await self.writer.wait_closed()
         except OSError:
             pass
-
-
-def load_mix() -> list[tuple[str, dict[str, Any]]]:
-    """The examples re-dated to today: a live server judges lab ages by its own clock, and the mix of work
-    (which requests have recent levels and so run the PK estimator) must not depend on the day of the run."""
-    from cds.pipeline import EXAMPLES_EVALUATION_TIME
-
-    shift = datetime.now(UTC) - EXAMPLES_EVALUATION_TIME
-    mix = []
-    for path in EXAMPLES:
-        body = shifted(json.loads(path.read_text(encoding="utf-8")), shift)
-        mix.append((f"/cds-services/imatinib-{body['hook']}", body))
-    return mix
-
-
-_FHIR_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
-
-
-def shifted(value: Any, by: timedelta) -> Any:
-    """Every FHIR date and dateTime moved by ``by`` (whole days for dates), the rest unchanged."""
-    if isinstance(value, dict):
-        return {k: shifted(v, by) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shifted(v, by) for v in value]
-    if not isinstance(value, str) or not _FHIR_TIME.match(value):
-        return value
-    if "T" not in value:
-        return (date.fromisoformat(value) + timedelta(days=by.days)).isoformat()
-    moved = datetime.fromisoformat(value) + by
-    return moved.isoformat().replace("+00:00", "Z") if value.endswith("Z") else moved.isoformat()
 
 
 def request_bytes(body: dict[str, Any], hook_instance: str) -> bytes:
