@@ -22,7 +22,7 @@
 | checkpoint_interval_s | IMATINIB_CDS_CHECKPOINT_INTERVAL_S | 60 |
 | fatigue_override_rate | IMATINIB_CDS_FATIGUE_OVERRIDE_RATE | 0.5: a rule overridden on more of its cards is flagged |
 | fatigue_min_shown | IMATINIB_CDS_FATIGUE_MIN_SHOWN | 10: cards a rule must have shown before it is flagged |
-| feedback_stats_entries | IMATINIB_CDS_FEEDBACK_STATS_ENTRIES | 10000: latest audit entries the /rules figures cover |
+| feedback_stats_entries | IMATINIB_CDS_FEEDBACK_STATS_ENTRIES | 5000: latest audit entries the /rules figures cover |
 | feedback_stats_cache_s | IMATINIB_CDS_FEEDBACK_STATS_CACHE_S | 300: seconds the /rules figures are reused |
 """
 
@@ -81,7 +81,7 @@ class ServiceConfig:
     # feedback statistics (cds.audit.stats): governance settings for the alert-fatigue flag, not clinical ones
     fatigue_override_rate: float = 0.5
     fatigue_min_shown: int = 10
-    feedback_stats_entries: int = 10_000  # about 0.6 s of one core to count (15 kB decisions)
+    feedback_stats_entries: int = 5_000  # about 0.6 s to count (40 kB decisions; mostly SQLite, outside the GIL)
     feedback_stats_cache_s: float = 300.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
