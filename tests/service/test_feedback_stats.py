@@ -16,6 +16,7 @@ from cds.audit import AuditStore
 from cds.audit.stats import FatigueRule, checked_threshold, collect_stats
 from cds.cli.main import main
 from cds.service.config import ConfigError, ServiceConfig, load_config
+from tests.conftest import ROOT
 from tests.service.feedback import (
     EXPECTED,
     TDM,
@@ -261,3 +262,27 @@ def test_the_pages_window_counts_as_the_whole_log_does(
     window = collect_stats(audit, FatigueRule(0.5, 2), first_seq=1)
     assert whole.as_json() == window.as_json()
     assert whole.rules["IMA-TDMIND-007"].total.shown == 4 and whole.feedback_unmatched == 0
+
+
+def docs_block(heading: str) -> list[str]:
+    """The lines of the docs/deploy.md example whose command line starts with ``heading``."""
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    block = text.split(heading, 1)[1].split("```", 1)[0]
+    return block.splitlines()[1:]
+
+
+def test_the_documented_output_is_real(
+    client: TestClient, url: str, audit_clock: type[AuditClock], capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not url.startswith("sqlite"):
+        pytest.skip("the documented output is SQLite's")
+    post_scenario(client, audit_clock)
+    assert main(["audit", "--db", url, "stats", "--min-shown", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    documented = docs_block("$ imatinib-cds audit --db sqlite:///var/audit.sqlite3 stats --min-shown 2")
+    first, rest = documented[: documented.index("...")], documented[documented.index("...") + 1 :]
+    assert table[: len(first)] == first and table[-len(rest) :] == rest
+    documented = docs_block("$ imatinib-cds audit --db sqlite:///var/audit.sqlite3 stats --json --since")
+    stats = stats_json(url, capsys, "--since", "2026-11-30T00:00:00Z")
+    stats["rules"] = {"IMA-TDMIND-007": stats["rules"]["IMA-TDMIND-007"]}
+    assert json.loads("\n".join(documented)) == stats
