@@ -1,5 +1,5 @@
-"""``imatinib-cds audit verify | show HOOKINSTANCE | export [--since] | checkpoint | keygen``: for reviewers and
-auditors. Only ``keygen`` writes a new file; none of them ever creates a database (docs/deploy.md)."""
+"""``imatinib-cds audit verify | show HOOKINSTANCE | export [--since] | stats | checkpoint | keygen``: for reviewers
+and auditors. Only ``keygen`` writes a new file; none of them ever creates a database (docs/deploy.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cds.cli import audit_replay
 from cds.errors import InvalidInput
@@ -18,6 +18,7 @@ from cds.errors import InvalidInput
 DATABASE_ENV = "IMATINIB_CDS_DATABASE_URL"
 CHECKPOINT_KEY_ENV = "IMATINIB_CDS_CHECKPOINT_KEY"
 CHECKPOINT_FILE_ENV = "IMATINIB_CDS_CHECKPOINT_FILE"
+T = TypeVar("T")
 
 
 def register(sub: Any) -> None:
@@ -50,6 +51,20 @@ def register(sub: Any) -> None:
     export = with_db(commands.add_parser("export", help="write entries as JSON lines"))
     export.add_argument("--since", help="ISO 8601 date-time with offset; default: everything")
     export.set_defaults(func=run_export)
+    stats = with_db(
+        commands.add_parser("stats", help="per rule: cards shown, accepted, overridden, left without feedback")
+    )
+    stats.add_argument("--since", help="ISO 8601 date-time with offset; default: everything")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    stats.add_argument(
+        "--fatigue-threshold",
+        help="flag rules overridden on more than this share of their cards (default: the service setting "
+        "fatigue_override_rate, 0.5)",
+    )
+    stats.add_argument(
+        "--min-shown", help="flag only rules shown at least this often (default: the setting fatigue_min_shown, 10)"
+    )
+    stats.set_defaults(func=run_stats)
     audit_replay.register(commands, with_db)
 
 
@@ -164,3 +179,35 @@ def run_export(args: argparse.Namespace) -> int:
     for entry in open_store(args).export(since):
         sys.stdout.write(json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":")) + "\n")
     return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    """The fatigue flag's defaults are the service's settings (its configuration file and environment)."""
+    from cds.audit.stats import FatigueRule, checked_min_shown, checked_threshold, collect_stats, format_report
+    from cds.service.config import load_config
+
+    since = parse_since(args.since)
+    config = load_config()
+    fatigue = FatigueRule(
+        _option("--fatigue-threshold", args.fatigue_threshold, checked_threshold, config.fatigue_override_rate),
+        _option("--min-shown", args.min_shown, checked_min_shown, config.fatigue_min_shown),
+    )
+    store = open_store(args)
+    try:
+        stats = collect_stats(store, fatigue, since=since)
+    finally:
+        store.dispose()
+    if args.json:
+        print(json.dumps(stats.as_json(), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(format_report(stats))
+    return 0
+
+
+def _option(name: str, text: str | None, check: Callable[[str], T], default: T) -> T:
+    if text is None:
+        return default
+    try:
+        return check(text)
+    except ValueError as exc:
+        raise InvalidInput(name, str(exc)) from exc

@@ -20,6 +20,10 @@
 | checkpoint_file | IMATINIB_CDS_CHECKPOINT_FILE | var/audit-checkpoints.jsonl |
 | checkpoint_every | IMATINIB_CDS_CHECKPOINT_EVERY (entries) | 1000 |
 | checkpoint_interval_s | IMATINIB_CDS_CHECKPOINT_INTERVAL_S | 60 |
+| fatigue_override_rate | IMATINIB_CDS_FATIGUE_OVERRIDE_RATE | 0.5: a rule overridden on more of its cards is flagged |
+| fatigue_min_shown | IMATINIB_CDS_FATIGUE_MIN_SHOWN | 10: cards a rule must have shown before it is flagged |
+| feedback_stats_entries | IMATINIB_CDS_FEEDBACK_STATS_ENTRIES | 5000: latest audit entries the /rules figures cover |
+| feedback_stats_cache_s | IMATINIB_CDS_FEEDBACK_STATS_CACHE_S | 300: seconds the /rules figures are reused |
 """
 
 from __future__ import annotations
@@ -74,6 +78,11 @@ class ServiceConfig:
     checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")
     checkpoint_every: int = 1000
     checkpoint_interval_s: float = 60.0
+    # feedback statistics (cds.audit.stats): governance settings for the alert-fatigue flag, not clinical ones
+    fatigue_override_rate: float = 0.5
+    fatigue_min_shown: int = 10
+    feedback_stats_entries: int = 5_000  # about 0.6 s to count (40 kB decisions; mostly SQLite, outside the GIL)
+    feedback_stats_cache_s: float = 300.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,6 +112,10 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IMATINIB_CDS_CHECKPOINT_FILE": ("checkpoint_file", Path),
     "IMATINIB_CDS_CHECKPOINT_EVERY": ("checkpoint_every", int),
     "IMATINIB_CDS_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
+    "IMATINIB_CDS_FATIGUE_OVERRIDE_RATE": ("fatigue_override_rate", float),
+    "IMATINIB_CDS_FATIGUE_MIN_SHOWN": ("fatigue_min_shown", int),
+    "IMATINIB_CDS_FEEDBACK_STATS_ENTRIES": ("feedback_stats_entries", int),
+    "IMATINIB_CDS_FEEDBACK_STATS_CACHE_S": ("feedback_stats_cache_s", float),
 }
 
 
@@ -116,7 +129,26 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
                 config = replace(config, **{attr: parse(env[name])})
             except ValueError as exc:
                 raise ConfigError(f"{name}: {exc}") from exc
+    _check_feedback_stats(config)
     return config
+
+
+def _check_feedback_stats(config: ServiceConfig) -> None:
+    from cds.audit.stats import checked_min_shown, checked_threshold
+
+    checks: tuple[tuple[str, Callable[[object], object], object], ...] = (
+        ("fatigue_override_rate", checked_threshold, config.fatigue_override_rate),
+        ("fatigue_min_shown", checked_min_shown, config.fatigue_min_shown),
+        ("feedback_stats_entries", checked_min_shown, config.feedback_stats_entries),
+    )
+    for name, check, value in checks:
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from exc
+    cache_s = config.feedback_stats_cache_s
+    if isinstance(cache_s, bool) or not isinstance(cache_s, int | float) or not cache_s >= 0:
+        raise ConfigError(f"feedback_stats_cache_s: got {config.feedback_stats_cache_s!r}, must be 0 or more")
 
 
 def _from_file(path: Path) -> ServiceConfig:

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cds.audit import AuditStore
+from cds.audit.stats import FatigueRule
 from cds.errors import CdsError, RuleLoadError
 from cds.pipeline import Pipeline
 from cds.service.auth_failures import AuthFailureLog
 from cds.service.config import ServiceConfig
 from cds.service.health import CachedWriteProbe
 from cds.service.rate_limit import RefusalLimiter
+from cds.web.feedback import FeedbackFigures
 from cds.web.links import LinkSigner, explain_path
 
 log = logging.getLogger("cds.service")
@@ -31,6 +33,7 @@ class ServiceState:
     write_probe: CachedWriteProbe = field(init=False)
     auth_failures: AuthFailureLog = field(init=False)
     refusals: RefusalLimiter = field(init=False)
+    feedback_figures: FeedbackFigures = field(init=False)  # what the rule pages show (cds.web.feedback)
 
     def __post_init__(self) -> None:
         self.write_probe = CachedWriteProbe(self.audit.probe)
@@ -39,6 +42,12 @@ class ServiceState:
             self.audit.engine, max_keys=config.auth_failure_keys, flush_s=config.auth_failure_flush_s
         )
         self.refusals = RefusalLimiter(config.refusal_burst, config.refusal_rate_per_s)
+        self.feedback_figures = FeedbackFigures(
+            self.audit,
+            FatigueRule.create(config.fatigue_override_rate, config.fatigue_min_shown),
+            entries=config.feedback_stats_entries,
+            ttl_s=config.feedback_stats_cache_s,
+        )
 
     def explain_url(self, hook_instance: str, client: str = "") -> str:
         return f"{self.config.base}{explain_path(hook_instance)}?token={self.signer.token(hook_instance, client)}"

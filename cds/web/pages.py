@@ -1,4 +1,5 @@
-"""HTML rendering of the explanation page, the rule catalogue and the plain error pages (Jinja2, autoescaped).
+"""HTML rendering of the explanation page, the rule catalogue, a rule's feedback page and the plain error pages
+(Jinja2, autoescaped).
 
 The stylesheet is inlined, so every page (and the offline file of ``evaluate --explain-html``) is self-contained:
 no CDN, no web fonts, no second request except the token-protected plot image.
@@ -15,9 +16,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from cds.audit.stats import FeedbackStats, RuleStats
 from cds.engine.ruleset import RuleSet
 from cds.web.catalogue import build_catalogue
 from cds.web.explain import Explanation, build_explanation, data_uri
+from cds.web.feedback import REASON_DISPLAY, trend_alt, week_rows
 from cds.web.markdown import render_markdown
 
 
@@ -31,6 +34,7 @@ def environment() -> Environment:
     )
     env.filters["breakable"] = breakable
     env.filters["markdown"] = render_markdown  # card detail: no links (none are on the allow-list)
+    env.filters["percent"] = percent
     env.globals["css"] = Markup(resources.files("cds.web").joinpath("static/web.css").read_text(encoding="utf-8"))
     return env
 
@@ -38,6 +42,10 @@ def environment() -> Environment:
 def breakable(version: object) -> Markup:
     """A rule set version (``a@1.0.0+b@1.1.0+...``) that may wrap after each ``+``; the parts are escaped."""
     return Markup("+<wbr>").join(str(version).split("+"))
+
+
+def percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
 
 
 def render(template: str, **context: Any) -> str:
@@ -50,8 +58,26 @@ def explanation_page(explanation: Explanation, plot_src: str | None, *, rules_hr
     return render("explain.html", ex=explanation, plot_src=plot_src, rules_href=rules_href)
 
 
-def catalogue_page(rule_set: RuleSet, query: str) -> str:
-    return render("catalogue.html", cat=build_catalogue(rule_set, query), query=query)
+def catalogue_page(rule_set: RuleSet, query: str, stats: FeedbackStats | None = None) -> str:
+    """``stats`` None: the feedback figures could not be read (the page says so and lists the rules)."""
+    return render("catalogue.html", cat=build_catalogue(rule_set, query), query=query, fb=stats)
+
+
+def rule_feedback_page(rule_id: str, title: str, stats: FeedbackStats, plot_src: str | None) -> str:
+    """One rule's feedback figures, its weekly trend (``plot_src``, a data: URI) and its weeks as a table."""
+    rule = stats.rules.get(rule_id) or RuleStats(title)
+    return render(
+        "rule.html",
+        rule_id=rule_id,
+        title=title or rule.title,
+        fb=stats,
+        rule=rule,
+        weeks=week_rows(rule),
+        flagged=stats.fatigue_candidate(rule_id),
+        plot_src=plot_src,
+        plot_alt=trend_alt(rule_id, rule) if plot_src else "",
+        reasons=REASON_DISPLAY,
+    )
 
 
 def error_page(heading: str, message: str) -> str:

@@ -99,7 +99,7 @@ def _parse(inputs: Mapping[str, Any]) -> Any:
 
 _cache: OrderedDict[str, bytes] = OrderedDict()
 _cache_lock = threading.Lock()
-_draw_lock = threading.Lock()
+DRAW_LOCK = threading.Lock()  # matplotlib keeps global state (font cache, rcParams): one figure at a time
 
 
 def plot_png(payload: Mapping[str, Any], key: str | None = None) -> bytes:
@@ -114,7 +114,7 @@ def plot_png(payload: Mapping[str, Any], key: str | None = None) -> bytes:
         raise PlotUnavailable(reason)
     pk = payload["pk"]
     run = replay(pk["inputs"])
-    with _draw_lock:  # matplotlib keeps global state (font cache, rcParams): one figure at a time
+    with DRAW_LOCK:
         png = draw(run, proposed_regimen(payload), recorded_cmin=pk.get("cmin_pred"))
     if key is not None:
         with _cache_lock:

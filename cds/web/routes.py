@@ -1,5 +1,5 @@
 """Web pages: ``GET /explain/{hookInstance}`` (and its plot) behind the signed, expiring card-link token, and the
-public rule catalogue ``GET /rules``.
+public rule catalogue ``GET /rules`` with each rule's feedback figures (``GET /rules/{rule_id}``: counts only).
 
 A missing, altered or expired token gets 403 with a plain page and nothing about the decision (not even whether it
 exists); a valid token for a hookInstance with no decision gets 404. Nothing here logs or links patient data: URLs
@@ -16,12 +16,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from cds.audit.stats import FeedbackStats
 from cds.errors import CdsError
 from cds.service.routes import state_of
 from cds.service.state import ServiceState
-from cds.web.explain import build_explanation
+from cds.web.explain import build_explanation, data_uri
 from cds.web.links import explain_path
-from cds.web.pages import catalogue_page, error_page, explanation_page
+from cds.web.pages import catalogue_page, error_page, explanation_page, rule_feedback_page
 from cds.web.plots import PlotUnavailable, plot_png
 
 log = logging.getLogger("cds.web")
@@ -117,6 +118,34 @@ async def _plot(hook_instance: str, request: Request) -> Response:
 @router.get("/rules", include_in_schema=False)
 async def rules(request: Request) -> Response:
     query = request.query_params.get("q", "")[:200]
-    rule_set = state_of(request).pipeline.rule_set
-    page = await run_in_threadpool(catalogue_page, rule_set, query)
+    state = state_of(request)
+    stats = await _feedback_figures(state)
+    page = await run_in_threadpool(catalogue_page, state.pipeline.rule_set, query, stats)
     return HTMLResponse(page, headers={**HEADERS, "Cache-Control": "no-cache"})
+
+
+@router.get("/rules/{rule_id}", include_in_schema=False)
+async def rule_feedback(rule_id: str, request: Request) -> Response:
+    """A rule's feedback figures and weekly trend: for any rule of the loaded set, or one the log still counts."""
+    state = state_of(request)
+    try:
+        title = state.pipeline.rule_set.rule(rule_id).title
+    except KeyError:
+        title = ""
+    stats = await _feedback_figures(state)
+    if stats is None:
+        return _plain(503, "Feedback figures unavailable", "The audit log could not be read; try again later.")
+    if not title and rule_id not in stats.rules:
+        return _plain(404, "No such rule", f"No rule {rule_id[:200]} is loaded or counted in the audit log.")
+    png = await run_in_threadpool(state.feedback_figures.trend_png, rule_id)
+    page = rule_feedback_page(rule_id, title, stats, data_uri(png) if png else None)
+    return HTMLResponse(page, headers={**HEADERS, "Cache-Control": "no-cache"})
+
+
+async def _feedback_figures(state: ServiceState) -> FeedbackStats | None:
+    """The cached figures; None (the page says so) when the audit log cannot be read now."""
+    try:
+        return await run_in_threadpool(state.feedback_figures.current)
+    except Exception:  # a database that is down must not take the rule catalogue with it
+        log.exception("feedback figures not computed")
+        return None

@@ -1,4 +1,5 @@
-"""The explanation pages and the rule catalogue in Debian's chromium (playwright, 1280x800 viewport).
+"""The explanation pages, the rule catalogue and a rule's feedback page in Debian's chromium (playwright, 1280x800
+viewport).
 
 Screenshots are kept in test-artifacts/screenshots/ (git-ignored): for each explanation the top of the page and
 the PK section, plus the catalogue and a refused link.
@@ -103,6 +104,21 @@ def test_rule_catalogue_search(page: Any, live: LiveSite) -> None:
     screenshot(page, "rules-search-rifampin")
     page.evaluate("document.getElementById('IMA-CYP-010').scrollIntoView()")
     screenshot(page, "rules-yaml-IMA-CYP-010")
+
+
+def test_rule_feedback_page_from_the_catalogue(page: Any, live: LiveSite) -> None:
+    """The figures' link leads to the rule's page; its trend plot (a data: PNG) passes the page's CSP."""
+    page.goto(live.base + "/rules")
+    shown = page.locator('a[href="/rules/IMA-RENAL-020"]').first
+    assert shown.inner_text() == "1"  # the moderate-renal decision of the live site, no feedback
+    with page.expect_navigation():
+        shown.click()
+    check_heading_order(page)
+    assert page.inner_text("h1").startswith("Feedback on IMA-RENAL-020")
+    page.wait_for_function("() => { const i = document.querySelector('figure img'); return i && i.complete; }")
+    assert page.eval_on_selector("figure img", "i => i.naturalWidth") == 750
+    assert "No feedback\n1" in page.inner_text("#figures")
+    screenshot(page, "rule-feedback-IMA-RENAL-020", full_page=True)
 
 
 def test_altered_token_is_refused_with_a_plain_page(page: Any, live: LiveSite) -> None:
