@@ -20,6 +20,7 @@ from cds.cards.topics import placement
 from cds.engine.decision import CardSpec, Decision
 from cds.engine.evaluate import RuleEngine
 from cds.engine.ruleset import RuleSet, load_rules
+from cds.engine.testing import RequestUnavailable
 from cds.errors import EngineError, InvalidInput, RuleError
 from cds.fhir import HookRequest, PatientRecord, extract_record, fact_values, parse_request
 from cds.fhir.record_json import record_from_json, record_to_json
@@ -28,8 +29,9 @@ from cds.fhir.terminology import load_terminology
 from cds.paediatric import paediatric_facts
 from cds.pk_step import PkStep, estimate_for_record
 from cds.relevance import Relevance, judge, level_recency_days
+from cds.shipped import checkout_root, shipped_rules
 
-DEFAULT_RULES = Path(__file__).resolve().parent.parent / "rules"
+DEFAULT_RULES = shipped_rules()  # the checkout's rules/, or the wheel's cds/rulepack
 # fhir_examples/ are written for this evaluation time; tests and request-based rule tests pin it
 EXAMPLES_EVALUATION_TIME = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -273,22 +275,55 @@ class RecordedFacts(Mapping[str, RecordedFact]):
         return len(self._facts)
 
 
-_EXAMPLES_PIPELINE: list[Pipeline] = []
+class ExampleRequests:
+    """For rule tests with `request:`: the facts (with PK) a fhir_examples request produces, and its hook, mapped
+    with the mapping and terminology of the rules under test.
+
+    A test names its request from the repository root (``fhir_examples/x.json``); it is looked up under each of
+    ``roots`` (default: the folder that holds the rules folder, then the git checkout the package runs from).
+    fhir_examples/ are not in the wheel: a request whose folder is under none of them is skipped
+    (RequestUnavailable); a missing file in a folder that is there is an error (a mistyped name).
+    """
+
+    def __init__(self, rules_dir: Path, roots: Sequence[Path] = ()) -> None:
+        self.rules_dir = rules_dir
+        checkout = checkout_root()
+        defaults = [rules_dir.resolve().parent, *([checkout] if checkout else [])]
+        self.roots = tuple(dict.fromkeys(roots or defaults))
+        self._pipeline: Pipeline | None = None
+
+    def __call__(self, path: str) -> tuple[dict[str, Any], str]:
+        raw = self._read(path)
+        if self._pipeline is None:
+            self._pipeline = Pipeline(self.rules_dir)
+        request = parse_request(raw)
+        _, _, facts = self._pipeline.facts_for(request, EXAMPLES_EVALUATION_TIME)
+        return facts, request.hook
+
+    def _read(self, path: str) -> bytes:
+        given = Path(path)
+        candidates = [given] if given.is_absolute() else [root / given for root in self.roots]
+        file = next((c for c in candidates if c.is_file()), None)
+        if file is None and not given.is_absolute() and not any((r / given.parts[0]).is_dir() for r in self.roots):
+            where = ", ".join(str(r) for r in self.roots)
+            raise RequestUnavailable(
+                f"request {path} not found under {where} (fhir_examples/ ship with the repository, not the "
+                "package; give the checkout with --requests-root)"
+            )
+        try:
+            return (file or candidates[0]).read_bytes()
+        except OSError as exc:
+            raise InvalidInput(path, f"cannot read the request: {exc.strerror}") from exc
+
+
+_SHIPPED_REQUESTS: list[ExampleRequests] = []
 
 
 def request_facts(path: str) -> tuple[dict[str, Any], str]:
-    """For rule tests with `request:`: the facts (with PK) a fhir_examples request produces, and its hook."""
-    if not _EXAMPLES_PIPELINE:
-        _EXAMPLES_PIPELINE.append(Pipeline())
-    pipeline = _EXAMPLES_PIPELINE[0]
-    file = Path(path) if Path(path).is_absolute() else pipeline.rules_dir.parent / path
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(path, f"cannot read the request: {exc.strerror}") from exc
-    request = parse_request(raw)
-    _, _, facts = pipeline.facts_for(request, EXAMPLES_EVALUATION_TIME)
-    return facts, request.hook
+    """ExampleRequests for the shipped rules (one pipeline for the whole run)."""
+    if not _SHIPPED_REQUESTS:
+        _SHIPPED_REQUESTS.append(ExampleRequests(DEFAULT_RULES))
+    return _SHIPPED_REQUESTS[0](path)
 
 
 def dumps(value: Any) -> str:

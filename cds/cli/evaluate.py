@@ -15,7 +15,9 @@ def register(sub: Any) -> None:
     parser.add_argument("request", type=Path, help="a CDS Hooks request (JSON), e.g. fhir_examples/*.json")
     parser.add_argument("--trace", action="store_true", help="add a `trace` object: facts, fired rules, dose, PK")
     parser.add_argument("--now", help="evaluation time (ISO 8601 with offset); default: the current time")
-    parser.add_argument("--rules", type=Path, default=None, help="rules directory (default: the shipped rules)")
+    parser.add_argument(
+        "--rules", type=Path, default=None, help="rules folder (default: IMATINIB_CDS_RULES, else the shipped rules)"
+    )
     parser.add_argument(
         "--explain-html",
         type=Path,
@@ -26,14 +28,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cds.pipeline import DEFAULT_RULES, Pipeline, dumps
+    from cds.pipeline import Pipeline, dumps
+    from cds.shipped import default_rules
 
     try:
         raw = args.request.read_bytes()
     except OSError as exc:
         raise InvalidInput(str(args.request), f"cannot read the file: {exc.strerror}") from exc
     now = parse_now(args.now)  # check the cheap arguments before loading the rules
-    pipeline = Pipeline(args.rules or DEFAULT_RULES)
+    pipeline = Pipeline(args.rules or default_rules())
     outcome = pipeline.run(raw, now=now)
     body: dict[str, Any] = dict(outcome.response)
     if args.trace:

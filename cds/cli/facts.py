@@ -11,6 +11,7 @@ from typing import Any
 
 from cds.errors import InvalidInput
 from cds.fhir import PatientRecord, SourcedFact, extract_record, parse_request
+from cds.shipped import default_rules
 
 
 def register(sub: Any) -> None:
@@ -18,6 +19,9 @@ def register(sub: Any) -> None:
     parser.add_argument("request", type=Path, help="CDS Hooks request JSON file")
     parser.add_argument("--now", help="evaluation time (ISO 8601 with zone; default: the current time)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--rules", type=Path, default=None, help="rules folder (default: IMATINIB_CDS_RULES, else the shipped rules)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -27,10 +31,23 @@ def run(args: argparse.Namespace) -> int:
         raw = args.request.read_bytes()
     except OSError as exc:
         raise InvalidInput(str(args.request), f"cannot read the file: {exc.strerror}") from exc
-    record = extract_record(parse_request(raw), now=now)
+    record = extract_record(parse_request(raw), now=now, **_mapping(args.rules or default_rules()))
     text = json.dumps(record_json(record), indent=2) if args.json else "\n".join(record_lines(record))
     sys.stdout.write(text + "\n")
     return 0
+
+
+def _mapping(rules: Path) -> dict[str, Any]:
+    """What the mapper reads from a rules folder: the fact vocabulary, mapping settings and terminology."""
+    from cds.engine.vocabulary import load_vocabulary
+    from cds.fhir.settings import load_settings
+    from cds.fhir.terminology import load_terminology
+
+    return {
+        "vocabulary": load_vocabulary(rules / "facts.yaml"),
+        "settings": load_settings(rules / "mapping.yaml"),
+        "terminology": load_terminology(rules / "terminology"),
+    }
 
 
 def _now(text: str | None) -> datetime:

@@ -38,9 +38,10 @@ from cds.pk import (
     load_model,
     pk_facts,
 )
+from cds.shipped import shipped_rules
 
 DEFAULT_MODEL = "imatinib-widmer2006"
-POLICY_FILE = Path(__file__).resolve().parents[2] / "rules" / "policy.yaml"
+POLICY_FILE = shipped_rules() / "policy.yaml"
 TARGET_PARAMETERS = {"CML": "cml_trough_target", "GIST": "gist_trough_target"}
 
 

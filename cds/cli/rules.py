@@ -1,20 +1,24 @@
-"""``imatinib-cds rules check | test | schema | show | diff``: the pharmacist's tools for rule files."""
+"""``imatinib-cds rules check | test | schema | show | diff | export``: the pharmacist's tools for rule files.
+
+Without a rules folder, every command reads IMATINIB_CDS_RULES if set, else the shipped rule pack.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cds.cli import rules_review
+from cds.cli import rules_export, rules_review
 from cds.engine.ruleset import check_rules, load_rules
 from cds.errors import CdsError, InvalidInput
+from cds.shipped import default_rules
 
-DEFAULT_RULES = Path("rules")
 EXIT_DIFFERENT = 1  # with --exit-code, as diff(1) and git diff; trouble is 2 (InvalidInput), so never ambiguous
 
 
@@ -23,12 +27,21 @@ def register(sub: Any) -> None:
     commands = rules.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="lint rule files; every problem as file:line:col CODE message")
-    check.add_argument("path", nargs="?", type=Path, default=DEFAULT_RULES)
+    check.add_argument("path", nargs="?", type=Path, default=default_rules())
     check.set_defaults(func=run_check)
 
     test = commands.add_parser("test", help="run the tests written next to the rules")
-    test.add_argument("path", nargs="?", type=Path, default=DEFAULT_RULES)
+    test.add_argument("path", nargs="?", type=Path, default=default_rules())
     test.add_argument("--engine", choices=("durable", "reference"), default="durable")
+    test.add_argument(
+        "--requests-root",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="folder the tests' `request:` paths start from, e.g. a repository checkout (default: the folder "
+        "holding the rules folder, then the checkout the package runs from); cases whose request is not found "
+        "are skipped",
+    )
     test.set_defaults(func=run_test)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of rule files (for editors)")
@@ -38,7 +51,7 @@ def register(sub: Any) -> None:
     show.add_argument("rule_id", nargs="?")
     show.add_argument("--all", action="store_true", help="every active rule (with --markdown: docs/rules.md)")
     show.add_argument("--markdown", action="store_true", help="the catalogue as markdown, with evidence and tests")
-    show.add_argument("--rules", type=Path, default=DEFAULT_RULES)
+    show.add_argument("--rules", type=Path, default=default_rules())
     show.set_defaults(func=run_show)
 
     diff = commands.add_parser(
@@ -55,6 +68,7 @@ def register(sub: Any) -> None:
     diff.set_defaults(func=run_diff)
 
     rules_review.register(commands)  # committee tools: trace, audit, catalogue
+    rules_export.register(commands)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -72,22 +86,27 @@ def run_test(args: argparse.Namespace) -> int:
     from cds.engine.testing import run_rule_tests
 
     engine = RuleEngine(load_rules(args.path), backend=args.engine)
-    results = run_rule_tests(engine, _request_loader())
+    results = run_rule_tests(engine, _request_loader(args.path, args.requests_root or ()))
     width = max((len(r.rule_id) for r in results), default=10)
     for result in results:
-        status = "pass" if result.passed else "FAIL"
+        status = "skip" if result.skipped else "pass" if result.passed else "FAIL"
         print(f"{status}  {result.rule_id:<{width}}  {result.test}")
         for failure in result.failures:
             print(f"      {result.file}:{result.line} E015 {failure}")
+        if result.skipped:
+            print(f"      {result.file}:{result.line} {result.skipped}")
     failed = sum(not r.passed for r in results)
-    print(f"{len(results)} cases ran: {len(results) - failed} passed, {failed} failed")
+    skipped = sum(bool(r.skipped) for r in results)
+    ran = len(results) - skipped
+    note = f"; {skipped} skipped: their requests are not here (see --requests-root)" if skipped else ""
+    print(f"{ran} cases ran: {ran - failed} passed, {failed} failed{note}")
     return 1 if failed else 0
 
 
-def _request_loader() -> Any:
-    from cds.pipeline import request_facts  # rule tests may name a fhir_examples request
+def _request_loader(rules_dir: Path, roots: Sequence[Path]) -> Any:
+    from cds.pipeline import ExampleRequests  # rule tests may name a fhir_examples request
 
-    return request_facts
+    return ExampleRequests(rules_dir, roots)
 
 
 def run_schema(args: argparse.Namespace) -> int:

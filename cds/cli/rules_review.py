@@ -7,23 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from cds.engine.ruleset import load_rules
-
-DEFAULT_RULES = Path("rules")
+from cds.shipped import default_rules
 
 
 def register(commands: Any) -> None:
     trace = commands.add_parser("trace", help="print the recommendation -> rules -> tests matrix (markdown)")
-    trace.add_argument("path", nargs="?", type=Path, default=DEFAULT_RULES)
+    trace.add_argument("path", nargs="?", type=Path, default=default_rules())
     trace.add_argument("--map", type=Path, default=None, help="guideline map (default: <rules>/guideline-map.yaml)")
     trace.set_defaults(func=run_trace)
 
     audit = commands.add_parser("audit", help="static audit: unreachable rules, dose conflicts, unused codes")
-    audit.add_argument("path", nargs="?", type=Path, default=DEFAULT_RULES)
+    audit.add_argument("path", nargs="?", type=Path, default=default_rules())
     audit.add_argument("--seed", type=int, default=8, help="seed of the witness search")
     audit.set_defaults(func=run_audit)
 
     catalogue = commands.add_parser("catalogue", help="print every rule with its evidence as markdown")
-    catalogue.add_argument("path", nargs="?", type=Path, default=DEFAULT_RULES)
+    catalogue.add_argument("path", nargs="?", type=Path, default=default_rules())
     catalogue.add_argument("--output", "-o", type=Path, default=None, help="write to this file instead")
     catalogue.set_defaults(func=run_catalogue)
 

@@ -12,8 +12,9 @@ import yaml
 from cds.errors import RuleError
 from cds.fhir.values import COMMA_RULES
 from cds.numbers import format_number
+from cds.shipped import shipped_rules
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = shipped_rules()
 
 
 @dataclass(frozen=True)

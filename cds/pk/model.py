@@ -33,8 +33,9 @@ import yaml
 
 from cds.errors import EstimationError
 from cds.numbers import format_number
+from cds.shipped import shipped_rules
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "rules" / "models"
+MODELS_DIR = shipped_rules() / "models"
 PARAMETERS = ("CL", "V", "KA")
 KNOWN_COVARIATES = ("weight_kg", "age_y", "male", "gist", "agp_g_l", "albumin_g_l")
 STRUCTURES = ("one-compartment-first-order-absorption",)
