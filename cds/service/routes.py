@@ -26,6 +26,7 @@ from cds.pipeline import Outcome, Pipeline
 from cds.service.discovery import ESSENTIAL, discovery_document, hook_of, prefetch_for, resource_type
 from cds.service.json_body import decode
 from cds.service.outcome import operation_outcome, throttled, unauthorized
+from cds.service.paths import route_path
 from cds.service.records import decision_payload
 from cds.service.redact import holds_secret, redacted, touches_secret
 from cds.service.state import ServiceState
@@ -68,7 +69,7 @@ async def authenticate(request: Request, state: ServiceState, endpoint: str) -> 
     the chain one by one: anyone who can reach the port can send them."""
     if state.authenticator is None:
         return None
-    audience = state.config.base + request.url.path
+    audience = state.config.base + route_path(request.scope)  # the URL the client called, mounted or not
     try:
         identity = await run_in_threadpool(state.authenticator.verify, request.headers.get("authorization"), audience)
     except Exception as exc:  # AuthError, and anything a key fetch raises: never tell the caller why

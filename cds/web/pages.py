@@ -58,12 +58,17 @@ def explanation_page(explanation: Explanation, plot_src: str | None, *, rules_hr
     return render("explain.html", ex=explanation, plot_src=plot_src, rules_href=rules_href)
 
 
-def catalogue_page(rule_set: RuleSet, query: str, stats: FeedbackStats | None = None) -> str:
+def catalogue_page(
+    rule_set: RuleSet, query: str, stats: FeedbackStats | None = None, *, rules_href: str = "/rules"
+) -> str:
     """``stats`` None: the feedback figures could not be read (the page says so and lists the rules)."""
-    return render("catalogue.html", cat=build_catalogue(rule_set, query), query=query, fb=stats)
+    cat = build_catalogue(rule_set, query)
+    return render("catalogue.html", cat=cat, query=query, fb=stats, rules_href=rules_href)
 
 
-def rule_feedback_page(rule_id: str, title: str, stats: FeedbackStats, plot_src: str | None) -> str:
+def rule_feedback_page(
+    rule_id: str, title: str, stats: FeedbackStats, plot_src: str | None, *, rules_href: str = "/rules"
+) -> str:
     """One rule's feedback figures, its weekly trend (``plot_src``, a data: URI) and its weeks as a table."""
     rule = stats.rules.get(rule_id) or RuleStats(title)
     return render(
@@ -77,6 +82,7 @@ def rule_feedback_page(rule_id: str, title: str, stats: FeedbackStats, plot_src:
         plot_src=plot_src,
         plot_alt=trend_alt(rule_id, rule) if plot_src else "",
         reasons=REASON_DISPLAY,
+        rules_href=rules_href,
     )
 
 

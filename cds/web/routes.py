@@ -9,6 +9,7 @@ carry only the hookInstance and the token.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cds.audit.stats import FeedbackStats
 from cds.errors import CdsError
+from cds.service.paths import link_prefix, raw_route_path
 from cds.service.routes import state_of
 from cds.service.state import ServiceState
 from cds.web.explain import build_explanation, data_uri
@@ -80,8 +82,7 @@ PLOT_SUFFIX = "/plot.png"
 async def explain_or_plot(encoded: str, request: Request) -> Response:
     """The page, or its plot under ``/plot.png``. The hookInstance is one percent-encoded path segment and may
     itself hold "/" (even "x/plot.png"), so it is read from the undecoded path, not from the decoded route."""
-    raw = request.scope.get("raw_path") or request.url.path.encode()
-    segment = raw.decode("latin-1").split("?", 1)[0].removeprefix("/explain/")
+    segment = raw_route_path(request.scope).removeprefix("/explain/")
     if segment.endswith(PLOT_SUFFIX):
         return await _plot(unquote(segment.removesuffix(PLOT_SUFFIX)), request)
     return await _page(unquote(segment), request)
@@ -96,9 +97,10 @@ async def _page(hook_instance: str, request: Request) -> Response:
     feedback = await run_in_threadpool(state.audit.feedback_for, hook_instance, entry.get("client"))
     explanation = build_explanation(entry, state.pipeline.rule_set, total_entries=total, feedback=feedback)
     token = request.query_params["token"]
-    plot = f"{explain_path(hook_instance)}{PLOT_SUFFIX}?token={quote(token, safe='')}"
+    prefix = link_prefix(state.config.public_base_url)  # the page's own links, when the app is mounted
+    plot = f"{prefix}{explain_path(hook_instance)}{PLOT_SUFFIX}?token={quote(token, safe='')}"
     plot_src = plot if explanation.plot_note is None else None
-    return HTMLResponse(explanation_page(explanation, plot_src), headers=HEADERS)
+    return HTMLResponse(explanation_page(explanation, plot_src, rules_href=f"{prefix}/rules"), headers=HEADERS)
 
 
 async def _plot(hook_instance: str, request: Request) -> Response:
@@ -120,7 +122,8 @@ async def rules(request: Request) -> Response:
     query = request.query_params.get("q", "")[:200]
     state = state_of(request)
     stats = await _feedback_figures(state)
-    page = await run_in_threadpool(catalogue_page, state.pipeline.rule_set, query, stats)
+    href = f"{link_prefix(state.config.public_base_url)}/rules"
+    page = await run_in_threadpool(partial(catalogue_page, rules_href=href), state.pipeline.rule_set, query, stats)
     return HTMLResponse(page, headers={**HEADERS, "Cache-Control": "no-cache"})
 
 
@@ -138,7 +141,8 @@ async def rule_feedback(rule_id: str, request: Request) -> Response:
     if not title and rule_id not in stats.rules:
         return _plain(404, "No such rule", f"No rule {rule_id[:200]} is loaded or counted in the audit log.")
     png = await run_in_threadpool(state.feedback_figures.trend_png, rule_id)
-    page = rule_feedback_page(rule_id, title, stats, data_uri(png) if png else None)
+    href = f"{link_prefix(state.config.public_base_url)}/rules"
+    page = rule_feedback_page(rule_id, title, stats, data_uri(png) if png else None, rules_href=href)
     return HTMLResponse(page, headers={**HEADERS, "Cache-Control": "no-cache"})
 
 
