@@ -9,7 +9,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,6 +84,8 @@ class AuditStore:
         self._sqlite = SqliteAppender(self.engine) if self.engine.dialect.name == "sqlite" else None
         self._inline = InlineCommits(enabled=self._sqlite is not None)
         self.checkpoints: Checkpoints | None = None  # signed checkpoints, when the operator configured a key
+        # told of every transaction: (seconds, committed); the service's metrics
+        self.on_commit: Callable[[float, bool], None] | None = None
         if create:
             _create_tables(self.engine)
             self._ensure_head()
@@ -145,6 +147,18 @@ class AuditStore:
 
     def append_many(self, pending: Sequence[Pending]) -> list[int]:
         """Append entries in order in one transaction (one fsync); their sequence numbers once committed."""
+        if self.on_commit is None:
+            return self._append_many(pending)
+        started = time.perf_counter()
+        try:
+            seqs = self._append_many(pending)
+        except BaseException:
+            self.on_commit(time.perf_counter() - started, False)
+            raise
+        self.on_commit(time.perf_counter() - started, True)
+        return seqs
+
+    def _append_many(self, pending: Sequence[Pending]) -> list[int]:
         if self._sqlite is not None:
             with self._writer:
                 return self._appended(self._sqlite.append(pending))

@@ -15,6 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from prometheus_client import CollectorRegistry
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +25,8 @@ from cds.audit import AuditStore
 from cds.audit.checkpoint import Checkpoints, CheckpointSigner
 from cds.pipeline import Pipeline, utc_now
 from cds.service.config import ServiceConfig, load_config
+from cds.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from cds.service.metrics import Metrics, may_scrape
 from cds.service.outcome import operation_outcome
 from cds.service.redact import install_log_scrubbing
 from cds.service.routes import router
@@ -40,10 +44,17 @@ def create_app(
     install_sighup: bool = False,
     freeze_gc: bool = False,
     clock: Callable[[], datetime] = utc_now,
+    metrics_registry: CollectorRegistry | None = None,
 ) -> FastAPI:
-    """``clock`` pins "now" (tests, replays); ``freeze_gc`` is for a serving process, see freeze_loaded_objects."""
+    """The CDS Hooks service as an ASGI app, to serve or to mount under a prefix in another app (then
+    ``public_base_url`` names the prefix too, and the host runs this app's lifespan: docs/embedding.md).
+
+    ``audit`` is the audit store (default: one on ``config.database_url``); ``clock`` pins "now" (tests,
+    replays); ``metrics_registry`` puts the metrics in a registry of the caller's (default: one of the app's own,
+    served at /metrics); ``install_sighup`` and ``freeze_gc`` are for a serving process (``serve``).
+    """
     install_log_scrubbing()  # no credential reaches a log line, whatever an exception or a client put in it
-    state = build_state(config, audit, clock)
+    state = build_state(config, audit, clock, Metrics(metrics_registry))
     signer = CheckpointSigner.from_file(config.checkpoint_key_file) if config.checkpoint_key_file else None
 
     @asynccontextmanager
@@ -65,6 +76,7 @@ def create_app(
         if state.audit.checkpoints is not None:  # a last checkpoint at shutdown covers every entry written
             state.audit.checkpoints.close()
             state.audit.checkpoints = None
+        state.metrics.worker_stopped()
 
     app = FastAPI(
         title="imatinib-cds",
@@ -75,7 +87,8 @@ def create_app(
     app.state.service = state
     app.include_router(router)
     app.include_router(web_router)
-    app.add_middleware(AccessLog)
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    app.add_middleware(AccessLog, metrics=state.metrics)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -89,7 +102,10 @@ def create_app(
 
 
 def build_state(
-    config: ServiceConfig, audit: AuditStore | None, clock: Callable[[], datetime] = utc_now
+    config: ServiceConfig,
+    audit: AuditStore | None,
+    clock: Callable[[], datetime] = utc_now,
+    metrics: Metrics | None = None,
 ) -> ServiceState:
     signer = LinkSigner(load_secret(config.link_secret_file), config.link_ttl_s)
 
@@ -97,7 +113,8 @@ def build_state(
         return f"{config.base}{explain_path(hook_instance)}?token={signer.token(hook_instance, client)}"
 
     pipeline = Pipeline(config.rules_dir, explain_url=explain_url, clock=clock)
-    state = ServiceState(config, pipeline, audit or AuditStore(config.database_url), signer)
+    store = audit or AuditStore(config.database_url)
+    state = ServiceState(config, pipeline, store, signer, metrics=metrics or Metrics())
     if config.trusted_clients:
         state.authenticator = _authenticator(config, state.audit)
     return state
@@ -119,14 +136,16 @@ def _authenticator(config: ServiceConfig, audit: AuditStore) -> object:
 
 
 class AccessLog:
-    """One access line per request, without the query string: explanation links carry a signed token there.
+    """One access line per request, without the query string: explanation links carry a signed token there;
+    and the request's count and duration in the metrics.
 
     Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs every request
     through an extra task and memory streams, a measurable share of a call's CPU.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
         self.log = logging.getLogger("cds.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -145,8 +164,21 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            self.log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, elapsed)
+            elapsed = time.perf_counter() - started
+            self.metrics.request(scope, status, elapsed)
+            if self.log.isEnabledFor(logging.INFO):
+                method, path, ms = scope["method"], scope["path"], round(elapsed * 1000, 1)
+                fields = {"event": "request", "method": method, "path": path, "status": status, "duration_ms": ms}
+                self.log.info("%s %s %d %.1f ms", method, path, status, ms, extra=fields)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus text format, for the addresses in ``metrics_allow`` only (default: loopback)."""
+    state: ServiceState = request.app.state.service
+    if not may_scrape(request.scope, state.config.metrics_allow):
+        return operation_outcome(403, "metrics are served only to the addresses in the metrics_allow setting")
+    body = await run_in_threadpool(state.metrics.exposition)
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
 
 
 def _register_errors(app: FastAPI) -> None:

@@ -69,8 +69,10 @@ class AuthFailureLog:
         max_keys: int = 1000,
         flush_s: float = 15.0,
         clock: Callable[[], float] = time.time,
+        observer: Callable[[str, str, bool], None] | None = None,  # (endpoint, reason, throttled): metrics
     ) -> None:
         self._engine = engine
+        self._observer = observer
         self._max_keys = max_keys
         self._flush_s = flush_s
         self._clock = clock
@@ -81,6 +83,8 @@ class AuthFailureLog:
         metadata.create_all(engine)
 
     def record(self, endpoint: str, issuer: str | None, reason: str, *, throttled: bool = False) -> None:
+        if self._observer is not None:
+            self._observer(endpoint, reason, throttled)
         now = datetime.fromtimestamp(self._clock(), UTC)
         stamp = now.isoformat(timespec="milliseconds")
         key: Key = (now.strftime("%Y-%m-%dT%H:%MZ"), issuer or UNKNOWN, reason, endpoint)

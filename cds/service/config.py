@@ -3,7 +3,7 @@
 | setting | env | default |
 |---|---|---|
 | public_base_url | IMATINIB_CDS_PUBLIC_URL | http://127.0.0.1:8080 |
-| rules_dir | IMATINIB_CDS_RULES | the shipped rules/ |
+| rules_dir | IMATINIB_CDS_RULES | the shipped rule pack (cds.shipped) |
 | database_url | IMATINIB_CDS_DATABASE_URL | sqlite:///var/audit.sqlite3 |
 | cors_origins | IMATINIB_CDS_CORS_ORIGINS (comma separated) | none |
 | trusted_clients | (file only) | none: the server then binds to loopback only |
@@ -24,10 +24,13 @@
 | fatigue_min_shown | IMATINIB_CDS_FATIGUE_MIN_SHOWN | 10: cards a rule must have shown before it is flagged |
 | feedback_stats_entries | IMATINIB_CDS_FEEDBACK_STATS_ENTRIES | 5000: latest audit entries the /rules figures cover |
 | feedback_stats_cache_s | IMATINIB_CDS_FEEDBACK_STATS_CACHE_S | 300: seconds the /rules figures are reused |
+| metrics_allow | IMATINIB_CDS_METRICS_ALLOW (comma separated) | 127.0.0.0/8, ::1: who may read /metrics ([]: nobody) |
+| log_format | IMATINIB_CDS_LOG_FORMAT | text; json: one JSON object a line (``serve --log-format``) |
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -37,8 +40,16 @@ from typing import Any
 import yaml
 
 from cds.errors import CdsError
+from cds.shipped import RULES_ENV, shipped_rules
 
-SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+SHIPPED_RULES = shipped_rules()
+
+
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+# prometheus-client's multiprocess folder: `serve --workers N` sets it (cds.service.metrics); here, so that setting
+# it does not import prometheus-client first (the library reads it once, when it is imported)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(CdsError):
@@ -83,7 +94,19 @@ class ServiceConfig:
     fatigue_min_shown: int = 10
     feedback_stats_entries: int = 5_000  # about 0.6 s to count (40 kB decisions; mostly SQLite, outside the GIL)
     feedback_stats_cache_s: float = 300.0
+    # addresses or networks that may read /metrics; requests passed on by a proxy never may (cds.service.metrics)
+    metrics_allow: tuple[str, ...] = LOOPBACK_NETWORKS
+    log_format: str = "text"  # or "json": one object a line (cds.service.logs); applied by `serve`
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format: got {self.log_format!r}, expected one of {', '.join(LOG_FORMATS)}")
+        for network in self.metrics_allow:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"metrics_allow: {exc}") from exc
 
     @property
     def base(self) -> str:
@@ -95,7 +118,7 @@ class ServiceConfig:
 
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IMATINIB_CDS_PUBLIC_URL": ("public_base_url", str),
-    "IMATINIB_CDS_RULES": ("rules_dir", Path),
+    RULES_ENV: ("rules_dir", Path),
     "IMATINIB_CDS_DATABASE_URL": ("database_url", str),
     "IMATINIB_CDS_CORS_ORIGINS": ("cors_origins", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
     "IMATINIB_CDS_HOST": ("host", str),
@@ -116,6 +139,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IMATINIB_CDS_FATIGUE_MIN_SHOWN": ("fatigue_min_shown", int),
     "IMATINIB_CDS_FEEDBACK_STATS_ENTRIES": ("feedback_stats_entries", int),
     "IMATINIB_CDS_FEEDBACK_STATS_CACHE_S": ("feedback_stats_cache_s", float),
+    "IMATINIB_CDS_METRICS_ALLOW": ("metrics_allow", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
+    "IMATINIB_CDS_LOG_FORMAT": ("log_format", str),
 }
 
 
@@ -166,9 +191,11 @@ def _from_file(path: Path) -> ServiceConfig:
     for key in ("rules_dir", "link_secret_file", "checkpoint_key_file", "checkpoint_file"):
         if key in raw:
             raw[key] = (path.parent / raw[key]).resolve()
-    for key in ("cors_origins", "fhir_servers"):
+    for key in ("cors_origins", "fhir_servers", "metrics_allow"):
         if key in raw:
-            raw[key] = tuple(raw[key])
+            if not isinstance(raw[key], list):
+                raise ConfigError(f"{path}: {key} must be a list")
+            raw[key] = tuple(str(item) for item in raw[key])
     return ServiceConfig(**raw, trusted_clients=clients)
 
 

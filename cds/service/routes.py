@@ -169,7 +169,8 @@ class _Call:
 
     async def refuse(self, status: int, response: Response) -> Response:
         """Record a call that got no decision, then answer it (or 503 when even the record fails)."""
-        log.info("%d %s hookInstance %s", status, self.service_id, self.hook_instance)
+        fields = {"event": "refused", "service": self.service_id, "hookInstance": self.hook_instance, "status": status}
+        log.info("%d %s hookInstance %s", status, self.service_id, self.hook_instance, extra=fields)
         body = json.loads(bytes(response.body))
         name = "unauthorized" if status == 401 else f"http-{status}"
         payload = self.payload(name, status, body=body)
@@ -207,12 +208,16 @@ async def _decide(call: _Call, request: Request) -> Response:
         )
     if not await _committed(committed, entry):
         return operation_outcome(503, "the audit log is unavailable; no advice is given without a record")
+    state.metrics.decided(call.service_id, outcome)
+    hook_instance, cards, ms = outcome.request.hook_instance, len(outcome.cards), round(_ms(call.started), 1)
+    fields = {"event": "decision", "service": call.service_id, "hookInstance": hook_instance, "status": 200}
     log.info(
         "200 %s hookInstance %s cards=%d %.1f ms",
         call.service_id,
-        outcome.request.hook_instance,
-        len(outcome.cards),
-        _ms(call.started),
+        hook_instance,
+        cards,
+        ms,
+        extra={**fields, "cards": cards, "duration_ms": ms},
     )
     return JSONResponse(outcome.response)
 
@@ -379,6 +384,7 @@ async def feedback(service_id: str, request: Request) -> Response:
         entry = Pending.of("feedback", hook_instance, service_id, payload, client=client_issuer(client))
         if not await _audit(state, entry):
             return operation_outcome(503, "the audit log is unavailable; feedback not recorded")
+    state.metrics.feedback_recorded(service_id, [item for item, _ in items])
     return JSONResponse({"recorded": len(items)})
 
 

@@ -15,6 +15,7 @@ from cds.pipeline import Pipeline
 from cds.service.auth_failures import AuthFailureLog
 from cds.service.config import ServiceConfig
 from cds.service.health import CachedWriteProbe
+from cds.service.metrics import Metrics
 from cds.service.rate_limit import RefusalLimiter
 from cds.web.feedback import FeedbackFigures
 from cds.web.links import LinkSigner, explain_path
@@ -29,6 +30,7 @@ class ServiceState:
     audit: AuditStore
     signer: LinkSigner
     authenticator: Any | None = None  # cds.service.auth.ClientAuthenticator when clients are trusted
+    metrics: Metrics = field(default_factory=Metrics)
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     write_probe: CachedWriteProbe = field(init=False)
     auth_failures: AuthFailureLog = field(init=False)
@@ -39,7 +41,10 @@ class ServiceState:
         self.write_probe = CachedWriteProbe(self.audit.probe)
         config = self.config
         self.auth_failures = AuthFailureLog(
-            self.audit.engine, max_keys=config.auth_failure_keys, flush_s=config.auth_failure_flush_s
+            self.audit.engine,
+            max_keys=config.auth_failure_keys,
+            flush_s=config.auth_failure_flush_s,
+            observer=self.metrics.auth_refused,
         )
         self.refusals = RefusalLimiter(config.refusal_burst, config.refusal_rate_per_s)
         self.feedback_figures = FeedbackFigures(
@@ -48,6 +53,8 @@ class ServiceState:
             entries=config.feedback_stats_entries,
             ttl_s=config.feedback_stats_cache_s,
         )
+        self.audit.on_commit = self.metrics.audit_committed
+        self.metrics.serving(self.pipeline.rule_set)
 
     def explain_url(self, hook_instance: str, client: str = "") -> str:
         return f"{self.config.base}{explain_path(hook_instance)}?token={self.signer.token(hook_instance, client)}"
@@ -67,6 +74,7 @@ class ServiceState:
                 return False
             old = self.pipeline.rule_set
             self.pipeline = fresh  # a single reference assignment: requests see the old or the new set
+            self.metrics.serving(fresh.rule_set)
             if gc.get_freeze_count():  # frozen at start-up: keep the new set out of the collector too
                 freeze_loaded_objects()
             log.info(
