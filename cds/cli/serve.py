@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
+import logging.config
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
+
+from cds.service.config import MULTIPROC_ENV
+from cds.service.logs import logging_config
+from cds.shipped import RULES_ENV
 
 LOOPBACK = "127.0.0.1"
 
@@ -27,6 +36,10 @@ def register(sub: Any) -> None:
         help="candidate rules evaluated on every live decision after it is answered, never shown; compare with "
         "`imatinib-cds audit shadow-report` (docs/governance.md)",
     )
+    parser.add_argument("--rules", type=Path, help="rules folder (default: IMATINIB_CDS_RULES, else the shipped rules)")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), help="log lines as text or one JSON object a line (default: text)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ["IMATINIB_CDS_HOST"] = args.host
     if args.port:
         os.environ["IMATINIB_CDS_PORT"] = str(args.port)
+    if args.rules:
+        os.environ[RULES_ENV] = str(args.rules.resolve())
+    if args.log_format:
+        os.environ["IMATINIB_CDS_LOG_FORMAT"] = args.log_format
     config = load_config()
     host = config.host
     if not config.trusted_clients and not _is_loopback(host):
@@ -58,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
     candidate = _checked_shadow_rules(args.shadow_rules) if args.shadow_rules is not None else None
     if candidate == "":
         return 1
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with _shadow(config.database_url, args.shadow_rules, candidate):
+    log_config = logging_config(config.log_format)
+    logging.config.dictConfig(log_config)
+    with metrics_folder(args.workers), _shadow(config.database_url, args.shadow_rules, candidate):
         uvicorn.run(
             "cds.service.app:app_from_environment",
             factory=True,
@@ -67,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             port=config.port,
             workers=args.workers,
             log_level="info",
+            log_config=log_config,  # applied again in each worker process
             # uvicorn's access log prints query strings and explanation links carry a token there;
             # the app writes its own access line (logger cds.access) without them
             access_log=False,
@@ -106,6 +125,27 @@ def _shadow(database_url: str, rules_dir: Path | None, candidate: str | None) ->
     from cds.governance.shadow import shadow_process
 
     return shadow_process(database_url, rules_dir.resolve(), candidate)
+
+
+@contextlib.contextmanager
+def metrics_folder(workers: int) -> Iterator[None]:
+    """With several workers, the folder where each writes its metrics (prometheus-client's multiprocess mode),
+    set before any worker starts: a fresh temporary one, removed afterwards, unless the operator named one in
+    PROMETHEUS_MULTIPROC_DIR, which is then emptied of earlier runs' files first (as that mode requires)."""
+    if workers <= 1 and not os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    given = os.environ.get(MULTIPROC_ENV)
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="imatinib-cds-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _is_loopback(host: str) -> bool:
