@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,9 @@ class ServerProcess:
     extra_args: tuple[str, ...] = ()  # more `serve` options
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    program: tuple[str, ...] = (sys.executable, "-m", "cds.cli.main")  # or an installed `imatinib-cds`
+    options: tuple[str, ...] = ()  # more `serve` options
+    env: Mapping[str, str] | None = None  # the environment to start from (default: this process's)
 
     @property
     def base(self) -> str:
@@ -79,13 +83,13 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 60) -> None:
         env = dict(
-            os.environ,
+            os.environ if self.env is None else self.env,
             IMATINIB_CDS_PORT=str(self.port),
             IMATINIB_CDS_DATABASE_URL=self.database_url,
             IMATINIB_CDS_LINK_SECRET_FILE=str(self.workdir / "link-secret"),
             IMATINIB_CDS_PUBLIC_URL=self.public_url or self.base,
         )
-        command = [sys.executable, "-m", "cds.cli.main", "serve", "--workers", str(self.workers)]
+        command = [*self.program, "serve", "--workers", str(self.workers), *self.options]
         if self.config_file is not None:
             command += ["--config", str(self.config_file)]
         command += self.extra_args
