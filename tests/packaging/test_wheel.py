@@ -16,6 +16,7 @@ import shutil
 import site
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from cds import __version__
 from cds.engine.ruleset import load_rules
 from tests.conftest import ROOT, RULES
 from tests.robustness.conftest import ServerProcess
-from tests.service.metrics import samples
+from tests.service.metrics import Samples, samples
 
 EXAMPLE = ROOT / "fhir_examples" / "order-sign-new-start-moderate-renal.json"
 SOURCES = ("pyproject.toml", "README.md", "cds", "rules")
@@ -155,9 +156,24 @@ def server(installed: Installed) -> Iterator[ServerProcess]:
     try:
         with httpx.Client() as client:
             process.wait_healthy(client)
+        _wait_for_workers(process, 2)
         yield process
     finally:
         process.stop()
+
+
+def _wait_for_workers(process: ServerProcess, workers: int, timeout_s: float = 60) -> None:
+    """/health answers as soon as one worker is up; each worker writes its rule set series once it has loaded."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(_live_workers(samples(httpx.get(process.base + "/metrics", timeout=10).text))) == workers:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not {workers} workers up: " + process.log()[-3000:])
+
+
+def _live_workers(metrics: Samples) -> set[str]:
+    return {s.labels["pid"] for s in metrics.of("imatinib_cds_ruleset_info") if s.value == 1}
 
 
 def test_serve_answers_discovery_and_a_hook_call(server: ServerProcess, installed: Installed) -> None:
@@ -187,8 +203,7 @@ def test_metrics_add_up_over_the_workers(server: ServerProcess) -> None:
     assert (
         after.value("imatinib_cds_requests_total", **calls) == before.value("imatinib_cds_requests_total", **calls) + 6
     )
-    pids = {s.labels["pid"] for s in after.of("imatinib_cds_ruleset_info") if s.value == 1}
-    assert len(pids) == 2, "one rule set series per live worker"
+    assert len(_live_workers(after)) == 2, "one rule set series per live worker"
 
 
 def test_log_lines_are_json_without_credentials(server: ServerProcess) -> None:
