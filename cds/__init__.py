@@ -16,11 +16,12 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from cds.pipeline import Outcome, Pipeline
     from cds.service.app import create_app
-    from cds.service.config import ServiceConfig, load_config
+    from cds.service.config import ClientConfig, ServiceConfig, load_config
     from cds.shipped import export_rules, shipped_rules
 
 __all__ = [
     "CdsError",
+    "ClientConfig",
     "InvalidInput",
     "MissingPrefetch",
     "Outcome",
@@ -38,6 +39,7 @@ _LAZY = {
     "Outcome": "cds.pipeline",
     "Pipeline": "cds.pipeline",
     "create_app": "cds.service.app",
+    "ClientConfig": "cds.service.config",
     "ServiceConfig": "cds.service.config",
     "load_config": "cds.service.config",
     "export_rules": "cds.shipped",
