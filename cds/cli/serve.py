@@ -145,6 +145,7 @@ def metrics_folder(workers: int) -> Iterator[None]:
         yield
     finally:
         if not given:
+            del os.environ[MULTIPROC_ENV]
             shutil.rmtree(folder, ignore_errors=True)
 
 

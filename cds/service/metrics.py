@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from cds.pipeline import Outcome
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# prometheus-client chooses where values live (memory, or files for multiprocess mode) once, when it is imported:
+# read the setting then too, so that the exposition always matches
+_MULTIPROCESS_DIR = os.environ.get(MULTIPROC_ENV) or None
 # a call is a few milliseconds to a few hundred (docs/performance.md); fetching prefetch may take seconds
 REQUEST_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -52,7 +55,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        self.multiprocess_dir = _MULTIPROCESS_DIR
         r = self.registry
         by_request = ["endpoint", "service", "status"]
         self.requests = Counter("imatinib_cds_requests", "HTTP requests answered", by_request, registry=r)
