@@ -201,7 +201,7 @@ class Pipeline:
         request = parse_request(raw)
         if inputs.get("mapping") == self.mapping_digest and "record" in inputs:
             record = record_from_json(inputs["record"])
-            pk, facts = self.enrich(record, inputs.get("pk"))
+            pk, facts = self.enrich(record, inputs.get("pk"), same_record=True)
         else:
             record, pk, facts = self.facts_for(request, now)
         return self._decide(request, record, pk, facts, client, ())
@@ -238,11 +238,11 @@ class Pipeline:
         return (record, *self.enrich(record))
 
     def enrich(
-        self, record: PatientRecord, recorded_pk: Mapping[str, Any] | None = None
+        self, record: PatientRecord, recorded_pk: Mapping[str, Any] | None = None, *, same_record: bool = False
     ) -> tuple[PkStep, dict[str, Any]]:
         """The PK step on the record (reusing ``recorded_pk`` when its inputs are the same), and the facts the
         rules will see."""
-        pk = estimate_for_record(record, self.rule_set.policy, recorded_pk)
+        pk = estimate_for_record(record, self.rule_set.policy, recorded_pk, same_record=same_record)
         facts: dict[str, Any] = {**fact_values(record), **pk.facts}
         facts.update(paediatric_facts(facts, self.rule_set.policy))
         self._check_inputs(facts)

@@ -100,11 +100,14 @@ class PkStep:
         return lines
 
 
-def estimate_for_record(record: PatientRecord, policy: Policy, recorded: Mapping[str, Any] | None = None) -> PkStep:
-    """The PK step for a record. ``recorded`` is an earlier step on the same record (``PkStep.recorded``, kept
-    in the audit log): when the estimator would get the very same inputs, its facts are taken instead of
-    estimating again (the estimate is a deterministic function of its inputs), which is what makes replaying
-    a month of decisions with candidate rules fast."""
+def estimate_for_record(
+    record: PatientRecord, policy: Policy, recorded: Mapping[str, Any] | None = None, *, same_record: bool = False
+) -> PkStep:
+    """The PK step for a record. ``recorded`` is an earlier step (``PkStep.recorded``, kept in the audit log):
+    when the estimator would get the very same inputs, its facts are taken instead of estimating again (the
+    estimate is a deterministic function of its inputs), which is what makes replaying a month of decisions
+    with candidate rules fast. ``same_record``: the record is the one that step was made on, so only what the
+    policy gives the estimator can differ."""
     censored = record.facts.get(censor_companion("level.conc"))
     if censored is not None:
         # An older level must not stand in for a newer one below the LLOQ (or above the ULOQ): no estimate,
@@ -117,6 +120,12 @@ def estimate_for_record(record: PatientRecord, policy: Policy, recorded: Mapping
     cov = record.covariates
     assert cov.sex and cov.age_years is not None and cov.weight_kg is not None and cov.indication
     daily, interval = float(record.facts["regimen.daily_mg"].value), float(record.facts["regimen.interval_h"].value)
+    target = policy.quantity(TARGET_PARAMETER[cov.indication]).value
+    threshold = float(policy.get("pk_target_probability", 0.5))
+    if recorded is not None and same_record and _same_settings(recorded["inputs"], target, threshold):
+        return PkStep(
+            None, {**recorded["facts"], **_history_facts(record)}, tuple(recorded["warnings"]), recorded["inputs"]
+        )
     try:
         inputs = PkInputs(
             model=MODEL,
@@ -129,8 +138,8 @@ def estimate_for_record(record: PatientRecord, policy: Policy, recorded: Mapping
             regimen=Regimen(dose_mg=daily * interval / 24, interval_h=interval),
             doses=tuple(DoseEvent(d.time, d.mg) for d in record.doses),
             levels=tuple(Level(lv.time, lv.ng_ml) for lv in record.levels),
-            target_ng_ml=policy.quantity(TARGET_PARAMETER[cov.indication]).value,
-            proposal_threshold=float(policy.get("pk_target_probability", 0.5)),
+            target_ng_ml=target,
+            proposal_threshold=threshold,
             now=record.now,
         )
         plain = inputs.plain()
@@ -140,6 +149,14 @@ def estimate_for_record(record: PatientRecord, policy: Policy, recorded: Mapping
     except EstimationError as exc:
         return PkStep(warnings=(f"PK estimate not run: {exc}",))
     return PkStep(estimate, {**pk_facts(estimate), **_history_facts(record)}, estimate.warnings, plain)
+
+
+def _same_settings(inputs: Mapping[str, Any], target: float, threshold: float) -> bool:
+    """Whether recorded inputs made from the same record had these settings: everything else in PkInputs comes
+    from the record (covariates, regimen, doses, levels, now)."""
+    return bool(
+        inputs["model"] == MODEL and inputs["target_ng_ml"] == target and inputs["proposal_threshold"] == threshold
+    )
 
 
 def _history_facts(record: PatientRecord) -> dict[str, bool]:

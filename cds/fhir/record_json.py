@@ -63,7 +63,10 @@ def _fact(fact: SourcedFact) -> dict[str, Any]:
 
 
 def _sourced_fact(data: Mapping[str, Any]) -> SourcedFact:
-    return SourcedFact(**{**data, "sources": tuple(_source_of(s) for s in data["sources"])})
+    sources = tuple(_source_of(s) for s in data["sources"])
+    return SourcedFact(
+        data["name"], data["value"], data["unit"], sources, data["note"], data["reported"], data["computed"]
+    )
 
 
 def _source(source: Source) -> list[Any]:
