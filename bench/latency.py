@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -86,13 +87,19 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     database_url: str
+    log: Path
 
     def worker_pids(self) -> list[int]:
-        """uvicorn runs one worker in its own process; with --workers N the workers are its children."""
+        """uvicorn runs one worker in its own process; with --workers N the workers are its children. A shadow
+        evaluator (--shadow-rules) is a child too, named in the server's log: not a worker."""
         children = _children(self.process.pid)
         grandchildren = [g for c in children for g in _children(c)]
-        workers = [p for p in children + grandchildren if _is_worker(p)]
+        workers = [p for p in children + grandchildren if _is_worker(p) and p != self.shadow_pid()]
         return workers or [self.process.pid]
+
+    def shadow_pid(self) -> int | None:
+        found = re.search(r"shadow evaluator started as process (\d+)", self.log.read_text(errors="replace"))
+        return int(found.group(1)) if found else None
 
 
 def _children(pid: int) -> list[int]:
@@ -152,7 +159,7 @@ def running_server(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    server = Server(f"http://127.0.0.1:{port}", port, process, url)
+    server = Server(f"http://127.0.0.1:{port}", port, process, url, workdir / f"server-{port}.log")
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -7,12 +7,12 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cds import __version__
 from cds.cards import CardContext, build_cards
 from cds.cards.build import RecordedFact
 from cds.cards.settings import display_zone
@@ -110,7 +110,7 @@ class Outcome:
             "record": record_to_json(self.record),
             "pk": self.pk.recorded,
             "mapping": self.mapping_digest,
-            "version": package_version(),
+            "version": __version__,
         }
 
 
@@ -137,13 +137,6 @@ def mapping_digest(rules_dir: Path) -> str:
     files = [rules_dir / "facts.yaml", rules_dir / "mapping.yaml", *sorted((rules_dir / "terminology").glob("*.yaml"))]
     parts = {str(f.relative_to(rules_dir)): yaml.safe_load(f.read_text(encoding="utf-8")) for f in files if f.is_file()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("imatinib-cds")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 def utc_now() -> datetime:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     log_config = logging_config(config.log_format)
     logging.config.dictConfig(log_config)
-    with metrics_folder(args.workers), _shadow(config.database_url, args.shadow_rules, candidate):
+    with metrics_folder(args.workers), _shadow(config.database_url, args.shadow_rules, candidate, log_config):
         uvicorn.run(
             "cds.service.app:app_from_environment",
             factory=True,
@@ -119,12 +119,14 @@ def _checked_shadow_rules(rules_dir: Path) -> str:
     return rule_set.digest
 
 
-def _shadow(database_url: str, rules_dir: Path | None, candidate: str | None) -> AbstractContextManager[None]:
+def _shadow(
+    database_url: str, rules_dir: Path | None, candidate: str | None, log_config: dict[str, Any]
+) -> AbstractContextManager[None]:
     if rules_dir is None or not candidate:
         return nullcontext()
     from cds.governance.shadow import shadow_process
 
-    return shadow_process(database_url, rules_dir.resolve(), candidate)
+    return shadow_process(database_url, rules_dir.resolve(), candidate, log_config)
 
 
 @contextlib.contextmanager

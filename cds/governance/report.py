@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from cds import __version__
 from cds.engine.ruleset import RuleSet
 from cds.governance.advice import Advice, rules_behind
 from cds.governance.replay import Replayed
-from cds.pipeline import package_version
 
 MAX_PROBLEMS = 20  # decisions that could not be recomputed, listed by example (all are counted)
 HTML_PER_RULE = 100  # changed decisions shown under one rule on the HTML page (all are in the JSON)
@@ -59,7 +59,7 @@ class ReplayReport:
             "not_replayable": self.not_replayable,
             "candidate": {"version": self.candidate.version, "digest": self.candidate.digest},
             # replayed with this version's code: decisions another version made may differ for that reason too
-            "replayed_by": package_version(),
+            "replayed_by": __version__,
             "made_by": dict(self.made_by),
             "by_rule": {
                 rule: {"fired_before": before, "fired_after": after}
@@ -91,7 +91,7 @@ class ReplayReport:
             + (f", {self.not_replayable} could not be recomputed" if self.not_replayable else "")
             + "\n"
         )
-        other = {v or "unknown": n for v, n in sorted(self.made_by.items()) if v != package_version()}
+        other = {v or "unknown": n for v, n in sorted(self.made_by.items()) if v != __version__}
         if other:
             made = ", ".join(f"{n} by {v}" for v, n in other.items())
             out.write(f"note: decisions made by another imatinib-cds version ({made}) may change for that reason too\n")

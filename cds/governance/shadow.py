@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import multiprocessing
 import os
 import threading
@@ -94,10 +95,10 @@ class ShadowEvaluator:
                 stop.wait(poll_s * 10)
 
 
-def run_shadow(database_url: str, rules_dir: Path, stop: Any) -> None:
-    """The shadow process: lower priority than the live workers, until ``stop`` is set."""
+def run_shadow(database_url: str, rules_dir: Path, stop: Any, log_config: dict[str, Any]) -> None:
+    """The shadow process: lower priority than the live workers, until ``stop`` is set; logs as they do."""
     os.nice(10)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.config.dictConfig(log_config)
     pipeline = Pipeline(rules_dir)
     store = AuditStore(database_url)
     try:
@@ -126,7 +127,7 @@ def start_point(store: AuditStore, candidate: str) -> int:
 
 
 @contextmanager
-def shadow_process(database_url: str, rules_dir: Path, candidate: str) -> Iterator[None]:
+def shadow_process(database_url: str, rules_dir: Path, candidate: str, log_config: dict[str, Any]) -> Iterator[None]:
     """The shadow evaluator in a process of its own (spawned: nothing of the parent's threads or locks is
     inherited) while the service runs; stopped, and given time to finish its batch, when the service stops.
     Where it starts is fixed here, before the service answers a call: every decision from then on is shadowed,
@@ -139,9 +140,13 @@ def shadow_process(database_url: str, rules_dir: Path, candidate: str) -> Iterat
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     process = context.Process(
-        target=run_shadow, args=(database_url, rules_dir, stop), name="imatinib-cds-shadow", daemon=True
+        target=run_shadow,
+        args=(database_url, rules_dir, stop, log_config),
+        name="imatinib-cds-shadow",
+        daemon=True,
     )
     process.start()
+    log.info("shadow evaluator started as process %d", process.pid)  # benchmarks tell it from the workers by this
     try:
         yield
     finally:

@@ -31,12 +31,13 @@ def decision_payload(
     fetched: tuple[str, ...] = (),
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    clean = redacted(request) if request is not None else None
     payload: dict[str, Any] = {
         "service": service,
         "hook": hook,
         "received": received.isoformat(),
         "client": client or {},
-        "request_digest": safe_digest(request) if request is not None else None,
+        "request_digest": safe_digest(clean) if clean is not None else None,
         "status": status,
         "http_status": http_status,
         "latency_ms": round(latency_ms, 2),
@@ -60,7 +61,7 @@ def decision_payload(
                 "cards": outcome.cards,
                 # what `audit replay` and shadow evaluation recompute the decision from: the request as the
                 # mapper read it (prefetch completed, credentials removed), its record and "now"
-                "inputs": outcome.inputs(redacted(completed if completed is not None else request or {})),
+                "inputs": outcome.inputs(_mapped_request(clean, request, completed)),
             }
         )
     if body is not None and outcome is None:
@@ -70,11 +71,19 @@ def decision_payload(
     return payload
 
 
-def safe_digest(request: dict[str, Any]) -> str | None:
-    """The request digest of the request without credentials; never raises (a refusal must still be recorded):
-    a request the canonical form cannot encode is digested in ASCII-escaped JSON instead, one too deep for that
-    gets no digest."""
-    clean = redacted(request)
+def _mapped_request(clean: Any, request: Any, completed: dict[str, Any] | None) -> dict[str, Any]:
+    """The request the mapper read, without credentials: the one received (already cleaned) unless prefetch was
+    completed into a new one."""
+    if completed is None or completed is request:
+        return clean if isinstance(clean, dict) else {}
+    cleaned: dict[str, Any] = redacted(completed)
+    return cleaned
+
+
+def safe_digest(clean: Any) -> str | None:
+    """The request digest of a request whose credentials were removed (``redacted``); never raises (a refusal
+    must still be recorded): a request the canonical form cannot encode is digested in ASCII-escaped JSON
+    instead, one too deep for that gets no digest."""
     try:
         return request_digest(clean)
     except (ValueError, TypeError):  # UnicodeEncodeError (a lone surrogate) is a ValueError

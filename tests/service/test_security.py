@@ -234,3 +234,26 @@ _NESTED: st.SearchStrategy[Any] = st.deferred(
 def test_nesting_depth_ignores_brackets_in_strings(value: Any, ascii_only: bool) -> None:
     raw = json.dumps(value, ensure_ascii=ascii_only).encode()
     assert nesting_depth(raw) == _depth(value)
+
+
+def test_a_decisions_recorded_inputs_keep_no_access_token(
+    client: TestClient, audit: AuditStore, config: ServiceConfig
+) -> None:
+    """The request kept for replay is the request without its credential (it is replayed without fetching)."""
+    body = example("order-sign-new-start-moderate-renal.json")
+    token = {
+        "access_token": SECRET,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "s",
+    }
+    body.update(fhirServer="https://fhir.example.org", fhirAuthorization=token)
+    assert client.post(service_for(body), json=body).status_code == 200
+    entry = audit.decision(body["hookInstance"])
+    assert entry is not None
+    kept = entry["payload"]["inputs"]["request"]
+    assert kept["fhirAuthorization"] == {k: v for k, v in token.items() if k != "access_token"}
+    assert kept["prefetch"] == body["prefetch"]
+    audit.dispose()
+    assert SECRET.encode() not in stored_bytes(config)
