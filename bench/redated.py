@@ -21,7 +21,7 @@ def load_mix() -> list[tuple[str, dict[str, Any]]]:
     """(service path, request) for every example, re-dated to now."""
     from cds.pipeline import EXAMPLES_EVALUATION_TIME
 
-    shift = datetime.now(UTC) - EXAMPLES_EVALUATION_TIME
+    shift = timedelta(days=(datetime.now(UTC) - EXAMPLES_EVALUATION_TIME).days)  # whole days: times of day kept
     mix = []
     for path in EXAMPLES:
         body = shifted(json.loads(path.read_text(encoding="utf-8")), shift)
@@ -30,7 +30,8 @@ def load_mix() -> list[tuple[str, dict[str, Any]]]:
 
 
 def shifted(value: Any, by: timedelta) -> Any:
-    """Every FHIR date and dateTime moved by ``by`` (whole days for dates), the rest unchanged."""
+    """Every FHIR date and dateTime moved by ``by`` (whole days for dates), the rest unchanged. Moved by whole
+    days, dates and dateTimes stay consistent with each other (a dose on a date, a level at a time)."""
     if isinstance(value, dict):
         return {k: shifted(v, by) for k, v in value.items()}
     if isinstance(value, list):
