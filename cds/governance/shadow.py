@@ -26,6 +26,7 @@ from sqlalchemy import insert, select, update
 
 from cds.audit import AuditStore
 from cds.audit.tables import entries, shadow, shadow_progress
+from cds.governance.advice import rules_behind
 from cds.governance.replay import Replayed, rerun_entry
 from cds.pipeline import Pipeline
 
@@ -75,6 +76,7 @@ class ShadowEvaluator:
             "live": replayed.before.brief(),
             "shadow": replayed.after.brief() if replayed.after is not None else None,
             "differs": replayed.differs,
+            "rules": rules_behind(replayed.before, replayed.after) if replayed.after and replayed.differs else [],
             "problem": replayed.problem,
         }
         return {
@@ -104,8 +106,8 @@ def run_shadow(database_url: str, rules_dir: Path, stop: Any, log_config: dict[s
     try:
         evaluator = ShadowEvaluator(store, pipeline)
         log.info(
-            "shadow rules %s (%s) follow the audit log after entry %d",
-            pipeline.rule_set.version,
+            "shadow rules in %s (digest %s) follow the audit log after entry %d",
+            rules_dir,
             pipeline.rule_set.digest[:12],
             evaluator.after,
         )

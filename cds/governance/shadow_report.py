@@ -54,7 +54,12 @@ def _count(report: dict[str, Any], counts: dict[str, list[int]], seq: int, hook:
         report["disagreements"] += 1
         if len(report["examples"]) < EXAMPLES:
             report["examples"].append(
-                {"seq": seq, "hookInstance": hook, **{k: outcome[k] for k in ("differs", "live", "shadow")}}
+                {
+                    "seq": seq,
+                    "hookInstance": hook,
+                    "rules": outcome.get("rules", []),
+                    **{k: outcome[k] for k in ("differs", "live", "shadow")},
+                }
             )
 
 
@@ -73,7 +78,7 @@ def _progress(store: AuditStore, candidate: str | None) -> dict[str, Any]:
 def write_text(report: dict[str, Any], out: TextIO) -> None:
     c = report["candidate"]
     out.write(
-        f"shadow rules {c['version'] or '(no decision yet)'} ({c['digest'][:12]}), shadowing since {c['started_at']}: "
+        f"shadow rules (digest {c['digest'][:12]}), shadowing since {c['started_at'][:16].replace('T', ' ')} UTC: "
         f"{report['decisions']} live decisions, {report['disagreements']} advised differently"
         + (f", {report['not_evaluated']} could not be evaluated" if report["not_evaluated"] else "")
         + "\n"
@@ -85,7 +90,8 @@ def write_text(report: dict[str, Any], out: TextIO) -> None:
             out.write(f"  {rule:24} {n['live']:6} {n['shadow']:7}\n")
     for example in report["examples"]:
         out.write(
-            f"\n{example['hookInstance']} (entry {example['seq']}): {', '.join(example['differs'])} differ\n"
+            f"\n{example['hookInstance']} (entry {example['seq']}): {', '.join(example['differs'])} differ; "
+            f"rules {', '.join(example['rules'])}\n"
             f"  live:   {' | '.join(example['live']['summaries']) or 'no cards'}\n"
             f"  shadow: {' | '.join(example['shadow']['summaries']) or 'no cards'}\n"
         )
