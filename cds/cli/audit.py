@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cds.cli import audit_replay
+from cds.cli.instants import parse_instant
 from cds.errors import InvalidInput
 
 DATABASE_ENV = "IMATINIB_CDS_DATABASE_URL"
@@ -163,15 +164,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def parse_since(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        since = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidInput("--since", f"not an ISO 8601 date-time: {text!r}") from exc
-    if since.tzinfo is None:
-        raise InvalidInput("--since", "needs a UTC offset, e.g. 2026-11-25T00:00:00Z")
-    return since
+    return parse_instant(text, "--since")
 
 
 def run_export(args: argparse.Namespace) -> int:

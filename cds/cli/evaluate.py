@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cds.cli.instants import parse_instant
 from cds.errors import InvalidInput
 
 
@@ -54,12 +55,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_now(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        now = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidInput("--now", f"not an ISO 8601 date-time: {text!r}") from exc
-    if now.tzinfo is None:
-        raise InvalidInput("--now", "needs a UTC offset, e.g. 2026-11-25T12:00:00Z")
-    return now
+    return parse_instant(text, "--now")

@@ -11,7 +11,6 @@ Needs IMATINIB_CDS_TEST_POSTGRES_URL (`.ci/run` sets it); the tables live in a s
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -22,13 +21,12 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import create_engine, text
 
 from cds.audit import AuditStore
 from cds.service.auth_failures import AuthFailureLog
+from tests.conftest import postgres_schema
 from tests.robustness.conftest import ServerProcess, examples, service_path
 
-POSTGRES_ENV = "IMATINIB_CDS_TEST_POSTGRES_URL"
 SCHEMA = "robustness_scale_out"
 ISS = "https://ehr.example.org/cds-client"
 KID = "scale-out-key"
@@ -37,19 +35,9 @@ CALLERS, PER_CALLER = 8, 5  # concurrent clients, half at each server
 
 
 @pytest.fixture()
-def postgres_url() -> Iterator[str]:
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"the scale-out test needs {POSTGRES_ENV} (CI sets it)")
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    separator = "&" if "?" in base else "?"
-    yield f"{base}{separator}options=-csearch_path%3D{SCHEMA}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-    admin.dispose()
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    with postgres_schema(SCHEMA, "postgresql", tmp_path) as url:
+        yield url
 
 
 def bearer(key: ec.EllipticCurvePrivateKey, audience: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ the examples' clock as everywhere else.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -15,9 +14,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from cds.cards.build import OVERRIDE_SYSTEM
+from tests.conftest import postgres_schema
 from tests.service.conftest import example, service_for
 
 RENAL = "order-sign-new-start-moderate-renal.json"  # one dose card carrying IMA-RENAL-020 and IMA-RENAL-050
@@ -27,7 +26,6 @@ DOSE_LABEL = "Change to 200 mg once daily: 2 x 100 mg tablets"
 TROUGH_LABEL = "Order an imatinib trough level"
 WEEK_48 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # ISO week 2026-W48 (Monday 23 November)
 WEEK_49 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # 2026-W49
-POSTGRES_ENV = "IMATINIB_CDS_TEST_POSTGRES_URL"
 SCHEMA = "feedback_stats_test"
 
 
@@ -50,20 +48,8 @@ def pin_audit_clock(monkeypatch: pytest.MonkeyPatch) -> type[AuditClock]:
 
 def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
     """A SQLite file, or (CI) a PostgreSQL schema of this module's own, dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path}/audit.sqlite3"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (CI sets it)")
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    yield f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{SCHEMA}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-    admin.dispose()
+    with postgres_schema(SCHEMA, kind, tmp_path) as url:
+        yield url
 
 
 @dataclass
