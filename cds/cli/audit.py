@@ -1,5 +1,6 @@
-"""``imatinib-cds audit verify | show HOOKINSTANCE | export [--since] | stats | checkpoint | keygen``: for reviewers
-and auditors. Only ``keygen`` writes a new file; none of them ever creates a database (docs/deploy.md)."""
+"""``imatinib-cds audit verify | show HOOKINSTANCE | export [--since] | stats | checkpoint | keygen``, and ``replay``
+and ``shadow-report`` (cds/cli/audit_replay.py): for reviewers and auditors. Only ``keygen`` writes a new file
+(``checkpoint`` appends to one); none of them ever creates a database or writes to the chain (docs/deploy.md)."""
 
 from __future__ import annotations
 
