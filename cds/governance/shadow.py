@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cds.audit import AuditStore
 from cds.audit.tables import entries, shadow, shadow_progress
@@ -40,6 +41,8 @@ class ShadowEvaluator:
     def __init__(self, store: AuditStore, pipeline: Pipeline) -> None:
         self.store, self.pipeline = store, pipeline
         self.candidate = pipeline.rule_set.digest
+        dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+        self._insert_rows = dialect.insert(shadow).on_conflict_do_nothing(index_elements=["candidate", "seq"])
         self.after = start_point(store, self.candidate)
 
     def catch_up(self) -> int:
@@ -52,10 +55,12 @@ class ShadowEvaluator:
             rows = [self._row(rerun_entry(self.pipeline, e)) for e in batch if e["payload"].get("status") == "ok"]
             last = int(batch[-1]["seq"])
             with self.store.engine.begin() as conn:  # rows and progress together: a crash redoes the batch whole
-                if rows:
-                    conn.execute(insert(shadow), rows)
+                if rows:  # another evaluator of the same candidate (a second host) may have written them first
+                    conn.execute(self._insert_rows, rows)
                 conn.execute(
-                    update(shadow_progress).where(shadow_progress.c.candidate == self.candidate).values(seq=last)
+                    update(shadow_progress)
+                    .where(shadow_progress.c.candidate == self.candidate, shadow_progress.c.seq < last)
+                    .values(seq=last)
                 )
             self.after = last
             done += len(batch)

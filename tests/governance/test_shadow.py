@@ -142,3 +142,18 @@ def test_serve_with_shadow_rules_answers_exactly_as_without(tmp_path: Path, caps
 
 def without_links(response: dict[str, Any]) -> dict[str, Any]:
     return {"cards": [{k: v for k, v in card.items() if k != "links"} for card in response["cards"]]}
+
+
+def test_two_evaluators_of_one_candidate_write_each_decision_once(tmp_path: Path) -> None:
+    """Two hosts each started with --shadow-rules on one database: no error, one row per decision."""
+    url = f"sqlite:///{tmp_path}/audit.sqlite3"
+    store = AuditStore(url)
+    shadow = Pipeline(candidate(tmp_path, CML_TARGET_600))
+    first, second = ShadowEvaluator(store, shadow), ShadowEvaluator(store, shadow)
+    config = ServiceConfig(database_url=url, link_secret_file=tmp_path / "secret")
+    with TestClient(create_app(config, audit=store, clock=examples_clock)) as client:
+        answered = sum(status == 200 for status, _ in post_examples(client, "live"))
+    assert first.catch_up() == second.catch_up() == answered  # the second found the rows written: no error
+    assert shadow_report(store)["decisions"] == answered
+    assert ShadowEvaluator(store, shadow).after == first.after  # progress never moved back
+    store.dispose()
