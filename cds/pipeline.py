@@ -101,12 +101,12 @@ class Outcome:
             trace["pk"] = self.pk.summary
         return trace
 
-    def inputs(self, request_body: Mapping[str, Any]) -> dict[str, Any]:
+    def inputs(self, request_text: str) -> dict[str, Any]:
         """What the audit log keeps so that `audit replay` can recompute this decision: the request as the
-        mapper read it (``request_body``, credentials already removed), the record it made, and "now"."""
+        mapper read it (``request_text``: JSON, credentials already removed), the record it made, and "now"."""
         return {
             "now": self.record.now.isoformat(),
-            "request": dict(request_body),
+            "request": request_text,
             "record": record_to_json(self.record),
             "pk": self.pk.recorded,
             "mapping": self.mapping_digest,

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from cds.audit import request_digest
+from cds.audit.chain import canonical_json
 from cds.pipeline import Outcome
 from cds.service.redact import redacted
 
@@ -32,12 +32,13 @@ def decision_payload(
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     clean = redacted(request) if request is not None else None
+    text = _canonical(clean) if clean is not None else None  # serialised once: for the digest and the copy kept
     payload: dict[str, Any] = {
         "service": service,
         "hook": hook,
         "received": received.isoformat(),
         "client": client or {},
-        "request_digest": safe_digest(clean) if clean is not None else None,
+        "request_digest": safe_digest(clean, text) if clean is not None else None,
         "status": status,
         "http_status": http_status,
         "latency_ms": round(latency_ms, 2),
@@ -61,7 +62,7 @@ def decision_payload(
                 "cards": outcome.cards,
                 # what `audit replay` and shadow evaluation recompute the decision from: the request as the
                 # mapper read it (prefetch completed, credentials removed), its record and "now"
-                "inputs": outcome.inputs(_mapped_request(clean, request, completed)),
+                "inputs": outcome.inputs(_mapped_request(text, request, completed)),
             }
         )
     if body is not None and outcome is None:
@@ -71,26 +72,34 @@ def decision_payload(
     return payload
 
 
-def _mapped_request(clean: Any, request: Any, completed: dict[str, Any] | None) -> dict[str, Any]:
-    """The request the mapper read, without credentials: the one received (already cleaned) unless prefetch was
-    completed into a new one."""
+def _mapped_request(text: str | None, request: Any, completed: dict[str, Any] | None) -> str:
+    """The request the mapper read, without credentials, as canonical JSON text (kept as a string: readers that do
+    not replay never parse it): the one received unless prefetch was completed into a new one."""
     if completed is None or completed is request:
-        return clean if isinstance(clean, dict) else {}
-    cleaned: dict[str, Any] = redacted(completed)
-    return cleaned
+        return text or "{}"
+    return _canonical(redacted(completed)) or "{}"
 
 
-def safe_digest(clean: Any) -> str | None:
-    """The request digest of a request whose credentials were removed (``redacted``); never raises (a refusal
-    must still be recorded): a request the canonical form cannot encode is digested in ASCII-escaped JSON
-    instead, one too deep for that gets no digest."""
+def _canonical(value: Any) -> str | None:
+    """Canonical JSON that can be stored (UTF-8), or None."""
     try:
-        return request_digest(clean)
+        text = canonical_json(value)
+        text.encode()
     except (ValueError, TypeError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
-        pass
+        return None
+    return text
+
+
+def safe_digest(clean: Any, text: str | None = None) -> str | None:
+    """The request digest of a request whose credentials were removed (``redacted``), from its canonical JSON
+    ``text`` when given; never raises (a refusal must still be recorded): a request the canonical form cannot
+    encode is digested in ASCII-escaped JSON instead, one too deep for that gets no digest."""
+    text = text if text is not None else _canonical(clean)
+    if text is not None:
+        return hashlib.sha256(text.encode()).hexdigest()
     try:
-        text = json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+        ascii_text = json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     except (ValueError, TypeError, RecursionError):
         log.warning("request digest not computed for a request that cannot be serialised")
         return None
-    return "ascii:" + hashlib.sha256(text.encode()).hexdigest()
+    return "ascii:" + hashlib.sha256(ascii_text.encode()).hexdigest()
