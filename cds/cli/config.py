@@ -48,7 +48,10 @@ def register(sub: Any) -> None:
 
 def add_service_options(parser: Any) -> Any:
     parser.add_argument(
-        "--config", type=Path, metavar="FILE", help=f"YAML configuration (default: ${CONFIG_ENV}; docs/settings.md)"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"YAML configuration (default: ${CONFIG_ENV}); every setting: `imatinib-cds config reference`",
     )
     parser.add_argument("--host", help="bind address (default from the configuration: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default from the configuration: 8080)")
@@ -56,7 +59,9 @@ def add_service_options(parser: Any) -> Any:
         "--rules", type=Path, metavar="DIR", help=f"rules folder (default: ${RULES_ENV}, else the shipped rules)"
     )
     parser.add_argument(
-        "--db", metavar="URL", help="audit database URL (default: $IMATINIB_CDS_DATABASE_URL, else sqlite:///var/...)"
+        "--db",
+        metavar="URL",
+        help="audit database URL (default: $IMATINIB_CDS_DATABASE_URL, else sqlite:///var/audit.sqlite3)",
     )
     parser.add_argument(
         "--log-format", choices=("text", "json"), help="log lines as text or one JSON object a line (default: text)"
