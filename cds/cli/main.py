@@ -19,7 +19,7 @@ EXIT_INVALID_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cds.cli import audit, evaluate, facts, pk, rules, serve
+    from cds.cli import audit, config, evaluate, facts, pk, rules, serve
 
     parser = argparse.ArgumentParser(
         prog="imatinib-cds", description="CDS Hooks decision support for imatinib TDM and dose adjustment"
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action=VersionAction, help="print the package version and the shipped rule pack's version"
     )
     sub = parser.add_subparsers(dest="area", required=True, metavar="COMMAND")
-    for module in (rules, facts, pk, evaluate, serve, audit):
+    for module in (rules, facts, pk, evaluate, serve, config, audit):
         module.register(sub)
     return parser
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import logging
 import logging.config
 import os
@@ -16,18 +15,16 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from cds.service.config import MULTIPROC_ENV
+from cds.cli.config import LOOPBACK, add_service_options, option_environment, served_config
+from cds.service.config import MULTIPROC_ENV, ServiceConfig
 from cds.service.logs import logging_config
-from cds.shipped import RULES_ENV
 
-LOOPBACK = "127.0.0.1"
+log = logging.getLogger("cds.service")
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("serve", help="run the CDS Hooks service")
-    parser.add_argument("--config", type=Path, help="YAML configuration (see cds/service/config.py)")
-    parser.add_argument("--host", help="bind address (default from the configuration: 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default from the configuration: 8080)")
+    add_service_options(parser)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (share the audit database)")
     parser.add_argument(
         "--shadow-rules",
@@ -35,10 +32,6 @@ def register(sub: Any) -> None:
         metavar="DIR",
         help="candidate rules evaluated on every live decision after it is answered, never shown; compare with "
         "`imatinib-cds audit shadow-report` (docs/governance.md)",
-    )
-    parser.add_argument("--rules", type=Path, help="rules folder (default: IMATINIB_CDS_RULES, else the shipped rules)")
-    parser.add_argument(
-        "--log-format", choices=("text", "json"), help="log lines as text or one JSON object a line (default: text)"
     )
     parser.set_defaults(func=run)
 
@@ -48,25 +41,16 @@ def run(args: argparse.Namespace) -> int:
 
     from cds.service.config import load_config
 
-    if args.config:
-        os.environ["IMATINIB_CDS_CONFIG"] = str(args.config.resolve())
-    if args.host:
-        os.environ["IMATINIB_CDS_HOST"] = args.host
-    if args.port:
-        os.environ["IMATINIB_CDS_PORT"] = str(args.port)
-    if args.rules:
-        os.environ[RULES_ENV] = str(args.rules.resolve())
-    if args.log_format:
-        os.environ["IMATINIB_CDS_LOG_FORMAT"] = args.log_format
-    config = load_config()
-    host = config.host
-    if not config.trusted_clients and not _is_loopback(host):
+    os.environ.update(option_environment(args))  # how the options reach uvicorn's worker processes
+    asked = load_config()
+    config = served_config(asked)
+    if config.host != asked.host:
         print(
             f"imatinib-cds: no trusted clients configured, so client authentication is off; "
-            f"binding to {LOOPBACK} instead of {host}",
+            f"binding to {LOOPBACK} instead of {asked.host}",
             file=sys.stderr,
         )
-        host = LOOPBACK
+        os.environ["IMATINIB_CDS_HOST"] = LOOPBACK  # the workers' links follow the address actually bound
     elif not config.trusted_clients:
         print(
             "imatinib-cds: warning: no trusted clients configured: client JWTs are not checked (loopback only)",
@@ -77,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     log_config = logging_config(config.log_format)
     logging.config.dictConfig(log_config)
+    log_start(config)
     with metrics_folder(args.workers), _shadow(config.database_url, args.shadow_rules, candidate, log_config):
         uvicorn.run(
             "cds.service.app:app_from_environment",
             factory=True,
-            host=host,
+            host=config.host,
             port=config.port,
             workers=args.workers,
             log_level="info",
@@ -151,10 +136,15 @@ def metrics_folder(workers: int) -> Iterator[None]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def log_start(config: ServiceConfig) -> None:
+    """What an operator checks first: which rules, which audit log, and where the cards' links point."""
+    from cds.engine.ruleset import load_rules
+    from cds.service.settings_report import masked_url
+
+    rule_set = load_rules(config.rules_dir)  # invalid rules stop here, with the linter's messages
+    how = "public_base_url" if config.public_base_url else "not configured: follows host and port"
+    if config.trusted_clients and not config.public_base_url:
+        how += "; set public_base_url to the URL the EHRs call"
+    log.info("rules %s: version %s, digest %s", config.rules_dir, rule_set.version, rule_set.digest)
+    log.info("audit database %s", masked_url(config.database_url))
+    log.info("explanation links and JWT audience: %s (%s)", config.base, how)

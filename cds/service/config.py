@@ -1,39 +1,17 @@
 """Service configuration: a YAML file (``--config`` or IMATINIB_CDS_CONFIG) overridden by environment variables.
 
-| setting | env | default |
-|---|---|---|
-| public_base_url | IMATINIB_CDS_PUBLIC_URL | http://127.0.0.1:8080 |
-| rules_dir | IMATINIB_CDS_RULES | the shipped rule pack (cds.shipped) |
-| database_url | IMATINIB_CDS_DATABASE_URL | sqlite:///var/audit.sqlite3 |
-| cors_origins | IMATINIB_CDS_CORS_ORIGINS (comma separated) | none |
-| trusted_clients | (file only) | none: the server then binds to loopback only |
-| host, port | IMATINIB_CDS_HOST, IMATINIB_CDS_PORT | 127.0.0.1, 8080 |
-| max_body_bytes | IMATINIB_CDS_MAX_BODY_BYTES | 5000000 |
-| link_secret_file | IMATINIB_CDS_LINK_SECRET_FILE | var/link-secret (created 0600 on first use) |
-| fetch_budget_s | IMATINIB_CDS_FETCH_BUDGET_S | 1.5 |
-| fhir_servers | IMATINIB_CDS_FHIR_SERVERS (comma separated) | none: missing prefetch is never fetched |
-| refusal_burst | IMATINIB_CDS_REFUSAL_BURST | 20 authentication failures per client before 429 (0: no limit) |
-| refusal_rate_per_s | IMATINIB_CDS_REFUSAL_RATE_PER_S | 1.0: failures per second a client may add after the burst |
-| auth_failure_keys | IMATINIB_CDS_AUTH_FAILURE_KEYS | 1000 distinct failure counts held in memory |
-| auth_failure_flush_s | IMATINIB_CDS_AUTH_FAILURE_FLUSH_S | 15: seconds between writes of the counts |
-| checkpoint_key_file | IMATINIB_CDS_CHECKPOINT_KEY | none: no signed checkpoints (docs/deploy.md) |
-| checkpoint_file | IMATINIB_CDS_CHECKPOINT_FILE | var/audit-checkpoints.jsonl |
-| checkpoint_every | IMATINIB_CDS_CHECKPOINT_EVERY (entries) | 1000 |
-| checkpoint_interval_s | IMATINIB_CDS_CHECKPOINT_INTERVAL_S | 60 |
-| fatigue_override_rate | IMATINIB_CDS_FATIGUE_OVERRIDE_RATE | 0.5: a rule overridden on more of its cards is flagged |
-| fatigue_min_shown | IMATINIB_CDS_FATIGUE_MIN_SHOWN | 10: cards a rule must have shown before it is flagged |
-| feedback_stats_entries | IMATINIB_CDS_FEEDBACK_STATS_ENTRIES | 5000: latest audit entries the /rules figures cover |
-| feedback_stats_cache_s | IMATINIB_CDS_FEEDBACK_STATS_CACHE_S | 300: seconds the /rules figures are reused |
-| metrics_allow | IMATINIB_CDS_METRICS_ALLOW (comma separated) | 127.0.0.0/8, ::1: who may read /metrics ([]: nobody) |
-| log_format | IMATINIB_CDS_LOG_FORMAT | text; json: one JSON object a line (``serve --log-format``) |
+Each setting is a field of ``ServiceConfig`` made with ``setting()``, which keeps its environment variable and its
+description beside its default: the loader, ``imatinib-cds config show`` and the reference table in
+docs/settings.md (``imatinib-cds config reference``) all read them from there.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +28,7 @@ LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 # it does not import prometheus-client first (the library reads it once, when it is imported)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOG_FORMATS = ("text", "json")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
 class ConfigError(CdsError):
@@ -64,39 +43,118 @@ class ClientConfig:
     tenants: tuple[str, ...] = ()
 
 
+def setting(
+    default: Any, doc: str, env: str | None = None, parse: Callable[[str], Any] = str, shown: str | None = None
+) -> Any:
+    """A ``ServiceConfig`` field with what documents it: the environment variable that overrides it (parsed with
+    ``parse``), a description and, where the default is not a literal worth printing, how to show it."""
+    return field(default=default, metadata={"doc": doc, "env": env, "parse": parse, "shown": shown})
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
-    public_base_url: str = "http://127.0.0.1:8080"
-    rules_dir: Path = SHIPPED_RULES
-    database_url: str = "sqlite:///var/audit.sqlite3"
-    cors_origins: tuple[str, ...] = ()
-    trusted_clients: tuple[ClientConfig, ...] = ()
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = 5_000_000
-    link_secret_file: Path = Path("var/link-secret")
-    link_ttl_s: int = 7 * 24 * 3600
-    fetch_budget_s: float = 1.5
-    fhir_servers: tuple[str, ...] = ()  # base URLs the service may fetch missing prefetch from (SSRF guard)
-    jwt_leeway_s: float = 5.0
+    public_base_url: str = setting(
+        "",
+        "the URL clients call, prefix included: the start of explanation links and the JWT audience",
+        "IMATINIB_CDS_PUBLIC_URL",
+        shown="follows host and port: http://HOST:PORT",
+    )
+    rules_dir: Path = setting(
+        SHIPPED_RULES, "the rules folder (reload with SIGHUP)", RULES_ENV, Path, "the shipped rules"
+    )
+    database_url: str = setting(
+        "sqlite:///var/audit.sqlite3",
+        "the audit log (SQLAlchemy URL; PostgreSQL for several workers or hosts)",
+        "IMATINIB_CDS_DATABASE_URL",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        (), "browser origins allowed to call the service", "IMATINIB_CDS_CORS_ORIGINS", _comma_list
+    )
+    trusted_clients: tuple[ClientConfig, ...] = setting(
+        (),
+        "EHRs whose JWTs are accepted (iss, jwks_file or jku_allowlist, tenants); none: the server binds to "
+        "loopback only and checks no JWT",
+    )
+    host: str = setting("127.0.0.1", "bind address (anything but loopback needs trusted_clients)", "IMATINIB_CDS_HOST")
+    port: int = setting(8080, "port", "IMATINIB_CDS_PORT", int)
+    max_body_bytes: int = setting(5_000_000, "largest request body accepted", "IMATINIB_CDS_MAX_BODY_BYTES", int)
+    link_secret_file: Path = setting(
+        Path("var/link-secret"),
+        "key that signs explanation links (created 0600 on first use; the same on every worker and host)",
+        "IMATINIB_CDS_LINK_SECRET_FILE",
+        Path,
+    )
+    link_ttl_s: int = setting(7 * 24 * 3600, "seconds an explanation link stays valid", "IMATINIB_CDS_LINK_TTL_S", int)
+    fetch_budget_s: float = setting(
+        1.5, "seconds allowed for fetching missing prefetch", "IMATINIB_CDS_FETCH_BUDGET_S", float
+    )
+    fhir_servers: tuple[str, ...] = setting(  # an allowlist: a client's fhirServer elsewhere is never called (SSRF)
+        (),
+        "FHIR base URLs missing prefetch may be fetched from (none: never fetched)",
+        "IMATINIB_CDS_FHIR_SERVERS",
+        _comma_list,
+    )
+    jwt_leeway_s: float = setting(5.0, "clock skew allowed on JWT times", "IMATINIB_CDS_JWT_LEEWAY_S", float)
     # authentication failures: counted per minute (cds.service.auth_failures), rate-limited per client
-    refusal_burst: int = 20
-    refusal_rate_per_s: float = 1.0
-    auth_failure_keys: int = 1000
-    auth_failure_flush_s: float = 15.0
+    refusal_burst: int = setting(
+        20, "authentication failures per client before 429 (0: no limit)", "IMATINIB_CDS_REFUSAL_BURST", int
+    )
+    refusal_rate_per_s: float = setting(
+        1.0, "failures per second a client may add after the burst", "IMATINIB_CDS_REFUSAL_RATE_PER_S", float
+    )
+    auth_failure_keys: int = setting(
+        1000, "distinct failure counts held in memory", "IMATINIB_CDS_AUTH_FAILURE_KEYS", int
+    )
+    auth_failure_flush_s: float = setting(
+        15.0, "seconds between writes of the failure counts", "IMATINIB_CDS_AUTH_FAILURE_FLUSH_S", float
+    )
     # signed checkpoints of the audit chain: the key lives apart from the database (cds.audit.checkpoint)
-    checkpoint_key_file: Path | None = None
-    checkpoint_file: Path = Path("var/audit-checkpoints.jsonl")
-    checkpoint_every: int = 1000
-    checkpoint_interval_s: float = 60.0
+    checkpoint_key_file: Path | None = setting(
+        None,
+        "Ed25519 key that signs checkpoints of the audit chain (none: no checkpoints)",
+        "IMATINIB_CDS_CHECKPOINT_KEY",
+        Path,
+    )
+    checkpoint_file: Path = setting(
+        Path("var/audit-checkpoints.jsonl"),
+        "where signed checkpoints are appended",
+        "IMATINIB_CDS_CHECKPOINT_FILE",
+        Path,
+    )
+    checkpoint_every: int = setting(1000, "entries between checkpoints", "IMATINIB_CDS_CHECKPOINT_EVERY", int)
+    checkpoint_interval_s: float = setting(
+        60.0, "seconds between checkpoints", "IMATINIB_CDS_CHECKPOINT_INTERVAL_S", float
+    )
     # feedback statistics (cds.audit.stats): governance settings for the alert-fatigue flag, not clinical ones
-    fatigue_override_rate: float = 0.5
-    fatigue_min_shown: int = 10
-    feedback_stats_entries: int = 5_000  # about 0.6 s to count (40 kB decisions; mostly SQLite, outside the GIL)
-    feedback_stats_cache_s: float = 300.0
-    # addresses or networks that may read /metrics; requests passed on by a proxy never may (cds.service.metrics)
-    metrics_allow: tuple[str, ...] = LOOPBACK_NETWORKS
-    log_format: str = "text"  # or "json": one object a line (cds.service.logs); applied by `serve`
+    fatigue_override_rate: float = setting(
+        0.5,
+        "a rule overridden on more of its cards than this is flagged",
+        "IMATINIB_CDS_FATIGUE_OVERRIDE_RATE",
+        float,
+    )
+    fatigue_min_shown: int = setting(
+        10, "cards a rule must have shown before it is flagged", "IMATINIB_CDS_FATIGUE_MIN_SHOWN", int
+    )
+    feedback_stats_entries: int = setting(  # about 0.6 s to count (40 kB decisions; mostly SQLite, outside the GIL)
+        5_000, "latest audit entries the /rules figures cover", "IMATINIB_CDS_FEEDBACK_STATS_ENTRIES", int
+    )
+    feedback_stats_cache_s: float = setting(
+        300.0, "seconds the /rules figures are reused", "IMATINIB_CDS_FEEDBACK_STATS_CACHE_S", float
+    )
+    # requests passed on by a proxy may never read /metrics, whatever this says (cds.service.metrics)
+    metrics_allow: tuple[str, ...] = setting(
+        LOOPBACK_NETWORKS,
+        "addresses or networks that may read /metrics ([]: nobody)",
+        "IMATINIB_CDS_METRICS_ALLOW",
+        _comma_list,
+    )
+    log_format: str = setting(
+        "text", "text, or json: one JSON object a line (applied by serve)", "IMATINIB_CDS_LOG_FORMAT"
+    )
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -110,48 +168,37 @@ class ServiceConfig:
 
     @property
     def base(self) -> str:
-        return self.public_base_url.rstrip("/")
+        """Where explanation links point and what a JWT's audience starts with: ``public_base_url``, or else the
+        address the service listens on (a fixed default would send links to another server)."""
+        return (self.public_base_url or listening_url(self.host, self.port)).rstrip("/")
 
     def may_fetch_from(self, fhir_server: object) -> bool:
         return isinstance(fhir_server, str) and fhir_server.rstrip("/") in {s.rstrip("/") for s in self.fhir_servers}
 
 
-_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "IMATINIB_CDS_PUBLIC_URL": ("public_base_url", str),
-    RULES_ENV: ("rules_dir", Path),
-    "IMATINIB_CDS_DATABASE_URL": ("database_url", str),
-    "IMATINIB_CDS_CORS_ORIGINS": ("cors_origins", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
-    "IMATINIB_CDS_HOST": ("host", str),
-    "IMATINIB_CDS_PORT": ("port", int),
-    "IMATINIB_CDS_MAX_BODY_BYTES": ("max_body_bytes", int),
-    "IMATINIB_CDS_LINK_SECRET_FILE": ("link_secret_file", Path),
-    "IMATINIB_CDS_FETCH_BUDGET_S": ("fetch_budget_s", float),
-    "IMATINIB_CDS_FHIR_SERVERS": ("fhir_servers", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
-    "IMATINIB_CDS_REFUSAL_BURST": ("refusal_burst", int),
-    "IMATINIB_CDS_REFUSAL_RATE_PER_S": ("refusal_rate_per_s", float),
-    "IMATINIB_CDS_AUTH_FAILURE_KEYS": ("auth_failure_keys", int),
-    "IMATINIB_CDS_AUTH_FAILURE_FLUSH_S": ("auth_failure_flush_s", float),
-    "IMATINIB_CDS_CHECKPOINT_KEY": ("checkpoint_key_file", Path),
-    "IMATINIB_CDS_CHECKPOINT_FILE": ("checkpoint_file", Path),
-    "IMATINIB_CDS_CHECKPOINT_EVERY": ("checkpoint_every", int),
-    "IMATINIB_CDS_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", float),
-    "IMATINIB_CDS_FATIGUE_OVERRIDE_RATE": ("fatigue_override_rate", float),
-    "IMATINIB_CDS_FATIGUE_MIN_SHOWN": ("fatigue_min_shown", int),
-    "IMATINIB_CDS_FEEDBACK_STATS_ENTRIES": ("feedback_stats_entries", int),
-    "IMATINIB_CDS_FEEDBACK_STATS_CACHE_S": ("feedback_stats_cache_s", float),
-    "IMATINIB_CDS_METRICS_ALLOW": ("metrics_allow", lambda v: tuple(o.strip() for o in v.split(",") if o.strip())),
-    "IMATINIB_CDS_LOG_FORMAT": ("log_format", str),
-}
+def settings() -> tuple[Field[Any], ...]:
+    """Every setting, in the order of ``ServiceConfig``."""
+    return tuple(f for f in fields(ServiceConfig) if f.name != "extra")
+
+
+def listening_url(host: str, port: int) -> str:
+    """The URL of a server bound to ``host``: a wildcard address names this machine, an IPv6 one is bracketed."""
+    if host in WILDCARD_HOSTS:
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> ServiceConfig:
     env = os.environ if env is None else env
     path = path or (Path(env["IMATINIB_CDS_CONFIG"]) if env.get("IMATINIB_CDS_CONFIG") else None)
     config = _from_file(path) if path else ServiceConfig()
-    for name, (attr, parse) in _ENV.items():
-        if env.get(name):
+    for each in settings():
+        name = each.metadata["env"]
+        if name and env.get(name):
             try:
-                config = replace(config, **{attr: parse(env[name])})
+                config = replace(config, **{each.name: each.metadata["parse"](env[name])})
             except ValueError as exc:
                 raise ConfigError(f"{name}: {exc}") from exc
     _check_feedback_stats(config)
