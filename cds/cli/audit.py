@@ -184,11 +184,11 @@ def _verify_file(args: argparse.Namespace, checkpoints: list[Any]) -> int:
                 f"in {inside}; export up to a checkpointed entry, or check it against the database (--db)"
             )
             return 1
-        after = (
-            f"; entries {latest + 1}-{report.last_seq} follow it, chained to it only"
-            if latest < (report.last_seq or 0)
-            else ""
-        )
+        last = report.last_seq or latest
+        after = ""
+        if last > latest:
+            later = f"entry {last} follows" if last == latest + 1 else f"entries {latest + 1}-{last} follow"
+            after = f"; {later} it, chained to it only"
         print(
             f"anchored: the signed checkpoint at entry {latest} holds, and so every entry of the slice up to it{after}"
         )

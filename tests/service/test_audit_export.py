@@ -286,7 +286,7 @@ def test_verify_file_against_signed_checkpoints(
     assert code == 0
     assert out.splitlines()[1] == (
         "anchored: the signed checkpoint at entry 3 holds, and so every entry of the slice up to it; "
-        "entries 4-4 follow it, chained to it only"
+        "entry 4 follows it, chained to it only"
     )
     export.write_text(lines[3] + "\n")  # entry 4 alone: no checkpoint inside
     code, out, _ = run(capsys, "verify", "--file", str(export), *anchor)
