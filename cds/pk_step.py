@@ -71,6 +71,7 @@ class PkStep:
                 {
                     "daily_mg": o.daily_mg,
                     "interval_h": o.interval_h,
+                    "cmin_pred": o.cmin_pred_ng_ml,
                     "cmin_median": o.cmin_median_ng_ml,
                     "cmin_p05": o.cmin_p05_ng_ml,
                     "cmin_p95": o.cmin_p95_ng_ml,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, inspect, select, text
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, inspect, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -220,11 +220,26 @@ class AuditStore:
         with self.reading() as conn:
             return [_decoded(r) for r in conn.execute(query).mappings()]
 
-    def export(self, since: datetime | None = None, kind: str | None = None) -> Iterator[dict[str, Any]]:
-        """Entries in chain order, streamed (PostgreSQL: a server-side cursor), so memory stays flat."""
+    def export(
+        self, since: datetime | None = None, kind: str | None = None, until: datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Entries in chain order, streamed (PostgreSQL: a server-side cursor), so memory stays flat.
+
+        ``since`` (inclusive) and ``until`` (exclusive) bound the time an entry was written: the entries are the
+        unbroken run of sequence numbers from the first written at or after ``since`` to the last written before
+        ``until`` (so a slice can be verified on its own even if clocks disagreed)."""
         query = self._select_entries().order_by(entries.c.seq)
-        if since is not None:
-            query = query.where(entries.c.created_at >= since.astimezone(UTC).isoformat(timespec="microseconds"))
+        if since is not None or until is not None:
+            bounds = select(func.min(entries.c.seq), func.max(entries.c.seq))
+            if since is not None:
+                bounds = bounds.where(entries.c.created_at >= _stamp(since))
+            if until is not None:
+                bounds = bounds.where(entries.c.created_at < _stamp(until))
+            with self.reading() as conn:
+                low, high = conn.execute(bounds).one()
+            if low is None:
+                return
+            query = query.where(entries.c.seq >= low, entries.c.seq <= high)
         if kind is not None:
             query = query.where(entries.c.kind == kind)
         with self.reading(stream=True) as conn:
@@ -234,6 +249,16 @@ class AuditStore:
                     yield _decoded(row)
             finally:  # a reader that stops early must not leave the server-side cursor to the collector
                 result.close()
+
+    def entries_between(self, first: int, last: int) -> list[dict[str, Any]]:
+        """Sequence number and hash of the entries ``first`` to ``last`` (to compare an exported slice with)."""
+        query = (
+            select(entries.c.seq, entries.c.entry_hash)
+            .where(entries.c.seq >= first, entries.c.seq <= last)
+            .order_by(entries.c.seq)
+        )
+        with self.reading() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def count(self) -> int:
         with self.reading() as conn:
@@ -344,6 +369,11 @@ def _unanchored(row: Mapping[Any, Any], anchors: Mapping[int, str]) -> str:
     if signed is not None and signed != row["entry_hash"]:
         return "it differs from the signed checkpoint (the chain was rewritten)"
     return ""
+
+
+def _stamp(moment: datetime) -> str:
+    """``created_at`` as stored: ISO 8601 in UTC with microseconds, so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _of(table: Any, client: str | None) -> tuple[Any, ...]:

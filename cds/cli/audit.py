@@ -1,18 +1,21 @@
-"""``imatinib-cds audit verify | show HOOKINSTANCE | export [--since] | stats | checkpoint | keygen``, and ``replay``
-and ``shadow-report`` (cds/cli/audit_replay.py): for reviewers and auditors. Only ``keygen`` writes a new file
-(``checkpoint`` appends to one); none of them ever creates a database or writes to the chain (docs/deploy.md)."""
+"""``imatinib-cds audit verify [--file EXPORT] | show HOOKINSTANCE [--json] | export [--since] [--until] [--format]
+[--deidentify] | stats | checkpoint | keygen``, and ``replay`` and ``shadow-report`` (cds/cli/audit_replay.py): for
+reviewers and auditors. Only ``keygen`` writes a new file (``checkpoint`` appends to one); none of them ever creates
+a database or writes to the chain (docs/deploy.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cds.audit.export import FORMATS
 from cds.cli import audit_replay
 from cds.cli.instants import parse_instant
 from cds.errors import InvalidInput
@@ -37,10 +40,17 @@ def register(sub: Any) -> None:
         help="PEM public key that signed checkpoints (repeat for every key in use since the oldest checkpoint)",
     )
     verify.add_argument("--allow-empty", action="store_true", help="an empty log is not an error")
+    verify.add_argument(
+        "--file",
+        type=Path,
+        help="check an export (JSON lines or CSV) on its own: each entry's hash from its content and the previous "
+        "hash; with --checkpoints, the signed checkpoints inside it; with --db, the database it came from",
+    )
     verify.set_defaults(func=run_verify)
     show = with_db(commands.add_parser("show", help="print a decision with its feedback"))
     show.add_argument("hook_instance")
     show.add_argument("--client", help="the issuer of the client whose decision to show (default: the latest)")
+    show.add_argument("--json", action="store_true", help="print the whole record (JSON) instead of a summary")
     show.set_defaults(func=run_show)
     checkpoint = with_db(commands.add_parser("checkpoint", help="append a signed checkpoint of the chain head now"))
     checkpoint.add_argument("--key", type=Path, help=f"Ed25519 private key (PEM; default ${CHECKPOINT_KEY_ENV})")
@@ -50,8 +60,22 @@ def register(sub: Any) -> None:
     keygen.add_argument("--private-key", type=Path, required=True, help="where to write the private key (0600)")
     keygen.add_argument("--public-key", type=Path, required=True, help="where to write the public key")
     keygen.set_defaults(func=run_keygen)
-    export = with_db(commands.add_parser("export", help="write entries as JSON lines"))
-    export.add_argument("--since", help="ISO 8601 date-time with offset; default: everything")
+    export = with_db(commands.add_parser("export", help="write entries as JSON lines or CSV"))
+    export.add_argument("--since", help="entries written at or after this ISO 8601 date-time with offset")
+    export.add_argument("--until", help="entries written before this ISO 8601 date-time with offset")
+    export.add_argument("--format", choices=FORMATS, default="jsonl", help="jsonl (default) or csv")
+    export.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="remove the kept request and record, free-text comments and links; replace patient references, "
+        "hookInstances, UUIDs and FHIR ids by keyed pseudonyms (docs/deploy.md). Cannot be hash-verified",
+    )
+    export.add_argument(
+        "--pseudonym-key",
+        type=Path,
+        help="file with the secret key of the pseudonyms (32 bytes or more), for pseudonyms that agree across "
+        "exports; default: a one-off random key, so pseudonyms link entries within this export only",
+    )
     export.set_defaults(func=run_export)
     stats = with_db(
         commands.add_parser("stats", help="per rule: cards shown, accepted, overridden, left without feedback")
@@ -88,16 +112,9 @@ def open_store(args: argparse.Namespace) -> Any:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from cds.audit.checkpoint import CheckpointError, load_public_keys, read_checkpoints, unsigned
-
-    checkpoints = []
-    if args.checkpoints:
-        if not args.public_key:
-            raise InvalidInput("--public-key", "checkpoints are trusted only with the public key(s) that signed them")
-        checkpoints = read_checkpoints(args.checkpoints)
-        problem = unsigned(checkpoints, load_public_keys(args.public_key))
-        if problem:
-            raise CheckpointError(problem)
+    checkpoints = _signed_checkpoints(args)
+    if args.file is not None:
+        return _verify_file(args, checkpoints)
     store = open_store(args)
     try:
         report = store.verify({c.seq: c.head for c in checkpoints})
@@ -118,6 +135,97 @@ def run_verify(args: argparse.Namespace) -> int:
         anchored = f"; {len(checkpoints)} signed checkpoints hold, the latest at entry {latest.seq} ({latest.time})"
     print(f"audit chain intact: {report.entries} entries{anchored}")
     return 0
+
+
+def _signed_checkpoints(args: argparse.Namespace) -> list[Any]:
+    from cds.audit.checkpoint import CheckpointError, load_public_keys, read_checkpoints, unsigned
+
+    if not args.checkpoints:
+        return []
+    if not args.public_key:
+        raise InvalidInput("--public-key", "checkpoints are trusted only with the public key(s) that signed them")
+    checkpoints = read_checkpoints(args.checkpoints)
+    problem = unsigned(checkpoints, load_public_keys(args.public_key))
+    if problem:
+        raise CheckpointError(problem)
+    return checkpoints
+
+
+def _verify_file(args: argparse.Namespace, checkpoints: list[Any]) -> int:
+    """An exported slice on its own: its chain, then what anchors it (checkpoints, the database)."""
+    from cds.audit.export import anchored_at, read_slice, verify_slice
+
+    rows = read_slice(args.file)
+    report = verify_slice(rows)
+    if not report.ok:
+        print(
+            f"export {args.file} BROKEN at entry {report.broken_seq}: {report.reason} "
+            f"({report.entries} entries before it verify)"
+        )
+        return 1
+    if not rows:
+        print(f"imatinib-cds: {args.file} holds no audit entries", file=sys.stderr)
+        return 1
+    print(
+        f"export {args.file}: entries {report.first_seq}-{report.last_seq} ({report.entries}, written "
+        f"{report.first_time} to {report.last_time}) intact: each hash recomputed from the entry's content and the "
+        "previous entry's hash"
+    )
+    anchored = False
+    if checkpoints:
+        latest, problem = anchored_at(rows, {c.seq: c.head for c in checkpoints})
+        if problem:
+            print(f"export {args.file} does NOT match its checkpoints: {problem}")
+            return 1
+        if latest is None:
+            inside = f"{report.first_seq}-{report.last_seq}"
+            print(
+                f"export {args.file} NOT anchored: none of the {len(checkpoints)} signed checkpoints is at an entry "
+                f"in {inside}; export up to a checkpointed entry, or check it against the database (--db)"
+            )
+            return 1
+        last = report.last_seq or latest
+        after = ""
+        if last > latest:
+            later = f"entry {last} follows" if last == latest + 1 else f"entries {latest + 1}-{last} follow"
+            after = f"; {later} it, chained to it only"
+        print(
+            f"anchored: the signed checkpoint at entry {latest} holds, and so every entry of the slice up to it{after}"
+        )
+        anchored = True
+    if args.db:
+        if not _matches_database(args, rows):
+            return 1
+        anchored = True
+    if not anchored:
+        print(
+            "not anchored: give --checkpoints and --public-key, or --db, to tie the slice to the log it came from "
+            "(on its own, the file shows only that no entry was changed without recomputing the hashes after it)"
+        )
+    return 0
+
+
+def _matches_database(args: argparse.Namespace, rows: list[Any]) -> bool:
+    store = open_store(args)
+    try:
+        seqs = {row.seq: row.entry_hash for row in rows}
+        first, last = min(seqs), max(seqs)
+        found = {int(e["seq"]): str(e["entry_hash"]) for e in store.entries_between(first, last)}
+        head_seq, _ = store.head()
+    finally:
+        store.dispose()
+    for seq, digest in seqs.items():
+        if found.get(seq) != digest:
+            print(
+                f"export {args.file} does NOT match the database: entry {seq} "
+                + ("is not in it" if seq not in found else "has another hash there")
+            )
+            return False
+    print(
+        f"matches the database: entries {first}-{last} have the same hashes there (its head: entry {head_seq}; "
+        "`audit verify` checks the database's own chain)"
+    )
+    return True
 
 
 def run_checkpoint(args: argparse.Namespace) -> int:
@@ -159,8 +267,14 @@ def run_show(args: argparse.Namespace) -> int:
     if decision is None:
         print(f"imatinib-cds: no decision recorded for hookInstance {args.hook_instance}", file=sys.stderr)
         return 1
-    decision["feedback"] = store.feedback_for(args.hook_instance, decision.get("client"))
-    print(json.dumps(decision, indent=2, ensure_ascii=False, default=str))
+    feedback = store.feedback_for(args.hook_instance, decision.get("client"))
+    if args.json:
+        decision["feedback"] = feedback
+        print(json.dumps(decision, indent=2, ensure_ascii=False, default=str))
+        return 0
+    from cds.audit.summary import format_decision
+
+    sys.stdout.write(format_decision(decision, feedback, store.count()))
     return 0
 
 
@@ -169,10 +283,38 @@ def parse_since(text: str | None) -> datetime | None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    since = parse_since(args.since)
-    for entry in open_store(args).export(since):
-        sys.stdout.write(json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":")) + "\n")
+    from cds.audit.export import Pseudonyms, deidentify, write_csv, write_jsonl
+
+    since, until = parse_since(args.since), parse_instant(args.until, "--until")
+    if since is not None and until is not None and until <= since:
+        raise InvalidInput("--until", "must be later than --since")
+    if args.pseudonym_key is not None and not args.deidentify:
+        raise InvalidInput("--pseudonym-key", "only used with --deidentify")
+    store = open_store(args)
+    try:
+        entries: Iterable[dict[str, Any]] = store.export(since, until=until)
+        if args.deidentify:
+            pseudonyms = Pseudonyms(_pseudonym_key(args.pseudonym_key))
+            entries = (deidentify(e, pseudonyms) for e in entries)
+        write = write_csv if args.format == "csv" else write_jsonl
+        write(entries, sys.stdout)
+    finally:
+        store.dispose()
+    if args.deidentify and args.pseudonym_key is None:
+        print(
+            "imatinib-cds: de-identified with a one-off key: pseudonyms link entries within this export only",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _pseudonym_key(path: Path | None) -> bytes:
+    if path is None:
+        return secrets.token_bytes(32)
+    try:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise InvalidInput("--pseudonym-key", f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def run_stats(args: argparse.Namespace) -> int:

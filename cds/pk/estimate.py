@@ -52,11 +52,17 @@ TROUGH_WINDOW = 0.1  # a level within 10 % of the interval from the trough time 
 
 @dataclass(frozen=True)
 class DoseOption:
-    """One row of the dose table: ``dose_mg`` every ``interval_h`` (= ``daily_mg`` per day)."""
+    """One row of the dose table: ``dose_mg`` every ``interval_h`` (= ``daily_mg`` per day).
+
+    ``cmin_pred_ng_ml`` is the steady-state trough of the same parameters as the estimate's
+    ``cmin_pred_ng_ml`` (the MAP individual, or the typical patient a priori), so the row of the current
+    regimen repeats that number; the median, 5 % and 95 % are of the parameter-uncertainty draws.
+    """
 
     daily_mg: float
     dose_mg: float
     interval_h: float
+    cmin_pred_ng_ml: float
     cmin_median_ng_ml: float
     cmin_p05_ng_ml: float
     cmin_p95_ng_ml: float
@@ -273,7 +279,7 @@ def _assemble(
     cl, v, ka = apply_etas(model, log_typical, eta)
     units = _SortedUnitTroughs(model, log_typical, draws)
     troughs = regimen.dose_mg * units.at(regimen.interval_h)  # sorted
-    table = _dose_table(request, units)
+    table = _dose_table(request, units, (float(cl), float(v), float(ka)))
     proposed = _propose(table, request.proposal_threshold)
     next_time, cmin_next = _next_trough(request, float(cl), float(v), float(ka))
     if proposed is None:
@@ -408,18 +414,25 @@ def _scaled_band(units: np.ndarray, dose_mg: float, target: float) -> tuple[Perc
     return Percentiles(at(0.05), at(0.5), at(0.95)), float(1.0 - below / n)
 
 
-def _dose_table(request: _Request, units: _SortedUnitTroughs) -> tuple[DoseOption, ...]:
+def _dose_table(
+    request: _Request, units: _SortedUnitTroughs, parameters: tuple[float, float, float]
+) -> tuple[DoseOption, ...]:
+    """The ladder's rows; ``parameters`` (CL, V, ka) are those of the point estimate."""
+    cl, v, ka = parameters
+    bioavailability = request.model.bioavailability
     rows = []
     for daily_mg, interval_h in request.dose_ladder:
         if request.caps_max_daily_mg is not None and daily_mg > request.caps_max_daily_mg:
             continue
         dose_mg = daily_mg * interval_h / 24.0
+        point = _trough(Regimen(dose_mg=dose_mg, interval_h=float(interval_h)), cl, v, ka, bioavailability)
         band, p_target = _scaled_band(units.at(interval_h), dose_mg, request.target_ng_ml)
         rows.append(
             DoseOption(
                 daily_mg=float(daily_mg),
                 dose_mg=dose_mg,
                 interval_h=float(interval_h),
+                cmin_pred_ng_ml=point,
                 cmin_median_ng_ml=band.p50,
                 cmin_p05_ng_ml=band.p05,
                 cmin_p95_ng_ml=band.p95,

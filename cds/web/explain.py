@@ -20,9 +20,10 @@ from markupsafe import Markup
 from cds.engine.model import Rule
 from cds.engine.render import format_value
 from cds.engine.ruleset import RuleSet
+from cds.errors import CdsError
 from cds.numbers import format_number
 from cds.web.markdown import render_markdown
-from cds.web.plots import plot_available
+from cds.web.plots import plot_available, replay
 
 _SOURCE = re.compile(r"^(?P<ref>.*?) \((?P<date>[^()]*)\)$")
 INDICATORS = {"critical": "Critical", "warning": "Warning", "info": "Info"}
@@ -102,6 +103,7 @@ class DoseRow:
 @dataclass(frozen=True)
 class PkView:
     method: str
+    estimate: str  # the one estimate the headline and the dose table show, named
     model: str
     citation: str
     target: str
@@ -469,16 +471,21 @@ def _dose_history(raw: Any) -> str:
 
 
 def _pk(pk: Mapping[str, Any], facts: Mapping[str, Any], dose: Mapping[str, Any]) -> PkView:
+    """The PK section. One estimate is shown throughout: the trough of the point estimate (``cmin_pred``, the
+    MAP individual or the typical patient a priori), in the headline and in every row of the dose table, each
+    with the 90 % interval of the parameter-uncertainty draws. The draws' median, which differs from it (the
+    trough is not linear in the parameters), is not shown."""
     current = (facts.get("regimen.daily_mg"), facts.get("regimen.interval_h"))
     proposed_dose = (dose.get("daily_mg"), dose.get("interval_h")) if dose.get("action") == "change" else None
+    table = [row for row in pk.get("dose_table") or [] if isinstance(row, Mapping)]
+    points = _row_points(pk, table, current)
     rows = []
-    for row in pk.get("dose_table") or []:
+    for row, point in zip(table, points, strict=True):
         key = (row.get("daily_mg"), row.get("interval_h"))
         rows.append(
             DoseRow(
                 regimen=_regimen(row["daily_mg"], row["interval_h"]),
-                trough=f"{_conc(row.get('cmin_median'))} ng/mL "
-                f"({_conc(row.get('cmin_p05'))}-{_conc(row.get('cmin_p95'))})",
+                trough=f"{_conc(point)} ng/mL ({_conc(row.get('cmin_p05'))}-{_conc(row.get('cmin_p95'))})",
                 p_target=_pct(row.get("p_target")),
                 current=_same(key, current),
                 proposed=proposed_dose is not None and _same(key, proposed_dose),
@@ -487,14 +494,16 @@ def _pk(pk: Mapping[str, Any], facts: Mapping[str, Any], dose: Mapping[str, Any]
     model = str(pk.get("model", ""))
     band = ""
     if pk.get("cmin_p05") is not None and pk.get("cmin_p95") is not None:
-        band = f" (90% interval {_num(pk['cmin_p05'])}-{_num(pk['cmin_p95'])})"
+        band = f" (90% interval {_conc(pk['cmin_p05'])}-{_conc(pk['cmin_p95'])})"
     proposed = pk.get("proposed_daily_mg")
+    method = str(pk.get("method", ""))
     return PkView(
-        method=_method(str(pk.get("method", ""))),
+        method=_method(method),
+        estimate=ESTIMATE_NAMES.get(method, method),
         model=model,
         citation=_citation(model),
         target=f"{_num(pk.get('target'))} ng/mL",
-        trough=f"{_num(pk.get('cmin_pred'))} ng/mL{band}",
+        trough=f"{_conc(pk.get('cmin_pred'))} ng/mL{band}",
         p_target=_pct(pk.get("p_target")),
         loglinear=f"{_num(pk['loglinear_cmin'])} ng/mL" if pk.get("loglinear_cmin") is not None else "not applicable",
         parameters=f"CL {_num(pk.get('cl'))} L/h, V {_num(pk.get('v'))} L",
@@ -502,6 +511,49 @@ def _pk(pk: Mapping[str, Any], facts: Mapping[str, Any], dose: Mapping[str, Any]
         out_of_domain=bool(pk.get("out_of_domain")),
         rows=tuple(rows),
     )
+
+
+ESTIMATE_NAMES = {
+    "map": "individual estimate (MAP)",
+    "apriori": "typical-patient estimate (a priori)",
+    "measured-trough": "measured trough",
+    "loglinear": "log-linear extrapolation",
+}
+
+
+def _row_points(
+    pk: Mapping[str, Any], table: Sequence[Mapping[str, Any]], current: tuple[Any, Any]
+) -> list[float | None]:
+    """Each row's trough of the point estimate. Decisions recorded before the rows carried it (``cmin_pred``
+    per row) get it from the estimate re-run on their recorded inputs (deterministic); without inputs, rows on
+    the current dosing interval are scaled from the headline (the trough is proportional to the dose), other
+    rows show none."""
+    if all(row.get("cmin_pred") is not None for row in table):
+        return [float(row["cmin_pred"]) for row in table]
+    rerun: dict[tuple[float, float], float] = {}
+    if pk.get("inputs"):
+        try:
+            estimate = replay(pk["inputs"]).estimate
+            rerun = {(o.daily_mg, o.interval_h): o.cmin_pred_ng_ml for o in estimate.dose_table}
+        except (CdsError, ValueError):
+            rerun = {}
+    points: list[float | None] = []
+    for row in table:
+        key = (float(row["daily_mg"]), float(row["interval_h"]))
+        points.append(rerun[key] if key in rerun else _scaled_point(pk.get("cmin_pred"), current, key))
+    return points
+
+
+def _scaled_point(cmin_pred: Any, current: tuple[Any, Any], key: tuple[float, float]) -> float | None:
+    """The headline trough (at the current regimen) scaled to another daily dose on the same interval."""
+    try:
+        daily, interval = float(current[0]), float(current[1] or 24)
+        cmin = float(cmin_pred)
+    except (TypeError, ValueError):
+        return None
+    if interval != key[1] or daily <= 0:
+        return None
+    return cmin * key[0] / daily
 
 
 def _method(method: str) -> str:

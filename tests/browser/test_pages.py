@@ -68,11 +68,9 @@ def test_explanation_page(page: Any, live: LiveSite, name: str) -> None:
     alt = image.get_attribute("alt") or ""
     assert alt.startswith("Concentration-time plot") and "target line at" in alt
     table = page.locator("#h-dose-table + table")
-    assert table.locator("thead th").all_inner_texts()[:3] == [
-        "Dose",
-        "Predicted trough (90% interval)",
-        "Probability of target",
-    ]
+    dose, trough, probability = table.locator("thead th").all_inner_texts()[:3]
+    assert (dose, probability) == ("Dose", "Probability of target")
+    assert trough.startswith("Predicted trough, ") and trough.endswith(" (90% interval)") and "estimate" in trough
     assert table.locator("tbody tr").count() == 6
     assert "imatinib-widmer2006" in page.inner_text("#h-pk ~ dl")
     page.evaluate("document.getElementById('h-pk').scrollIntoView()")
@@ -86,7 +84,7 @@ def test_rule_catalogue_search(page: Any, live: LiveSite) -> None:
     response = page.goto(live.base + "/rules")
     assert response is not None and response.status == 200
     check_heading_order(page)
-    assert page.inner_text("h1") == "Imatinib rule catalogue"
+    assert page.inner_text("h1") == "Imatinib rules for committee review"
     total = page.locator("article.rule").count()
     assert total > 50
     screenshot(page, "rules")
@@ -104,6 +102,64 @@ def test_rule_catalogue_search(page: Any, live: LiveSite) -> None:
     screenshot(page, "rules-search-rifampin")
     page.evaluate("document.getElementById('IMA-CYP-010').scrollIntoView()")
     screenshot(page, "rules-yaml-IMA-CYP-010")
+
+
+# elements whose right edge must stay inside the page: text, tables and their cells, code blocks
+CLIPPABLE = "main h1, main h2, main h3, main p, main li, main dd, main table, main td, main th, main pre, main code"
+CLIPPED_JS = """(selector) => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const style = getComputedStyle(el);
+    if (style.display === 'none' || el.closest('details:not([open])')) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0) continue;
+    if (box.right > width + 1 || el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible')
+      out.push(el.tagName + ' ' + (el.id || el.className) + ': ' + el.innerText.slice(0, 60));
+  }
+  return out.slice(0, 10);
+}"""
+
+
+def test_rules_review_page_reads_as_a_review_document(page: Any, live: LiveSite) -> None:
+    page.goto(live.base + "/rules")
+    trough = page.locator("#IMA-TROUGH-020")
+    when = trough.locator("ul.when").inner_text()
+    assert "is below 1000 ng/mL [policy.cml_trough_target, study]" in when
+    assert "Imatinib trough [The trough used for interpretation] ng/mL" in trough.locator("ul.then").inner_text()
+    assert "CML-TROUGH-TARGET" in trough.locator("ul.implements").inner_text()
+    assert trough.locator("table.tests tbody tr").count() >= 2
+    assert trough.locator("dd.approval").inner_text().startswith("not approved: pending P&T review")
+    policy = page.locator("#policy-cml_trough_target td").all_inner_texts()
+    assert policy[:3] == ["cml_trough_target", "1000 ng/mL", "study"]
+    assert page.locator("details.yaml[open]").count() == 0
+    assert page.evaluate(CLIPPED_JS, CLIPPABLE) == []
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.evaluate("document.getElementById('IMA-TROUGH-020').scrollIntoView()")
+    screenshot(page, "rules-review-IMA-TROUGH-020")
+    page.evaluate("document.getElementById('h-policy').scrollIntoView()")
+    screenshot(page, "rules-review-policy")
+    assert height > 0
+
+
+def test_rules_review_page_prints_without_clipping(page: Any, live: LiveSite, tmp_path: Path) -> None:
+    """The print layout: A4 width, no search form or YAML, nothing past the right edge, values resolved."""
+    page.set_viewport_size({"width": 700, "height": 1000})  # A4 less 12 mm margins, at 96 dpi
+    page.goto(live.base + "/rules")
+    page.emulate_media(media="print")
+    assert not page.locator("form.search").is_visible()
+    assert not page.locator("details.yaml").first.is_visible()
+    assert page.evaluate(CLIPPED_JS, CLIPPABLE) == []
+    assert page.locator("#policy-cml_trough_target td.value").inner_text() == "1000 ng/mL"
+    assert "1000 ng/mL [policy.cml_trough_target, study]" in page.locator("#IMA-TROUGH-020 ul.when").inner_text()
+    assert page.locator("#h-signoff").is_visible()
+    page.evaluate("document.getElementById('IMA-RENAL-020').scrollIntoView()")
+    screenshot(page, "rules-review-print-IMA-RENAL-020")
+    pdf = tmp_path / "rules-review.pdf"
+    page.pdf(path=str(pdf), format="A4", margin={"top": "14mm", "bottom": "14mm", "left": "12mm", "right": "12mm"})
+    data = pdf.read_bytes()
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
+    assert data.startswith(b"%PDF") and pages > 10, pages
 
 
 def test_rule_feedback_page_from_the_catalogue(page: Any, live: LiveSite) -> None:

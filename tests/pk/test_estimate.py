@@ -102,6 +102,9 @@ def test_dose_table_rows_scale_and_propose_the_smallest_dose_reaching_the_thresh
     assert estimate.proposed_daily_mg == min(reaching)
     current = next(r for r in table if r.daily_mg == 400)
     assert current.p_target == pytest.approx(estimate.p_target, abs=1e-12)
+    # the row's point estimate is the estimate's own trough (same parameters), not the draws' median
+    assert current.cmin_pred_ng_ml == estimate.cmin_pred_ng_ml
+    assert table[1].cmin_pred_ng_ml == pytest.approx(2 * table[0].cmin_pred_ng_ml)
 
 
 def test_cap_removes_higher_doses_and_may_leave_no_proposal() -> None:

@@ -35,8 +35,8 @@ def test_verify_names_the_first_broken_entry(database: str, capsys: pytest.Captu
     assert capsys.readouterr().out.startswith("audit chain BROKEN at entry 3: expected entry 2 but found 3")
 
 
-def test_show_prints_the_decision_with_its_feedback(database: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["audit", "--db", database, "show", "hook-1"]) == 0
+def test_show_json_prints_the_decision_with_its_feedback(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "--db", database, "show", "hook-1", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["seq"] == 1 and shown["payload"]["status"] == "ok"
     assert [f["payload"]["feedback"]["outcome"] for f in shown["feedback"]] == ["overridden"]

@@ -47,7 +47,7 @@ def test_low_trough_page_shows_cards_rules_facts_dose_pk_and_audit(site: Site, r
     # PK: method, model citation, dose table with interval and probability
     assert "Bayesian MAP fit" in text and "imatinib-widmer2006" in text
     assert "Widmer N, Decosterd LA" in text
-    assert re.search(r"400 mg every 24 h \(400 mg/day\)</td><td>601 ng/mL \(369-894\)</td><td>2%</td>", html)
+    assert re.search(r"400 mg every 24 h \(400 mg/day\)</td><td>639 ng/mL \(369-894\)</td><td>2%</td>", html)
     assert re.search(r"<tr class=\"proposed\"><td>600 mg every 24 h", html)
     # audit: digest and chain position
     entry = site.audit.decision(decision.hook_instance)
@@ -192,7 +192,46 @@ def test_a_record_from_before_pk_inputs_were_kept_renders_without_a_plot(site: S
     payload["pk"]["inputs"] = {}
     html = site.client.get(record(site, "old-decision-1", payload)).text
     assert "PK inputs of this decision were not recorded" in html and "<img" not in html
-    assert "601 ng/mL (369-894)" in html  # the recorded dose table is still shown
+    assert "639 ng/mL (369-894)" in html  # the recorded dose table is still shown
+
+
+def dose_rows(html: str) -> dict[str, str]:
+    """Dose table: regimen -> predicted trough cell."""
+    return dict(re.findall(r"<tr[^>]*><td>([^<]+)</td><td>([^<]+)</td><td>", html))
+
+
+def test_the_headline_and_the_current_row_show_one_named_estimate(site: Site) -> None:
+    for name in WITH_PK:
+        html = site.client.get(site.decisions[name].link).text
+        payload = stored_payload(site, name)
+        pk, facts = payload["pk"], payload["facts"]
+        headline = re.search(r"<dt>Predicted steady-state trough at the current regimen</dt><dd>([^<]+)</dd>", html)
+        assert headline is not None, name
+        trough = f"{pk['cmin_pred']:.0f} ng/mL"
+        band = f"({pk['cmin_p05']:.0f}-{pk['cmin_p95']:.0f})"
+        expected_name = {"map": "individual estimate (MAP)", "apriori": "typical-patient estimate (a priori)"}
+        assert headline.group(1) == f"{trough} (90% interval {band[1:-1]}): {expected_name[pk['method']]}", name
+        current = re.search(r'<tr class="current"><td>[^<]+</td><td>([^<]+)</td>', html) or re.search(
+            r'<tr class="proposed"><td>[^<]+</td><td>([^<]+)</td><td>[^<]+</td><td>current regimen', html
+        )
+        assert current is not None, name
+        assert current.group(1) == f"{trough} {band}", name  # the same number, beside the same interval
+        assert f"Predicted trough, {expected_name[pk['method']]} (90% interval)" in html
+        assert int(facts["regimen.daily_mg"]) and "median" not in text_of(html).lower()
+
+
+def test_a_record_whose_rows_lack_the_point_estimate_gets_it_again(site: Site) -> None:
+    """Rows recorded before they carried ``cmin_pred``: re-run from the inputs, else scaled on the same interval."""
+    payload = stored_payload(site, LOW)
+    now = dose_rows(site.client.get(site.decisions[LOW].link).text)
+    for row in payload["pk"]["dose_table"]:
+        del row["cmin_pred"]
+    assert dose_rows(site.client.get(record(site, "old-decision-rows", payload)).text) == now
+    payload["pk"]["inputs"] = {}
+    scaled = dose_rows(site.client.get(record(site, "old-decision-rows-2", payload)).text)
+    assert scaled["400 mg every 24 h (400 mg/day)"] == now["400 mg every 24 h (400 mg/day)"]
+    assert scaled["600 mg every 24 h (600 mg/day)"].split()[0] == f"{1.5 * payload['pk']['cmin_pred']:.0f}"
+    assert scaled["400 mg every 12 h (800 mg/day)"].startswith("- ng/mL")  # another interval: not derivable
 
 
 def test_rules_changed_since_the_decision_are_flagged(site: Site, rule_set: RuleSet) -> None:
