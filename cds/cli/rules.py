@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from cds.cli import rules_export, rules_review
+from cds.engine.diagnostics import Diagnostic
 from cds.engine.ruleset import check_rules, load_rules
 from cds.errors import CdsError, InvalidInput
 from cds.shipped import default_rules
@@ -75,10 +76,17 @@ def run_check(args: argparse.Namespace) -> int:
     rule_set, diagnostics = check_rules(args.path)
     for diagnostic in diagnostics:
         print(diagnostic)
+        if diagnostic.fix:
+            print(f"    fix: {diagnostic.fix}")
+    print(check_summary(diagnostics, len(rule_set.rules) if rule_set else 0))
+    return 1 if rule_set is None else 0
+
+
+def check_summary(diagnostics: Sequence[Diagnostic], active_rules: int) -> str:
+    """The last line of `rules check`: with errors the rule set is not loaded (the service would refuse it)."""
     errors = sum(d.severity == "error" for d in diagnostics)
-    rules = len(rule_set.rules) if rule_set else 0
-    print(f"{errors} error(s), {len(diagnostics) - errors} warning(s); {rules} active rule(s)")
-    return 1 if errors else 0
+    counts = f"{errors} error(s), {len(diagnostics) - errors} warning(s)"
+    return f"not loaded: {counts}" if errors else f"{counts}; {active_rules} active rule(s)"
 
 
 def run_test(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator
 
 from cds.engine import conditions as c
 from cds.engine.diagnostics import Diagnostic
@@ -26,6 +26,8 @@ from cds.engine.model import (
 from cds.engine.policy import POLICY_PREFIX, Policy
 from cds.engine.render import placeholders, render, widest_values
 from cds.engine.schema import HOOKS, rule_file_schema
+from cds.engine.schema_errors import explain as explain_schema_error
+from cds.engine.spelling import did_you_mean
 from cds.engine.vocabulary import FactSpec, Vocabulary
 from cds.engine.yamlpos import Located, Path_, YamlSyntaxError, load_located
 from cds.units import UnitError, convert, parse_quantity
@@ -54,7 +56,7 @@ def load_rule_file(
     try:
         located = load_located(text)
     except YamlSyntaxError as exc:
-        return None, [Diagnostic(file, exc.line, exc.col, "E001", f"YAML cannot be parsed: {exc}")]
+        return None, [Diagnostic(file, exc.line, exc.col, "E001", str(exc))]
     ctx = _Context(file, located, vocabulary, policy)
     broken = _check_structure(ctx)
     if () in broken or ("ruleset",) in broken or not isinstance(located.data, dict):
@@ -79,18 +81,10 @@ def _check_structure(ctx: _Context) -> set[Path_]:
     broken: set[Path_] = set()
     for error in sorted(_VALIDATOR.iter_errors(ctx.located.data), key=lambda e: list(map(str, e.path))):
         path = tuple(error.absolute_path)
-        ctx.error(path, "E002", _schema_message(error))
+        for (line, col), message in explain_schema_error(error, ctx.located, _LEAF_OPS):
+            ctx.diagnostics.append(Diagnostic(ctx.file, line, col, "E002", message))
         broken.add(path[:2] if path[:1] == ("rules",) else path[:1])
     return broken
-
-
-def _schema_message(error: ValidationError) -> str:
-    where = "/".join(str(p) for p in error.absolute_path) or "file"
-    if error.validator == "oneOf" and error.absolute_path and "when" in error.absolute_path:
-        return f"{where}: not a condition (expected all, any, not, {', '.join(_LEAF_OPS)})"
-    if error.validator == "additionalProperties":
-        return f"{where}: {error.message}"
-    return f"{where}: {error.message}"
 
 
 def _meta(raw: dict[str, Any]) -> RulesetMeta:
@@ -203,7 +197,7 @@ def _censored(ctx: _Context, path: Path_, arg: str | list[str]) -> c.Censored | 
 
 def _spec(ctx: _Context, path: Path_, name: str) -> FactSpec | None:
     if name not in ctx.vocabulary:
-        ctx.error(path, "E003", f"unknown fact {name!r} (not in facts.yaml)")
+        ctx.error(path, "E003", f"unknown fact `{name}` (not in facts.yaml){did_you_mean(name, ctx.vocabulary.facts)}")
         return None
     return ctx.vocabulary[name]
 
@@ -355,7 +349,11 @@ def _tests(ctx: _Context, base: Path_, raw: dict[str, Any]) -> Iterable[RuleTest
             for name, value in test["facts"].items():
                 spec = ctx.vocabulary.facts.get(name)
                 if spec is None:
-                    ctx.error((*path, "facts", name), "E018", f"test {test['name']!r} sets unknown fact {name!r}")
+                    ctx.error(
+                        (*path, "facts", name),
+                        "E018",
+                        f"test {test['name']!r} sets unknown fact `{name}`{did_you_mean(name, ctx.vocabulary.facts)}",
+                    )
                     continue
                 converted = fact_value(ctx, (*path, "facts", name), spec, value, allow_policy=False)
                 if converted is not None:

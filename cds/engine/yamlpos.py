@@ -17,6 +17,11 @@ class Located:
 
     data: Any
     positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)  # where a mapping key is written
+
+    def where_key(self, path: Path_) -> tuple[int, int]:
+        """Position of the key that names ``path`` (``card:``), else of its value or nearest ancestor."""
+        return self.key_positions.get(path) or self.where(path)
 
     def where(self, path: Path_) -> tuple[int, int]:
         """Position of ``path``, or of its nearest ancestor that has one."""
@@ -45,28 +50,57 @@ def load_located(text: str) -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YamlSyntaxError(line, col, str(exc.problem or exc)) from exc
+        raise YamlSyntaxError(line, col, explain_yaml_error(exc, text)) from exc
     located = Located(None)
     if node is not None:
-        located.data = _build(node, (), located.positions)
+        located.data = _build(node, (), located)
     return located
 
 
-def _build(node: yaml.Node, path: Path_, positions: dict[Path_, tuple[int, int]]) -> Any:
-    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+def _build(node: yaml.Node, path: Path_, located: Located) -> Any:
+    located.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node)  # keys are scalars in our files
+            where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
-                raise YamlSyntaxError(
-                    key_node.start_mark.line + 1, key_node.start_mark.column + 1, f"duplicate key {key!r}"
-                )
-            result[key] = _build(value_node, (*path, str(key)), positions)
+                first = located.key_positions[(*path, str(key))][0]
+                raise YamlSyntaxError(*where, f"`{key}` is written twice in the same block (first at line {first})")
+            located.key_positions[(*path, str(key))] = where
+            result[key] = _build(value_node, (*path, str(key)), located)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(child, (*path, i), positions) for i, child in enumerate(node.value)]
+        return [_build(child, (*path, i), located) for i, child in enumerate(node.value)]
     return _scalar(node)
+
+
+def explain_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """The parser's complaint in words, for the line it points at (libyaml's and PyYAML's wording)."""
+    problem, context = str(exc.problem or exc), str(exc.context or "")
+    mark, opened = exc.problem_mark, exc.context_mark
+    lines = text.splitlines()
+    row = lines[mark.line] if mark and mark.line < len(lines) else ""
+    since = f" (line {opened.line + 1})" if opened else ""
+    if "\t" in row[: (mark.column + 1 if mark else 0)] or "tab" in problem:
+        return "tabs are not allowed, use spaces to indent"
+    if "expected key" in problem or "<block mapping start>" in problem or "'-' indicator" in problem:
+        indent = len(row) - len(row.lstrip(" "))
+        block = f" of the block at line {opened.line + 1}" if opened else " above it"
+        return (
+            f"`{row.strip()}` is indented {indent} space(s), unlike the other fields{block}: "
+            "indent it exactly like them"
+        )
+    if problem.startswith("mapping values are not allowed"):
+        return 'a second `: ` on this line: put the text in quotes ("a: b"), or start the new field on its own line'
+    if "flow sequence" in context or "flow mapping" in context:
+        start, end = ("[", "]") if "sequence" in context else ("{", "}")
+        return f"the `{start}` opened{since} is not closed here: add `{end}`, or a comma between items"
+    if "quoted scalar" in context:
+        return f"the quote opened{since} is never closed"
+    if "cannot start any token" in problem and mark is not None and mark.column < len(row):
+        return f"`{row[mark.column]}` cannot start a value: put the text in quotes"
+    return f"YAML cannot be parsed: {problem}" + (f" ({context}{since})" if context else "")
 
 
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()

@@ -66,13 +66,37 @@ def test_shipped_rules_have_no_diagnostics(rules_dir: Path) -> None:
     assert rule_set is not None and rule_set.rules
 
 
-def test_check_command_prints_each_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = make_rules_root(tmp_path, INVALID / "several_problems.yaml")
-    assert main(["rules", "check", str(root)]) == 1
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 7  # six problems and the count
-    assert lines[-1].startswith("6 error(s)")
-    assert all(":" in line and " E0" in line for line in lines[:-1])
+def test_check_command_prints_each_problem_with_its_fix_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_rules_root(tmp_path / "r", INVALID / "several_problems.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert main(["rules", "check", "r"]) == 1
+    where = "r/imatinib/several_problems.yaml"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{where}:21:15 E008 rule IMA-X-001 cites no evidence",
+        "    fix: add an `evidence:` entry with citation and level",
+        f"{where}:24:29 E004 '40 kg' for renal.crcl (canonical unit mL/min): cannot convert kg (mass) to mL/min (flow)",
+        "    fix: write the threshold with a unit that converts to the fact's unit (units of rules/facts.yaml)",
+        f"{where}:25:17 E003 unknown fact `renal.kidney_score` (not in facts.yaml)",
+        "    fix: use a fact named in rules/facts.yaml, or declare the new fact there",
+        f"{where}:32:13 E011 unknown hook 'order-dispatch' (expected one of order-sign, order-select, patient-view)",
+        "    fix: use one of the hooks order-select, order-sign, patient-view",
+        f"{where}:37:12 E009 rule IMA-X-002 has no test",
+        "    fix: add a `tests:` entry that makes the rule fire",
+        f"{where}:38:5 E007 duplicate rule id IMA-X-002 (first defined at {where}:30)",
+        "    fix: give the rule a new id that was never used (see `retired_ids`)",
+        "not loaded: 6 error(s), 0 warning(s)",
+    ]
+
+
+def test_every_code_has_a_fix_and_a_docs_entry() -> None:
+    from cds.engine.diagnostics import CODES, FIXES
+
+    assert set(FIXES) == set(CODES)
+    docs = (Path(__file__).parents[2] / "docs" / "rule-language.md").read_text(encoding="utf-8")
+    for code in CODES:
+        assert f"| {code} |" in docs and f"#### {code}" in docs, code
 
 
 def test_check_command_on_shipped_rules_exits_0(rules_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
