@@ -153,10 +153,11 @@ class Pipeline:
         backend: str = "durable",
         explain_url: Callable[[str, str], str] | None = None,  # (hookInstance, client) -> signed link
         clock: Callable[[], datetime] = utc_now,
+        rule_set: RuleSet | None = None,  # already loaded from rules_dir (`rules test` on rules that partly load)
     ) -> None:
         self.rules_dir = rules_dir
         self.clock = clock  # what "now" is when a call does not say: lab ages, dose times
-        self.rule_set: RuleSet = load_rules(rules_dir)
+        self.rule_set: RuleSet = rule_set or load_rules(rules_dir)
         self.engine = RuleEngine(self.rule_set, backend=backend)
         self.settings = load_settings(rules_dir / "mapping.yaml")
         self.terminology = load_terminology(rules_dir / "terminology")
@@ -278,8 +279,9 @@ class ExampleRequests:
     (RequestUnavailable); a missing file in a folder that is there is an error (a mistyped name).
     """
 
-    def __init__(self, rules_dir: Path, roots: Sequence[Path] = ()) -> None:
+    def __init__(self, rules_dir: Path, roots: Sequence[Path] = (), rule_set: RuleSet | None = None) -> None:
         self.rules_dir = rules_dir
+        self.rule_set = rule_set
         checkout = checkout_root()
         defaults = [rules_dir.resolve().parent, *([checkout] if checkout else [])]
         self.roots = tuple(dict.fromkeys(roots or defaults))
@@ -288,7 +290,7 @@ class ExampleRequests:
     def __call__(self, path: str) -> tuple[dict[str, Any], str]:
         raw = self._read(path)
         if self._pipeline is None:
-            self._pipeline = Pipeline(self.rules_dir)
+            self._pipeline = Pipeline(self.rules_dir, rule_set=self.rule_set)
         request = parse_request(raw)
         _, _, facts = self._pipeline.facts_for(request, EXAMPLES_EVALUATION_TIME)
         return facts, request.hook

@@ -16,7 +16,7 @@ import yaml
 
 from cds.cli import rules_export, rules_review
 from cds.engine.diagnostics import Diagnostic
-from cds.engine.ruleset import check_rules, load_rules
+from cds.engine.ruleset import RuleSet, check_rules, load_rules, load_rules_partly
 from cds.errors import CdsError, InvalidInput
 from cds.shipped import default_rules
 
@@ -90,11 +90,18 @@ def check_summary(diagnostics: Sequence[Diagnostic], active_rules: int) -> str:
 
 
 def run_test(args: argparse.Namespace) -> int:
+    """Runs the tests of every rule that loads, even while `rules check` reports errors (a policy value just
+    changed): the failing cases, then the boundary tests still missing, by name."""
+    from cds.engine.boundary import missing_boundary_tests
     from cds.engine.evaluate import RuleEngine
     from cds.engine.testing import run_rule_tests
 
-    engine = RuleEngine(load_rules(args.path), backend=args.engine)
-    results = run_rule_tests(engine, _request_loader(args.path, args.requests_root or ()))
+    rule_set, diagnostics = load_rules_partly(args.path)
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if errors:
+        print(f"rules check reports {len(errors)} error(s): testing the {len(rule_set.rules)} rule(s) that load")
+    engine = RuleEngine(rule_set, backend=args.engine)
+    results = run_rule_tests(engine, _request_loader(args.path, args.requests_root or (), rule_set))
     width = max((len(r.rule_id) for r in results), default=10)
     for result in results:
         status = "skip" if result.skipped else "pass" if result.passed else "FAIL"
@@ -103,18 +110,24 @@ def run_test(args: argparse.Namespace) -> int:
             print(f"      {result.file}:{result.line} E015 {failure}")
         if result.skipped:
             print(f"      {result.file}:{result.line} {result.skipped}")
+    missing = [m for rule in rule_set.rules for m in missing_boundary_tests(rule, rule_set.vocabulary)]
+    for found in missing:
+        for test in found.missing:
+            print(f"MISS  {found.rule_id:<{width}}  {test}")
+        print(f"      {found.file}:{found.line} E010 threshold {found.threshold}; {found.nearest_tests()}")
     failed = sum(not r.passed for r in results)
     skipped = sum(bool(r.skipped) for r in results)
     ran = len(results) - skipped
     note = f"; {skipped} skipped: their requests are not here (see --requests-root)" if skipped else ""
-    print(f"{ran} cases ran: {ran - failed} passed, {failed} failed{note}")
-    return 1 if failed else 0
+    gaps = f"; {sum(len(m.missing) for m in missing)} boundary test(s) missing" if missing else ""
+    print(f"{ran} cases ran: {ran - failed} passed, {failed} failed{note}{gaps}")
+    return 1 if failed or errors else 0
 
 
-def _request_loader(rules_dir: Path, roots: Sequence[Path]) -> Any:
+def _request_loader(rules_dir: Path, roots: Sequence[Path], rule_set: RuleSet) -> Any:
     from cds.pipeline import ExampleRequests  # rule tests may name a fhir_examples request
 
-    return ExampleRequests(rules_dir, roots)
+    return ExampleRequests(rules_dir, roots, rule_set)
 
 
 def run_schema(args: argparse.Namespace) -> int:

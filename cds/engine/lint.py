@@ -8,12 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cds.engine import conditions as c
+from cds.engine.boundary import missing_boundary_tests
 from cds.engine.diagnostics import Diagnostic
 from cds.engine.model import Rule, RuleFile
 from cds.engine.vocabulary import Vocabulary
-from cds.numbers import format_number
 
-BOUNDARY_RELATIVE = 0.05  # a test value within 5% (or 1 unit) of a threshold counts as "at the boundary"
 # Card text is for the clinician; reference files, section signs and rule ids are for reviewers (review_note,
 # evidence notes) and the explanation page. The card builder adds key facts and citations to the detail, so the
 # rule's own template stays short.
@@ -50,7 +49,7 @@ def check_cross_file(files: Sequence[RuleFile], vocabulary: Vocabulary) -> list[
     rules = [rule for f in files for rule in f.rules]
     found = list(_duplicate_ids(files))
     for rule in rules:
-        found += _boundary_tests(rule)
+        found += _boundary_tests(rule, vocabulary)
         found += _test_references(rule, {r.id for r in rules}, vocabulary)
     found += _stage_problems(files)
     return found
@@ -76,31 +75,10 @@ def _duplicate_ids(files: Sequence[RuleFile]) -> Iterable[Diagnostic]:
             seen.setdefault(rule_id, (f.path, line))
 
 
-def _boundary_tests(rule: Rule) -> Iterable[Diagnostic]:
+def _boundary_tests(rule: Rule, vocabulary: Vocabulary) -> Iterable[Diagnostic]:
     """Each threshold needs a test at the threshold and one just across it, so both sides are pinned."""
-    for leaf in c.leaves(rule.when):
-        if not isinstance(leaf, c.Compare) or leaf.op not in c.ORDERING or isinstance(leaf.value, bool | str):
-            continue
-        values = [
-            float(v)
-            for t in rule.tests
-            if t.facts
-            for k, v in t.facts.items()
-            if k == leaf.fact and not isinstance(v, bool | str)
-        ]
-        threshold = float(leaf.value)
-        width = max(abs(threshold) * BOUNDARY_RELATIVE, 1.0)
-        at = any(v == threshold for v in values)
-        other_side = -1 if leaf.op in ("lt", "gte") else 1
-        across = any(0 < (v - threshold) * other_side <= width for v in values)
-        if not (at and across):
-            side = "below" if other_side < 0 else "above"
-            yield _diag(
-                rule,
-                "E010",
-                f"{rule.id}: threshold {leaf.op} {leaf.text} on {leaf.fact} needs a test at {format_number(threshold)} "
-                f"and one just {side} it (within {format_number(width)})",
-            )
+    for found in missing_boundary_tests(rule, vocabulary):
+        yield Diagnostic(found.file, found.line, found.col, "E010", found.message())
 
 
 def _test_references(rule: Rule, rule_ids: set[str], vocabulary: Vocabulary) -> Iterable[Diagnostic]:

@@ -44,6 +44,7 @@ class _Context:
     vocabulary: Vocabulary
     policy: Policy
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    threshold_at: dict[c.Node, tuple[int, int]] = field(default_factory=dict)  # of the rule being read
 
     def error(self, path: Path_, code: str, message: str) -> None:
         line, col = self.located.where(path)
@@ -110,6 +111,7 @@ def _meta(raw: dict[str, Any]) -> RulesetMeta:
 def _rule(ctx: _Context, meta: RulesetMeta, row: int, raw: dict[str, Any]) -> Rule | None:
     base: Path_ = ("rules", row)
     before = len(ctx.diagnostics)
+    ctx.threshold_at = {}
     for i, hook in enumerate(raw["hooks"]):
         if hook not in HOOKS:
             ctx.error((*base, "hooks", i), "E011", f"unknown hook {hook!r} (expected one of {', '.join(HOOKS)})")
@@ -144,6 +146,7 @@ def _rule(ctx: _Context, meta: RulesetMeta, row: int, raw: dict[str, Any]) -> Ru
         source=raw,
         rationale=raw.get("rationale", ""),
         review_note=raw.get("review_note", ""),
+        threshold_at=ctx.threshold_at,
     )
 
 
@@ -230,7 +233,9 @@ def _threshold(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, op: str) ->
             f"threshold {raw} for {spec.name} is outside its plausible range {spec.expected()}",
         )
         return None
-    return c.Compare(op, spec.name, value, str(raw), spec.censorable)
+    compare = c.Compare(op, spec.name, value, str(raw), spec.censorable)
+    ctx.threshold_at.setdefault(compare, ctx.located.where(path))
+    return compare
 
 
 def fact_value(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, *, allow_policy: bool) -> c.FactValue | None:

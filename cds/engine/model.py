@@ -91,6 +91,8 @@ class Rule:
     source: Mapping[str, object]  # the rule as written, for the catalogue and the trace
     rationale: str = ""
     review_note: str = ""  # for reviewers (catalogue, explanation page); never on a card
+    # where each comparison's threshold is written (line, col), so E010 points at it; not part of the meaning
+    threshold_at: Mapping[Node, tuple[int, int]] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

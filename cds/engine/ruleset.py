@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cds.engine.diagnostics import Diagnostic
@@ -64,6 +64,29 @@ def check_rules(path: Path, *, trace: bool = True) -> tuple[RuleSet | None, list
     ``trace`` adds the guideline-map check (E019/E020): a completeness check of the documentation that
     `rules check` enforces; loading rules to evaluate or to print the trace itself does not need it.
     """
+    root, vocabulary, policy, files, texts, diagnostics = _read(path)
+    if any(d.severity == "error" for d in diagnostics):
+        return None, sorted(diagnostics)
+    rule_set = _assemble(root, vocabulary, policy, files, texts)
+    traced = _trace_problems(rule_set, root, path) if trace else []
+    if any(d.severity == "error" for d in traced):
+        return None, sorted(diagnostics + traced)
+    return rule_set, sorted(diagnostics + traced)
+
+
+def load_rules_partly(path: Path) -> tuple[RuleSet, list[Diagnostic]]:
+    """The rules that load, for `rules test` while `rules check` still reports errors (never for the service).
+
+    A rule with its own errors is left out by the loader; so are a repeated id (E007) and rules in a cycle of
+    derivations (E014), which cannot be evaluated. Missing boundary tests and the like keep the rule.
+    """
+    root, vocabulary, policy, files, texts, diagnostics = _read(path)
+    dropped = {(d.file, d.line) for d in diagnostics if d.code in ("E007", "E014")}
+    kept = [replace(f, rules=tuple(r for r in f.rules if (r.file, r.line) not in dropped)) for f in files]
+    return _assemble(root, vocabulary, policy, kept, texts), sorted(diagnostics)
+
+
+def _read(path: Path) -> tuple[Path, Vocabulary, Policy, list[RuleFile], dict[str, str], list[Diagnostic]]:
     root = find_root(path)
     vocabulary = load_vocabulary(root / "facts.yaml")
     policy = load_policy(root / "policy.yaml")
@@ -81,10 +104,14 @@ def check_rules(path: Path, *, trace: bool = True) -> tuple[RuleSet | None, list
     if not texts:
         raise RuleError(f"{path}: no rule files ({RULE_GLOB}) found")
     diagnostics += check_cross_file(files, vocabulary)
-    if any(d.severity == "error" for d in diagnostics):
-        return None, sorted(diagnostics)
+    return root, vocabulary, policy, files, texts, diagnostics
+
+
+def _assemble(
+    root: Path, vocabulary: Vocabulary, policy: Policy, files: Sequence[RuleFile], texts: Mapping[str, str]
+) -> RuleSet:
     active = [rule for f in files if f.meta.status == "active" for rule in f.rules]
-    rule_set = RuleSet(
+    return RuleSet(
         root=str(root),
         vocabulary=vocabulary,
         policy=policy,
@@ -93,10 +120,6 @@ def check_rules(path: Path, *, trace: bool = True) -> tuple[RuleSet | None, list
         version="+".join(f"{f.meta.id}@{f.meta.version}" for f in files if f.meta.status == "active"),
         stage_of=stages(active),
     )
-    traced = _trace_problems(rule_set, root, path) if trace else []
-    if any(d.severity == "error" for d in traced):
-        return None, sorted(diagnostics + traced)
-    return rule_set, sorted(diagnostics + traced)
 
 
 def _trace_problems(rule_set: RuleSet, root: Path, path: Path) -> list[Diagnostic]:

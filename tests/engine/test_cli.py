@@ -77,3 +77,37 @@ def test_committee_catalogue_is_current(rules_dir: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert out == (rules_dir.parent / "docs" / "rules.md").read_text(encoding="utf-8")
     assert all("IMA-" in line for line in out.splitlines() if line.startswith("### "))
+
+
+def test_rules_test_runs_the_rules_that_load_and_names_missing_boundary_tests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invalid = Path(__file__).parent / "invalid"
+    unknown_fact = (invalid / "e003_unknown_fact.yaml").read_text(encoding="utf-8").replace("IMA-X-001", "IMA-X-003")
+    make_rules_root(tmp_path / "r", invalid / "e010_no_boundary.yaml", ("e003.yaml", unknown_fact))
+    monkeypatch.chdir(tmp_path)
+    assert main(["rules", "test", "r"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "rules check reports 2 error(s): testing the 1 rule(s) that load",
+        "pass  IMA-X-001  far below",
+        "pass  IMA-X-001  at",
+        "MISS  IMA-X-001  a test just below 40 mL/min (38 mL/min or more)",
+        '      r/imatinib/e010_no_boundary.yaml:22 E010 threshold lt 40 mL/min on renal.crcl; nearest tests: "at" '
+        '(40 mL/min), "far below" (10 mL/min)',
+        "2 cases ran: 2 passed, 0 failed; 1 boundary test(s) missing",
+    ]
+
+
+def test_e010_points_at_the_threshold_and_names_the_tests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixture = (Path(__file__).parent / "invalid" / "e010_no_boundary.yaml").read_text(encoding="utf-8")
+    make_rules_root(tmp_path / "r", ("e010.yaml", fixture.replace("renal.crcl: 40 mL/min", "renal.crcl: 41 mL/min")))
+    monkeypatch.chdir(tmp_path)
+    assert main(["rules", "check", "r"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "r/imatinib/e010.yaml:22:29 E010 IMA-X-001: threshold lt 40 mL/min on renal.crcl needs a test at 40 mL/min "
+        'and a test just below 40 mL/min (38 mL/min or more); nearest tests: "at" (41 mL/min), "far below" (10 mL/min)',
+        "    fix: add the tests named, with the fact at the threshold and just across it",
+        "not loaded: 1 error(s), 0 warning(s)",
+    ]

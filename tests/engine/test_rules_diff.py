@@ -567,7 +567,9 @@ def test_cli_rule_set_that_does_not_load_is_one_line_and_exit_2(
     assert len(err) == 1
     assert err[0].startswith("imatinib-cds: invalid input: OLD_DIR: 1 error(s) in the rule files; first: ")
     assert err[0].endswith(
-        "E010 IMA-RENAL-003: threshold lt 15 mL/min on renal.crcl needs a test at 15 and one just below it (within 1)"
+        "E010 IMA-RENAL-003: threshold lt 15 mL/min on renal.crcl needs a test at 15 mL/min and a test just below "
+        '15 mL/min (14 mL/min or more); nearest tests: "CrCl 19 is severe" (19 mL/min), "CrCl 20 is not severe" '
+        "(20 mL/min)"
     )
 
 
