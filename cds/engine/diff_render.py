@@ -24,6 +24,7 @@ from cds.engine.diff_model import (
     Threshold,
     ValueSetChange,
 )
+from cds.engine.ruleset import POLICY_VERSION_PREFIX
 
 NO_CHANGES = "No changes."
 _OPS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
@@ -69,7 +70,7 @@ def _version_change(old: str, new: str) -> str:
         f"{n} {before.get(n, 'absent')} -> {after.get(n, 'absent')}" for n in names if before.get(n) != after.get(n)
     ]
     if not changed:
-        return f"unchanged ({len(after)} active rule files)"
+        return f"unchanged ({sum(not n.startswith(POLICY_VERSION_PREFIX) for n in after)} active rule files)"
     return f"{'; '.join(changed)} (other active rule files unchanged)"
 
 

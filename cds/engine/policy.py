@@ -34,6 +34,7 @@ class Policy:
     version: str
     jurisdiction: str
     parameters: Mapping[str, PolicyParameter]
+    change_log: tuple[Mapping[str, Any], ...] = ()  # as in rule files: version, date, change, why
 
     def quantity(self, name: str) -> Quantity:
         value = self.parameters[name].value
@@ -61,7 +62,21 @@ def load_policy(path: Path) -> Policy:
     if not isinstance(raw, dict) or not isinstance(raw.get("parameters"), dict):
         raise RuleError(f"{path}: expected a mapping with 'parameters'")
     params = {name: _parameter(path, name, body) for name, body in raw["parameters"].items()}
-    return Policy(str(raw.get("id", "")), str(raw.get("version", "")), str(raw.get("jurisdiction", "")), params)
+    version = str(raw.get("version", ""))
+    log = _change_log(path, raw.get("change_log"), version)
+    return Policy(str(raw.get("id", "")), version, str(raw.get("jurisdiction", "")), params, log)
+
+
+def _change_log(path: Path, raw: Any, version: str) -> tuple[Mapping[str, Any], ...]:
+    """Like a rule file's: a list of {version, date, change, why}, with an entry for the current version."""
+    fix = "add change_log: [{version, date, change, why}] with an entry for every version, as in rule files"
+    if not isinstance(raw, list) or not all(
+        isinstance(e, dict) and {"version", "date", "change"} <= set(e) for e in raw
+    ):
+        raise RuleError(f"{path}: change_log is missing or incomplete: {fix}")
+    if version not in {str(e["version"]) for e in raw}:
+        raise RuleError(f"{path}: version {version} has no change_log entry: {fix}")
+    return tuple(raw)
 
 
 def _parameter(path: Path, name: str, body: Any) -> PolicyParameter:

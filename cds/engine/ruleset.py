@@ -19,6 +19,7 @@ from cds.errors import RuleError, RuleLoadError
 
 RULE_GLOB = "*.yaml"
 RULES_SUBDIR = "imatinib"
+POLICY_VERSION_PREFIX = "policy:"  # the policy's part of the rule-set version
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class RuleSet:
     policy: Policy
     files: tuple[RuleFile, ...]
     digest: str  # sha256 over the canonicalised rule, policy and vocabulary files
-    version: str  # e.g. "renal@1.0.0+hepatic@1.2.0"
+    version: str  # e.g. "renal@1.0.0+hepatic@1.2.0+policy:us-label@1.0.0"
     stage_of: Mapping[str, int]  # rule id -> evaluation stage (derived facts flow to later stages)
 
     @property
@@ -117,9 +118,16 @@ def _assemble(
         policy=policy,
         files=tuple(files),
         digest=_digest(root, texts),
-        version="+".join(f"{f.meta.id}@{f.meta.version}" for f in files if f.meta.status == "active"),
+        version=rule_set_version(files, policy),
         stage_of=stages(active),
     )
+
+
+def rule_set_version(files: Sequence[RuleFile], policy: Policy) -> str:
+    """``renal@1.4.0+...+policy:us-label@1.0.0``: every active rule file and the policy, so that a change of a
+    policy value (which must bump the policy's version) shows in the recorded version, not only in the digest."""
+    parts = [f"{f.meta.id}@{f.meta.version}" for f in files if f.meta.status == "active"]
+    return "+".join([*parts, f"{POLICY_VERSION_PREFIX}{policy.id}@{policy.version}"])
 
 
 def _trace_problems(rule_set: RuleSet, root: Path, path: Path) -> list[Diagnostic]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cds.cli.main import main
-from cds.engine.ruleset import check_rules
+from cds.engine.ruleset import check_rules, load_rules
 from tests.conftest import make_rules_root
 
 INVALID = Path(__file__).parent / "invalid"
@@ -127,3 +127,27 @@ def test_unquoted_yes_no_codes_are_refused(tmp_path: Path) -> None:
     facts.write_text(text, encoding="utf-8")
     with pytest.raises(RuleError, match="quote YAML words such as yes/no"):
         check_rules(root)
+
+
+def test_the_policy_version_is_part_of_the_rule_set_version(tmp_path: Path) -> None:
+    root = make_rules_root(tmp_path, FEATURES)
+    policy = (root / "policy.yaml").read_text(encoding="utf-8")
+    before = load_rules(root).version
+    assert before.endswith("+policy:us-label@1.0.1")
+    entry = "\nchange_log:\n  - {version: 1.1.0, date: 2027-01-15, change: high trough 2100 ng/mL}\n"
+    edited = policy.replace("version: 1.0.1\n", "version: 1.1.0\n").replace("\nchange_log:\n", entry)
+    (root / "policy.yaml").write_text(edited.replace("value: 2000 ng/mL", "value: 2100 ng/mL"), encoding="utf-8")
+    assert load_rules(root).version == before.replace("us-label@1.0.1", "us-label@1.1.0")
+
+
+def test_a_policy_version_without_a_change_log_entry_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_rules_root(tmp_path, FEATURES)
+    policy = (root / "policy.yaml").read_text(encoding="utf-8")
+    (root / "policy.yaml").write_text(policy.replace("version: 1.0.1\n", "version: 1.1.0\n"), encoding="utf-8")
+    assert main(["rules", "check", str(root)]) == 1
+    assert capsys.readouterr().err == (
+        f"imatinib-cds: RuleError: {root / 'policy.yaml'}: version 1.1.0 has no change_log entry: add change_log: "
+        "[{version, date, change, why}] with an entry for every version, as in rule files\n"
+    )

@@ -25,8 +25,8 @@ NO_SECTION_CHANGES: dict[str, Any] = {
     "rules": {"added": [], "removed": [], "changed": [], "moved": []},
     "rule_files": {"added": [], "removed": [], "changed": []},
     "policy": {
-        "old": {"id": "us-label", "version": "1.0.0"},
-        "new": {"id": "us-label", "version": "1.0.0"},
+        "old": {"id": "us-label", "version": "1.0.1"},
+        "new": {"id": "us-label", "version": "1.0.1"},
         "changed": [],
         "added": [],
         "removed": [],
@@ -40,7 +40,11 @@ NO_SECTION_CHANGES: dict[str, Any] = {
 CML_TARGET_EDITS = {
     "policy.yaml": [
         ("cml_trough_target:\n    value: 1000 ng/mL", "cml_trough_target:\n    value: 1100 ng/mL"),
-        ("\nversion: 1.0.0\n", "\nversion: 1.1.0\n"),
+        ("\nversion: 1.0.1\n", "\nversion: 1.1.0\n"),
+        (
+            "\nchange_log:\n",
+            "\nchange_log:\n  - {version: 1.1.0, date: 2027-01-15, change: CML trough target 1100 ng/mL}\n",
+        ),
     ],
     "imatinib/trough.yaml": [
         ("derived: {tdm.target_cmin: 1000 ng/mL}", "derived: {tdm.target_cmin: 1100 ng/mL}"),
@@ -358,7 +362,7 @@ def test_raised_cml_target_names_the_parameter_its_rules_and_the_versions(
 ) -> None:
     found = sections(shipped, cml_target_raised)
     assert found["policy"] == {
-        "old": {"id": "us-label", "version": "1.0.0"},
+        "old": {"id": "us-label", "version": "1.0.1"},
         "new": {"id": "us-label", "version": "1.1.0"},
         "changed": [
             {
@@ -578,7 +582,7 @@ CML_TARGET_MARKDOWN = """\
 
 - Old: `{old}`, digest `{old_digest}`
 - New: `{new}`, digest `{new_digest}`
-- Rule-set version: trough 1.8.0 -> 1.9.0 (other active rule files unchanged)
+- Rule-set version: trough 1.8.0 -> 1.9.0; policy:us-label 1.0.1 -> 1.1.0 (other active rule files unchanged)
 
 ## Rules
 
@@ -612,7 +616,7 @@ uncertain", "upper bound below the target is clearly below"
 
 ## Policy
 
-Policy `us-label` 1.0.0 -> `us-label` 1.1.0:
+Policy `us-label` 1.0.1 -> `us-label` 1.1.0:
 
 - `cml_trough_target`: 1000 ng/mL -> 1100 ng/mL (used by IMA-TROUGH-010, IMA-TROUGH-020, IMA-TROUGH-022, \
 IMA-TROUGH-024, IMA-TROUGH-030, IMA-TROUGH-050, IMA-TROUGH-051)
