@@ -68,6 +68,18 @@ def register(sub: Any) -> None:
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when the rule sets differ (as git diff)")
     diff.set_defaults(func=run_diff)
 
+    which = commands.add_parser(
+        "which",
+        help="the rule files a recorded rule-set digest stands for (rules folder, git history, audit log)",
+        description="Find the rule files behind a digest recorded with a decision (`audit show`, the explanation "
+        "page): the rules folder itself, the commits of its git history with that digest, and with --db the "
+        "version the audit log recorded with it. Exit status 1 when nothing matches.",
+    )
+    which.add_argument("digest", metavar="DIGEST", help="the digest or its first 6 or more characters")
+    which.add_argument("--rules", type=Path, default=default_rules(), help="rules folder (its git history too)")
+    which.add_argument("--db", help="audit database URL: also list what the log recorded with the digest")
+    which.set_defaults(func=run_which)
+
     rules_review.register(commands)  # committee tools: trace, audit, catalogue
     rules_export.register(commands)
 
@@ -161,6 +173,39 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"# {rule.file}:{rule.line}  ruleset {rule.ruleset_id}@{rule.ruleset_version}")
     print(yaml.safe_dump(dict(rule.source), sort_keys=False, allow_unicode=True, width=110), end="")
     return 0
+
+
+def run_which(args: argparse.Namespace) -> int:
+    from cds.engine.provenance import commits_with_digest, recorded_with_digest
+    from cds.engine.ruleset import digest_of
+
+    digest = args.digest.strip().lower()
+    if len(digest) < 6 or any(ch not in "0123456789abcdef" for ch in digest):
+        raise InvalidInput("DIGEST", f"{args.digest!r} is not a digest (6 or more hexadecimal characters)")
+    found = 0
+    if digest_of(args.rules).startswith(digest):
+        print(f"{args.rules}: the rules folder as it is now")
+        found += 1
+    try:
+        commits = commits_with_digest(args.rules, digest)
+    except CdsError as exc:
+        print(f"git history not searched: {exc}")
+        commits = []
+    for commit in commits:
+        print(f"git {commit.commit[:12]} {commit.date} {commit.subject}")
+        print(f"      git archive {commit.commit[:12]} {commit.folder} | tar -x -C DIR")
+    found += len(commits)
+    if args.db:
+        from cds.audit import AuditStore
+
+        store = AuditStore(args.db, create=False)
+        for rec in recorded_with_digest(store.export(kind="decision"), digest):
+            print(f"audit log: {rec.decisions} decision(s) {rec.first} .. {rec.last}, digest {rec.digest}")
+            print(f"      version {rec.version}")
+            found += 1
+    if not found:
+        print(f"no rules with digest {digest} in {args.rules}, its git history{' or the audit log' if args.db else ''}")
+    return 0 if found else 1
 
 
 def run_diff(args: argparse.Namespace) -> int:

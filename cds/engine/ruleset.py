@@ -146,6 +146,12 @@ def load_rules(path: Path) -> RuleSet:
     return rule_set
 
 
+def digest_of(path: Path) -> str:
+    """The digest ``check_rules(path)`` records, computed without checking the rules (old versions too)."""
+    root = find_root(path)
+    return _digest(root, {str(p): p.read_text(encoding="utf-8") for p in rule_paths(path)})
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))

@@ -111,3 +111,46 @@ def test_e010_points_at_the_threshold_and_names_the_tests(
         "    fix: add the tests named, with the fact at the threshold and just across it",
         "not loaded: 1 error(s), 0 warning(s)",
     ]
+
+
+def test_rules_which_finds_a_recorded_digest_in_the_git_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    from cds.engine.ruleset import digest_of
+
+    root = make_rules_root(tmp_path / "rules", FEATURES)
+
+    def git(*args: str) -> str:
+        command = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.org", *args]
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first rules")
+    first, old = git("rev-parse", "HEAD"), digest_of(root)
+    policy = (root / "policy.yaml").read_text(encoding="utf-8")
+    (root / "policy.yaml").write_text(policy.replace("value: 2000 ng/mL", "value: 2100 ng/mL"), encoding="utf-8")
+    git("commit", "-qam", "high trough 2100")
+    date = git("log", "-1", "--format=%cs", first)
+
+    assert main(["rules", "which", old[:12], "--rules", str(root)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"git {first[:12]} {date} first rules",
+        f"      git archive {first[:12]} rules | tar -x -C DIR",
+    ]
+    assert main(["rules", "which", "abcdef", "--rules", str(root)]) == 1
+    assert capsys.readouterr().out == f"no rules with digest abcdef in {root}, its git history\n"
+
+
+def test_rules_which_reads_the_version_the_audit_log_recorded() -> None:
+    from cds.engine.provenance import Recorded, recorded_with_digest
+
+    def entry(digest: str, at: str) -> dict[str, object]:
+        return {"created_at": at, "payload": {"ruleset": {"digest": digest, "version": "renal@1.4.0+policy:x@1"}}}
+
+    entries = [entry("abc123ff", "2026-12-01"), entry("abc123ff", "2026-12-03"), entry("def456", "2026-12-02")]
+    assert recorded_with_digest(entries, "abc123") == [
+        Recorded("abc123ff", "renal@1.4.0+policy:x@1", 2, "2026-12-01", "2026-12-03")
+    ]
