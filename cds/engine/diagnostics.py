@@ -28,6 +28,7 @@ CODES = {
     "E020": "guideline-map recommendation with neither rules nor a reason, or naming an unknown rule",
     "E021": "card text (summary, detail, suggestion label) naming a reference file, a section sign or a rule id",
     "E022": "card detail template longer than 8 lines",
+    "E023": "guideline-map statement quoting a value of a policy parameter it names that the policy no longer has",
 }
 
 # code -> one line saying what to do about it; docs/rule-language.md shows an example of each fix
@@ -55,6 +56,7 @@ FIXES = {
     "E020": "give the recommendation `rules: [...]` or `not_implemented: <reason>`, and name rules that exist",
     "E021": "move references to files, sections and rules to `review_note` or an evidence `note`",
     "E022": "shorten the detail to 8 lines; the card builder adds key facts and citations itself",
+    "E023": "quote the policy's current value in the statement of rules/guideline-map.yaml (a warning)",
 }
 
 

@@ -67,7 +67,7 @@ def check_rules(path: Path, *, trace: bool = True) -> tuple[RuleSet | None, list
     """
     root, vocabulary, policy, files, texts, diagnostics = _read(path)
     if any(d.severity == "error" for d in diagnostics):
-        return None, sorted(diagnostics)
+        return None, sorted(diagnostics + (_statement_problems(policy, root, path) if trace else []))
     rule_set = _assemble(root, vocabulary, policy, files, texts)
     traced = _trace_problems(rule_set, root, path) if trace else []
     if any(d.severity == "error" for d in traced):
@@ -137,6 +137,15 @@ def _trace_problems(rule_set: RuleSet, root: Path, path: Path) -> list[Diagnosti
     if path.is_file() or not (root / MAP_FILE).is_file():
         return []
     return check_trace(rule_set)
+
+
+def _statement_problems(policy: Policy, root: Path, path: Path) -> list[Diagnostic]:
+    """E023 while the rules do not load: a changed policy value and the map statements quoting the old one."""
+    from cds.engine.trace import MAP_FILE, check_statements
+
+    if path.is_file() or not (root / MAP_FILE).is_file():
+        return []
+    return check_statements(policy, root / MAP_FILE)
 
 
 def load_rules(path: Path) -> RuleSet:

@@ -5,7 +5,8 @@ policies) with the rules that implement it, or ``not_implemented`` with the reas
 
 * E019 - a rule that no recommendation of the map cites (every rule must trace to a source statement);
 * E020 - a recommendation with neither rules nor a reason, one that names an unknown rule, or a map that
-  cannot be read.
+  cannot be read;
+* E023 (warning) - a statement quoting a policy value the policy no longer has (cds/engine/stale_statements.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 
 from cds.engine.diagnostics import Diagnostic
 from cds.engine.model import Rule
+from cds.engine.policy import Policy
 from cds.engine.ruleset import RuleSet
+from cds.engine.stale_statements import stale_statements
 from cds.engine.yamlpos import Located, YamlSyntaxError, load_located
 
 MAP_FILE = "guideline-map.yaml"
@@ -136,7 +139,14 @@ def check_trace(rule_set: RuleSet, path: Path | None = None) -> list[Diagnostic]
     gmap, problems = read_guideline_map(path or map_path(rule_set))
     if gmap is None:
         return problems
-    return sorted([*problems, *_unmapped_rules(rule_set, gmap), *_bad_recommendations(rule_set, gmap)])
+    stale = stale_statements(rule_set.policy, gmap.recommendations, gmap.path)
+    return sorted([*problems, *_unmapped_rules(rule_set, gmap), *_bad_recommendations(rule_set, gmap), *stale])
+
+
+def check_statements(policy: Policy, path: Path) -> list[Diagnostic]:
+    """Only E023 (statements quoting an old policy value): also while the rules themselves do not load."""
+    gmap, _ = read_guideline_map(path)
+    return [] if gmap is None else list(stale_statements(policy, gmap.recommendations, gmap.path))
 
 
 def _all_rules(rule_set: RuleSet) -> list[Rule]:

@@ -33,8 +33,8 @@ def test_every_code_except_test_failures_has_an_invalid_file() -> None:
     from cds.engine.diagnostics import CODES
 
     covered = set().union(*(expected_codes(p) for p in CASES))
-    # E015 is reported by `rules test` (test_cli.py); E019/E020 need a guideline map (below)
-    assert covered == set(CODES) - {"E015", "E019", "E020"}
+    # E015 is reported by `rules test` (test_cli.py); E019/E020/E023 need a guideline map (below)
+    assert covered == set(CODES) - {"E015", "E019", "E020", "E023"}
 
 
 def test_guideline_map_problems_fail_the_check(tmp_path: Path) -> None:
@@ -151,3 +151,28 @@ def test_a_policy_version_without_a_change_log_entry_is_refused(
         f"imatinib-cds: RuleError: {root / 'policy.yaml'}: version 1.1.0 has no change_log entry: add change_log: "
         "[{version, date, change, why}] with an entry for every version, as in rule files\n"
     )
+
+
+def test_a_map_statement_quoting_an_old_policy_value_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_rules_root(tmp_path / "r", FEATURES)
+    rules = "[FX-ANY-001, FX-NOT-001, FX-IN-001, FX-NOTIN-001, FX-STAGE-001, FX-GT-001]"
+    (root / "guideline-map.yaml").write_text(
+        "version: 1\n"
+        "sources:\n  FX: {title: fixture}\n"
+        "recommendations:\n"
+        f"  - {{id: FX-1, source: FX, level: local-policy, statement: every rule, rules: {rules}}}\n"
+        "  - {id: FX-2, source: FX, level: study, statement: 'CML target >= 900 ng/mL (policy.cml_trough_target)',"
+        " not_implemented: fixture}\n"
+        "  - {id: FX-3, source: FX, level: study, statement: 'GIST >= 1100 ng/mL (policy.gist_trough_target)',"
+        " not_implemented: fixture}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["rules", "check", "r"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "r/guideline-map.yaml:6:5 E023 FX-2 quotes 900 ng/mL but policy.cml_trough_target is now 1000 ng/mL: "
+        "update the statement (or the policy value)",
+        "    fix: quote the policy's current value in the statement of rules/guideline-map.yaml (a warning)",
+        "0 error(s), 1 warning(s); 6 active rule(s)",
+    ]
