@@ -16,7 +16,9 @@ def register(commands: Any) -> None:
     trace.add_argument("--map", type=Path, default=None, help="guideline map (default: <rules>/guideline-map.yaml)")
     trace.set_defaults(func=run_trace)
 
-    audit = commands.add_parser("audit", help="static audit: unreachable rules, dose conflicts, unused codes")
+    audit = commands.add_parser(
+        "audit", help="static audit: unreachable rules, dose conflicts, probable duplicates, unused codes"
+    )
     audit.add_argument("path", nargs="?", type=Path, default=default_rules())
     audit.add_argument("--seed", type=int, default=8, help="seed of the witness search")
     audit.set_defaults(func=run_audit)

@@ -11,12 +11,15 @@
   picks a conjunction of each rule, adds a conjunction of a rule that derives each derived fact they read,
   solves the per-fact constraints by interval reasoning, and confirms the candidate with the reference engine.
   Withholding (withhold wins) and ceilings (caps apply after every increase) are the composer's stated order.
+* **Probable duplicates.** Two rules of one file (family) that read the same facts, act the same way (a card of
+  the same topic and indicator, or the same derived facts without a card) and can fire on the same document: a
+  new rule that repeats an existing one, usually with a slightly different threshold.
 * **Unused codes.** Declared values of code facts that rules read but never test or derive, and terminology
   value sets whose facts no rule reads.
 
-A finding is *explained* by a rule's ``audit_note``: for an unreachable rule, its own note; for a conflict, a
-note of either rule that names the other rule's id; for an unused code, any note containing ``fact=value``
-(or the value set's name).
+A finding is *explained* by a rule's ``audit_note``: for an unreachable rule, its own note; for a conflict or a
+probable duplicate, a note of either rule that names the other rule's id; for an unused code, any note
+containing ``fact=value`` (or the value set's name).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ MAX_DERIVATION_DEPTH = 8
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # unreachable | conflict | unused-code | unused-value-set
+    kind: str  # unreachable | conflict | probable-duplicate | unused-code | unused-value-set
     subject: str  # rule id(s), fact=value or value-set name
     message: str
     file: str = ""
@@ -403,7 +406,7 @@ def stated(a: Rule, b: Rule) -> str | None:
 def audit_rules(rule_set: RuleSet, *, seed: int = 8, check_pairs: bool = True) -> AuditReport:
     searcher = _Searcher(rule_set, seed)
     rules = rule_set.rules
-    findings = [*_unreachable(searcher, rules)]
+    findings = [*_unreachable(searcher, rules), *_duplicates(searcher, rules)]
     resolved: list[tuple[str, str, str]] = []
     pairs = 0
     if check_pairs:
@@ -437,6 +440,35 @@ def _unreachable(searcher: _Searcher, rules: Sequence[Rule]) -> Iterable[Finding
         if searcher.witness([rule], rule.hooks[0], ATTEMPTS_PER_RULE) is None:
             message = f"no firing example found in {ATTEMPTS_PER_RULE} guided attempts (probably unreachable)"
             yield Finding("unreachable", rule.id, message, rule.file, rule.line, (rule.id,), explanation=note)
+
+
+def _duplicates(searcher: _Searcher, rules: Sequence[Rule]) -> Iterable[Finding]:
+    for a, b in itertools.combinations(rules, 2):
+        hooks = [h for h in a.hooks if h in b.hooks]
+        same = a.ruleset_id == b.ruleset_id and set(c.facts_of(a.when)) == set(c.facts_of(b.when))
+        if not hooks or not same or _action_kind(a) != _action_kind(b):
+            continue
+        example = searcher.witness([a, b], hooks[0], ATTEMPTS_PER_PAIR)
+        if example is None:
+            continue  # a ladder (mild, moderate, severe) reads the same facts but never fires twice
+        explanation = _note(a) if b.id in _note(a) else _note(b) if a.id in _note(b) else ""
+        message = (
+            f"{b.id} reads the same facts as {a.id} ({', '.join(sorted(c.facts_of(a.when)))}), acts the same way "
+            f"({_action_kind(a)}) and both can fire together: merge them, or name the other id in an audit_note"
+        )
+        yield Finding(
+            "probable-duplicate", f"{a.id} + {b.id}", message, b.file, b.line, (a.id, b.id), example, explanation
+        )
+
+
+def _action_kind(rule: Rule) -> str:
+    if rule.card is not None:
+        return f"{rule.card.indicator} {rule.card.topic} card"
+    dose = sorted(directions(rule.dose))
+    derives = sorted(d.fact for d in rule.derive)
+    return "; ".join(
+        [*([f"dose {'/'.join(dose)}"] if dose else []), *([f"derives {', '.join(derives)}"] if derives else [])]
+    )
 
 
 def _conflict(a: Rule, b: Rule, why: str, example: Mapping[str, c.FactValue]) -> Finding:

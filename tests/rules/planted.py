@@ -107,3 +107,26 @@ PRESENT_AND_MISSING = rule(
     "{card: {indicator: info, topic: level, summary: never}}",
     case("never", "{renal.crcl_method: measured}", "{not_fired: [PL-DEAD-004]}"),
 )
+# the same finding as PL-WARN-001 written again with another threshold: a probable duplicate
+WARN = rule(
+    "PL-WARN-001",
+    "{lt: [renal.crcl, 40 mL/min]}",
+    "{card: {indicator: warning, topic: dose, summary: CrCl low}}",
+    case("crcl 39", "{renal.crcl: 39 mL/min}", "{fired: [PL-WARN-001]}")
+    + case("crcl 40", "{renal.crcl: 40 mL/min}", "{not_fired: [PL-WARN-001]}"),
+)
+WARN_AGAIN = rule(
+    "PL-WARN-002",
+    "{lt: [renal.crcl, 45 mL/min]}",
+    "{card: {indicator: warning, topic: dose, summary: CrCl is low}}",
+    case("crcl 44", "{renal.crcl: 44 mL/min}", "{fired: [PL-WARN-002]}")
+    + case("crcl 45", "{renal.crcl: 45 mL/min}", "{not_fired: [PL-WARN-002]}"),
+)
+# the same facts and card on an exclusive range: a ladder, not a duplicate
+WARN_HIGH = rule(
+    "PL-WARN-003",
+    "{gte: [renal.crcl, 45 mL/min]}",
+    "{card: {indicator: warning, topic: dose, summary: CrCl is high}}",
+    case("crcl 45", "{renal.crcl: 45 mL/min}", "{fired: [PL-WARN-003]}")
+    + case("crcl 44", "{renal.crcl: 44 mL/min}", "{not_fired: [PL-WARN-003]}"),
+)

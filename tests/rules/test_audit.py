@@ -18,6 +18,9 @@ from tests.rules.planted import (
     OUT_OF_RANGE,
     PRESENT_AND_MISSING,
     UP,
+    WARN,
+    WARN_AGAIN,
+    WARN_HIGH,
     root_with,
 )
 
@@ -115,3 +118,14 @@ def test_shipped_rules_have_no_unexplained_findings(rule_set: RuleSet) -> None:
     resolved = {(a, b) for a, b, _ in report.resolved_by_composer}
     assert ("IMA-HTX-010", "IMA-TROUGH-050") in resolved
     assert ("IMA-CYP-010", "IMA-RENAL-022") in resolved
+
+
+def test_a_rule_repeating_another_is_a_probable_duplicate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "audit", str(root_with(tmp_path, WARN, WARN_AGAIN, WARN_HIGH))]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    found = [line for line in lines if "probable-duplicate" in line]
+    assert found == [
+        f"- **probable-duplicate** PL-WARN-001 + PL-WARN-002 ({tmp_path}/root/imatinib/planted.yaml:26): PL-WARN-002 "
+        "reads the same facts as PL-WARN-001 (renal.crcl), acts the same way (warning dose card) and both can fire "
+        "together: merge them, or name the other id in an audit_note"
+    ]
