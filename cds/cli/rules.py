@@ -31,7 +31,11 @@ def register(sub: Any) -> None:
     check.add_argument("path", nargs="?", type=Path, default=default_rules())
     check.set_defaults(func=run_check)
 
-    test = commands.add_parser("test", help="run the tests written next to the rules")
+    test = commands.add_parser(
+        "test",
+        help="run the tests written next to the rules: every rule that loads, even while `rules check` reports "
+        "errors; failing cases (FAIL) and missing boundary tests (MISS) by name",
+    )
     test.add_argument("path", nargs="?", type=Path, default=default_rules())
     test.add_argument("--engine", choices=("durable", "reference"), default="durable")
     test.add_argument(

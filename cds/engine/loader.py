@@ -243,7 +243,7 @@ def fact_value(ctx: _Context, path: Path_, spec: FactSpec, raw: Any, *, allow_po
     if allow_policy and isinstance(raw, str) and raw.startswith(POLICY_PREFIX):
         name = raw[len(POLICY_PREFIX) :]
         if name not in ctx.policy.parameters:
-            ctx.error(path, "E013", f"unknown policy parameter {name!r}")
+            ctx.error(path, "E013", f"unknown policy parameter {name!r}{did_you_mean(name, ctx.policy.parameters)}")
             return None
         raw = ctx.policy.parameters[name].value
         if not isinstance(raw, str | bool | int | float):
@@ -290,7 +290,8 @@ def _card(ctx: _Context, path: Path_, raw: dict[str, Any]) -> CardTemplate:
                 else name in ctx.vocabulary
             )
             if not known:
-                ctx.error((*path, key), "E016", f"unknown placeholder {{{name}}}")
+                names = [*ctx.vocabulary.facts, *(POLICY_PREFIX + p for p in ctx.policy.parameters)]
+                ctx.error((*path, key), "E016", f"unknown placeholder {{{name}}}{did_you_mean(name, names)}")
     widest = render(raw["summary"], widest_values(ctx.vocabulary), ctx.policy)
     if len(widest) > SUMMARY_LIMIT:
         ctx.error(

@@ -17,8 +17,8 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def closest(name: str, candidates: Iterable[str], *, limit: int = 3) -> list[str]:
-    """Up to ``limit`` candidates nearest to ``name``, within a third of its length (at least 2 edits)."""
-    allowed = max(2, len(name) // 3)
+    """Up to ``limit`` candidates nearest to ``name``, within a quarter of its length (at least 2 edits)."""
+    allowed = max(2, len(name) // 4)
     scored = sorted((edit_distance(name, c), c) for c in set(candidates))
     best = [(d, c) for d, c in scored if d <= allowed]
     return [c for d, c in best if d == best[0][0]][:limit] if best else []

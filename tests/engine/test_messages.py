@@ -136,3 +136,14 @@ def test_edit_distance_and_closest_names() -> None:
     assert edit_distance("kitten", "sitting") == 3
     assert closest("renal.crc", ["renal.crcl", "renal.impairment", "hep.ast"]) == ["renal.crcl"]
     assert closest("weight", ["renal.crcl"]) == []
+
+
+def test_an_unknown_policy_parameter_suggests_the_closest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    when = "    when: {lt: [tdm.trough, policy.cml_trough_targe]}\n"
+    text = HEADER.replace("    when: {eq: [comed.strong_cyp3a4_inhibitor, true]}\n", when) + THEN + TESTS
+    assert check_lines(tmp_path, capsys, monkeypatch, text) == [
+        "r/imatinib/msg.yaml:21:29 E013 unknown policy parameter 'cml_trough_targe'; did you mean `cml_trough_target`?",
+        "not loaded: 1 error(s), 0 warning(s)",
+    ]
