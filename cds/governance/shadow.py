@@ -92,8 +92,10 @@ class ShadowEvaluator:
             "outcome": json.dumps(outcome, ensure_ascii=False, sort_keys=True),
         }
 
-    def follow(self, stop: threading.Event | Any, poll_s: float = POLL_S) -> None:
-        while not stop.is_set():
+    def follow(self, stop: threading.Event | Any, poll_s: float = POLL_S, parent: int | None = None) -> None:
+        """Until ``stop`` is set, or the process ``parent`` (the service) is gone: a service killed outright, or
+        one whose server ends the process on SIGTERM before cleaning up, must not leave its evaluator behind."""
+        while not stop.is_set() and (parent is None or os.getppid() == parent):
             try:
                 if not self.catch_up():
                     stop.wait(poll_s)
@@ -102,7 +104,7 @@ class ShadowEvaluator:
                 stop.wait(poll_s * 10)
 
 
-def run_shadow(database_url: str, rules_dir: Path, stop: Any, log_config: dict[str, Any]) -> None:
+def run_shadow(database_url: str, rules_dir: Path, stop: Any, log_config: dict[str, Any], parent: int) -> None:
     """The shadow process: lower priority than the live workers, until ``stop`` is set; logs as they do."""
     os.nice(10)
     logging.config.dictConfig(log_config)
@@ -116,7 +118,7 @@ def run_shadow(database_url: str, rules_dir: Path, stop: Any, log_config: dict[s
             pipeline.rule_set.digest[:12],
             evaluator.after,
         )
-        evaluator.follow(stop)
+        evaluator.follow(stop, parent=parent)
     finally:
         store.dispose()
 
@@ -148,7 +150,7 @@ def shadow_process(database_url: str, rules_dir: Path, candidate: str, log_confi
     stop = context.Event()
     process = context.Process(
         target=run_shadow,
-        args=(database_url, rules_dir, stop, log_config),
+        args=(database_url, rules_dir, stop, log_config, os.getpid()),
         name="imatinib-cds-shadow",
         daemon=True,
     )

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +135,25 @@ def test_serve_with_shadow_rules_answers_exactly_as_without(tmp_path: Path, caps
     finally:
         for server in servers:
             server.stop()
+    evaluator = re.search(r"shadow evaluator started as process (\d+)", servers[1].log())
+    assert evaluator is not None and stopped(int(evaluator.group(1)), within_s=5)  # no evaluator left behind
     assert main(["audit", "shadow-report", "--db", servers[1].database_url, "--json"]) == 0
     shadow = json.loads(capsys.readouterr().out)
     assert main(["audit", "replay", "--db", servers[1].database_url, "--rules", str(rules), "--json"]) == 0
     replayed = json.loads(capsys.readouterr().out)
     assert shadow["decisions"] == replayed["decisions"] == len(examples())
     assert shadow["disagreements"] == replayed["changed"]
+
+
+def stopped(pid: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def without_links(response: dict[str, Any]) -> dict[str, Any]:
