@@ -8,9 +8,8 @@ from typing import Any
 from cds.engine.model import Rule, RuleFile
 from cds.engine.ruleset import RuleSet
 from cds.engine.trace import GuidelineMap, map_path, read_guideline_map
+from cds.engine.wording import Wording
 from cds.numbers import format_number
-
-_OPS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
 
 
 def render_catalogue(rule_set: RuleSet) -> str:
@@ -74,7 +73,7 @@ def _rule(rule: Rule, rule_set: RuleSet, gmap: GuidelineMap | None) -> list[str]
         f"### {rule.id} - {rule.title}",
         "",
         f"- **Hooks:** {', '.join(rule.hooks)}; stage {stage}; `{rule.file}:{rule.line}`",
-        f"- **When:** {condition_text(rule.source['when'])}",
+        f"- **When:** {Wording(rule_set.vocabulary, rule_set.policy).clause(rule.source['when'])}",
         *(f"- **Then:** {part}" for part in _then(rule)),
         "- **Evidence:**",
         *(f"  - {_evidence(e)}" for e in _list(rule.source.get("evidence"))),
@@ -133,31 +132,6 @@ def _evidence(raw: Mapping[str, Any]) -> str:
     if raw.get("url"):
         text += f" <{raw['url']}>"
     return text
-
-
-def condition_text(raw: Any) -> str:
-    """A condition as written, in words and symbols: ``renal.crcl < 40 mL/min AND ...``."""
-    ((op, arg),) = raw.items()
-    if op in ("all", "any"):
-        joined = (" AND " if op == "all" else " OR ").join(condition_text(item) for item in arg)
-        return f"({joined})" if len(arg) > 1 else joined
-    if op == "not":
-        return f"NOT {condition_text(arg)}"
-    if op == "present":
-        return f"`{arg}` is known"
-    if op == "missing":
-        return f"`{arg}` is missing"
-    if op == "in":
-        return f"`{arg[0]}` in {{{', '.join(map(str, arg[1]))}}}"
-    if op == "between":
-        return f"{arg[1]} ≤ `{arg[0]}` < {arg[2]}"
-    if op == "censored":
-        return (
-            f"`{arg}` is reported only as a bound"
-            if isinstance(arg, str)
-            else f"`{arg[0]}` is reported {arg[1]} a limit"
-        )
-    return f"`{arg[0]}` {_OPS[op]} {_literal(arg[1])}"
 
 
 def _list(value: object) -> list[Mapping[str, Any]]:

@@ -17,8 +17,8 @@ from cds.engine.model import Rule, RuleFile
 from cds.engine.render import format_value
 from cds.engine.ruleset import RULES_SUBDIR, RuleSet
 from cds.engine.trace import GuidelineMap, map_path, read_guideline_map
+from cds.engine.wording import Condition, PolicyValue, Wording, policy_names
 from cds.web.explain import EvidenceRow, evidence_row
-from cds.web.wording import Condition, PolicyValue, Wording, policy_names
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cds.cli.main import main
-from cds.engine.catalogue import condition_text, render_catalogue
+from cds.engine.catalogue import render_catalogue
 from cds.engine.ruleset import RuleSet
 from tests.conftest import ROOT
 
@@ -25,9 +25,13 @@ def test_docs_rules_md_is_up_to_date(rule_set: RuleSet) -> None:
     assert shipped == render_catalogue(rule_set), "regenerate: imatinib-cds rules catalogue -o docs/rules.md"
 
 
-def test_condition_text_reads_like_the_rule() -> None:
-    raw = {"all": [{"between": ["renal.crcl", "20 mL/min", "40 mL/min"]}, {"missing": "level.conc"}]}
-    assert condition_text(raw) == "(20 mL/min ≤ `renal.crcl` < 40 mL/min AND `level.conc` is missing)"
+def test_the_markdown_when_reads_as_the_review_page_does(rule_set: RuleSet) -> None:
+    """One wording for both committee documents: facts by their labels, policy values resolved."""
+    text = render_catalogue(rule_set)
+    assert (
+        "- **When:** (Indication (dx.indication) is CML and The trough used for interpretation (tdm.trough) is below "
+        "1000 ng/mL [policy.cml_trough_target, study])"
+    ) in text
 
 
 def test_catalogue_command_writes_a_file(tmp_path: Path, rules_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
