@@ -42,10 +42,12 @@ class PkStep:
 
     @property
     def recorded(self) -> dict[str, Any] | None:
-        """What ``estimate_for_record`` can reuse later: the estimator's inputs, facts and warnings."""
+        """What ``estimate_for_record`` can reuse later: the estimator's inputs, its ``pk.*`` facts as made (facts
+        from the record alone are made anew on reuse) and warnings."""
         if self.estimate is None:
             return None
-        return {"inputs": dict(self.inputs), "facts": pk_facts(self.estimate), "warnings": list(self.warnings)}
+        facts = {k: v for k, v in self.facts.items() if k.startswith("pk.")}
+        return {"inputs": dict(self.inputs), "facts": facts, "warnings": list(self.warnings)}
 
     @property
     def summary(self) -> dict[str, Any] | None:

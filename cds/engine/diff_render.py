@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -82,11 +82,7 @@ def _versions(version: str) -> dict[str, str]:
 
 
 def _rules(diff: RuleDiff) -> list[str]:
-    lines = []
-    if diff.added:
-        lines.append(f"- Added: {_codes(diff.added)}")
-    if diff.removed:
-        lines.append(f"- Removed: {_codes(diff.removed)}")
+    lines = _added_removed(diff.added, diff.removed)
     lines += [f"- Moved: `{m.rule}` from {m.old} to {m.new} (a move alone is no change)" for m in diff.moved]
     for change in diff.changed:
         lines += ["", f"### {change.rule} ({_rule_version(change.version)})", ""]
@@ -177,12 +173,15 @@ def _inline(value: Any) -> str:
 # --- rule files, policy ----------------------------------------------------------------------------
 
 
+def _added_removed(
+    added: Sequence[str], removed: Sequence[str], labels: tuple[str, str] = ("Added", "Removed")
+) -> list[str]:
+    """A section's first lines: what was added, then what was removed (none when neither)."""
+    return [f"- {label}: {_codes(ids)}" for label, ids in zip(labels, (added, removed), strict=True) if ids]
+
+
 def _rule_files(diff: RuleFileDiff) -> list[str]:
-    lines = []
-    if diff.added:
-        lines.append(f"- Added: {_codes(diff.added)}")
-    if diff.removed:
-        lines.append(f"- Removed: {_codes(diff.removed)}")
+    lines = _added_removed(diff.added, diff.removed)
     for change in diff.changed:
         version = change.version
         bumped = f"{version.old} -> {version.new}" if version.old != version.new else f"{version.old}, not bumped"
@@ -220,11 +219,7 @@ def _policy(diff: PolicyDiff) -> list[str]:
 
 
 def _terminology(diff: TerminologyDiff) -> list[str]:
-    lines = []
-    if diff.added:
-        lines.append(f"- Value sets added: {_codes(diff.added)}")
-    if diff.removed:
-        lines.append(f"- Value sets removed: {_codes(diff.removed)}")
+    lines = _added_removed(diff.added, diff.removed, ("Value sets added", "Value sets removed"))
     for change in diff.changed:
         lines.append(f"- `{change.value_set}`:")
         lines += [f"  - {line}" for line in _value_set_lines(change)]
@@ -251,11 +246,7 @@ def _identifier(identifier: Mapping[str, str]) -> str:
 
 
 def _models(diff: ModelDiff) -> list[str]:
-    lines = []
-    if diff.added:
-        lines.append(f"- Added: {_codes(diff.added)}")
-    if diff.removed:
-        lines.append(f"- Removed: {_codes(diff.removed)}")
+    lines = _added_removed(diff.added, diff.removed)
     for change in diff.changed:
         lines.append(f"- `{change.model}`:")
         for p in change.parameters:
